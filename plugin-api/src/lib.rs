@@ -15,4 +15,87 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! Stable plugin ABI.
+//! Milagro Server's plugin interface.
+//!
+//! A plugin is a `cdylib` that implements [`Plugin`] and exports it:
+//!
+//! ```ignore
+//! use milagro_plugin_api::{Error, Host, Plugin, Request, Response, Route};
+//!
+//! pub struct Hello { host: Host }
+//!
+//! impl Plugin for Hello {
+//!     type Config = serde_json::Value;
+//!     const NAME: &'static str = "hello";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!
+//!     fn new(_config: Self::Config, host: Host) -> Result<Self, Error> {
+//!         Ok(Hello { host })
+//!     }
+//!     fn routes(&self) -> Vec<Route> {
+//!         vec![Route::get("/hello", "hello").summary("Says hello")]
+//!     }
+//!     async fn handle(&self, _request: Request) -> Result<Response, Error> {
+//!         Response::json(200, &serde_json::json!({"hello": "world"}))
+//!     }
+//! }
+//!
+//! milagro_plugin_api::export_plugin!(Hello);
+//! ```
+//!
+//! [`abi`] is the stable ABI underneath, checked by `abi_stable` at load time;
+//! plugin authors never need it. See `plugins/example` for a complete template.
+
+#![allow(non_local_definitions)] // emitted by #[sabi_trait]
+
+pub mod abi;
+mod sdk;
+
+pub use sdk::*;
+
+/// What [`export_plugin!`] expands to refers to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable::library::{
+        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
+    };
+}
+
+/// Exports a [`Plugin`] type as this library's root module.
+///
+/// Use it once, in the plugin crate's `lib.rs` (crate-type `cdylib`).
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        // The symbol abi_stable's loader looks up (its `ROOT_MODULE_LOADER_NAME`;
+        // a test in plugin-api keeps the two equal). Written out here rather
+        // than through `#[export_root_module]` so plugin crates need no direct
+        // abi_stable dependency.
+        #[doc(hidden)]
+        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
+        pub static MILAGRO_PLUGIN_LIB_HEADER: $crate::__private::LibHeader = {
+            extern "C" fn root_module_loader() -> $crate::__private::RootModuleResult {
+                $crate::__private::__call_root_module_loader($crate::root_module::<$plugin>)
+            }
+            // SAFETY: the constructor returns the root module type named here,
+            // which is what abi_stable requires of `from_constructor`.
+            unsafe {
+                $crate::__private::LibHeader::from_constructor::<$crate::abi::PluginModRef>(
+                    root_module_loader,
+                    $crate::__private::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn export_symbol_matches_abi_stable() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+}

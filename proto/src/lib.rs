@@ -15,4 +15,39 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! Milagro wire formats (work in progress).
+//! Milagro wire formats: the protocol core as a pure library.
+//!
+//! Every document is a DAG-CBOR block addressed by a CIDv1 (sha2-256). This
+//! crate defines the two document families of the protocol, [identity
+//! documents](identity) and [envelopes](envelope), the [hybrid KEM](kem) that
+//! wraps envelope content keys (secp256k1 ECDH + ML-KEM-768), and the
+//! [signing](sign) primitives (ECDSA secp256k1 over SHA-256, low-S).
+//!
+//! It does no I/O: it never reads the clock, the network or the disk. The
+//! only ambient input is the operating system's CSPRNG. Private-key
+//! operations go through the [`Signer`] and [`EcdhKey`] traits so that a
+//! file keystore or a PKCS#11 token can provide them; the ML-KEM-768
+//! decapsulation key is a value type ([`DecapsulationKey`]).
+//!
+//! The format is specified in `docs/protocol.md`, with test vectors in
+//! `proto/tests/vectors/`.
+
+pub mod block;
+pub mod envelope;
+pub mod error;
+pub mod identity;
+pub mod kem;
+pub mod limits;
+mod rng;
+pub mod sign;
+
+pub use block::{Block, Cid};
+pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, open, seal};
+pub use error::{Error, KeyError};
+pub use identity::{Endpoints, IdentityDraft, VerifiedIdentity};
+pub use kem::{DecapsulationKey, EcdhKey, KemPublicKey, LocalEcdhKey};
+pub use limits::Limits;
+pub use sign::{EcPublicKey, LocalSigner, Signature, Signer};
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,4 +15,182 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! Example plugin.
+//! The template plugin for third-party authors.
+//!
+//! It is written against the safe layer of `milagro-plugin-api` alone: no
+//! `unsafe`, no `R*` types, no async runtime of its own. Copy this crate to
+//! start a plugin: a config struct, a list of routes, one `handle` that
+//! matches on the operation id, and `export_plugin!`.
+//!
+//! What it serves (under its mount point, `/v1/example` by default):
+//! - `GET /greeting?name=..`: a greeting built from its config;
+//! - `PUT /notes/{key}`, `GET /notes/{key}`, `GET /notes?limit=&cursor=`:
+//!   notes kept in the node's database, with cursor paging.
+
+use milagro_plugin_api::{Error, Host, Plugin, Request, Response, Route};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The plugin's `config` table in host.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Word used by `/greeting`.
+    #[serde(default = "default_greeting")]
+    pub greeting: String,
+}
+
+fn default_greeting() -> String {
+    "Hello".into()
+}
+
+/// One stored note.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Note {
+    pub key: String,
+    pub text: String,
+    pub updated_unix_ms: u64,
+}
+
+/// Longest accepted note key, in bytes.
+const MAX_KEY_LEN: usize = 128;
+const NOTE_PREFIX: &[u8] = b"note/";
+
+pub struct Example {
+    config: Config,
+    host: Host,
+}
+
+impl Plugin for Example {
+    type Config = Config;
+    const NAME: &'static str = "example";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn new(config: Config, host: Host) -> Result<Self, Error> {
+        if config.greeting.trim().is_empty() {
+            return Err(Error::bad_request("greeting must not be empty"));
+        }
+        host.info(format!("example plugin ready (greeting {:?})", config.greeting));
+        Ok(Example { config, host })
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let note = json!({"type": "object", "required": ["key", "text", "updated_unix_ms"],
+            "properties": {"key": {"type": "string"}, "text": {"type": "string"},
+                           "updated_unix_ms": {"type": "integer"}}});
+        vec![
+            Route::get("/greeting", "greeting")
+                .summary("A greeting from this plugin's config")
+                .query("name", "Who to greet", json!({"type": "string"}))
+                .response(200, "The greeting", Some(json!({"type": "object",
+                    "properties": {"message": {"type": "string"}}}))),
+            Route::put("/notes/{key}", "put_note")
+                .summary("Store a note")
+                .json_body(json!({"type": "object", "required": ["text"],
+                    "properties": {"text": {"type": "string"}}}))
+                .response(200, "The stored note", Some(note.clone()))
+                .response(400, "Bad key or body", None),
+            Route::get("/notes/{key}", "get_note")
+                .summary("Read a note")
+                .response(200, "The note", Some(note.clone()))
+                .response(404, "No such note", None),
+            Route::get("/notes", "list_notes")
+                .summary("List notes in key order")
+                .query("limit", "Page size (1-100, default 20)", json!({"type": "integer"}))
+                .query("cursor", "Key after which to continue", json!({"type": "string"}))
+                .response(200, "A page of notes", Some(json!({"type": "object",
+                    "properties": {"notes": {"type": "array", "items": note},
+                                   "next_cursor": {"type": ["string", "null"]}}}))),
+        ]
+    }
+
+    async fn handle(&self, request: Request) -> Result<Response, Error> {
+        match request.operation.as_str() {
+            "greeting" => self.greeting(&request),
+            "put_note" => self.put_note(&request).await,
+            "get_note" => self.get_note(&request).await,
+            "list_notes" => self.list_notes(&request).await,
+            other => Err(Error::not_found(format!("no operation {other}"))),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    text: String,
+}
+
+impl Example {
+    fn greeting(&self, request: &Request) -> Result<Response, Error> {
+        let name = request.query_param("name").unwrap_or_else(|| "world".into());
+        Response::json(200, &json!({ "message": format!("{}, {name}!", self.config.greeting) }))
+    }
+
+    async fn put_note(&self, request: &Request) -> Result<Response, Error> {
+        let key = note_key(request)?;
+        let body: NoteBody = request.json()?;
+        let note = Note {
+            key: key.to_string(),
+            text: body.text,
+            updated_unix_ms: self.host.now_unix_ms(),
+        };
+        let bytes = serde_json::to_vec(&note).map_err(|e| Error::internal(e.to_string()))?;
+        self.host.store().put(&store_key(key), &bytes).await?;
+        Response::json(200, &note)
+    }
+
+    async fn get_note(&self, request: &Request) -> Result<Response, Error> {
+        let key = note_key(request)?;
+        let bytes = self
+            .host
+            .store()
+            .get(&store_key(key))
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no note {key:?}")))?;
+        let note: Note = serde_json::from_slice(&bytes).map_err(|e| Error::internal(e.to_string()))?;
+        Response::json(200, &note)
+    }
+
+    async fn list_notes(&self, request: &Request) -> Result<Response, Error> {
+        let limit = match request.query_param("limit") {
+            None => 20,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| Error::bad_request("limit must be an integer from 1 to 100"))?,
+        };
+        let cursor = request.query_param("cursor").map(|c| store_key(&c));
+        let page = self
+            .host
+            .store()
+            .scan(NOTE_PREFIX, cursor.as_deref(), limit)
+            .await?;
+        let notes = page
+            .iter()
+            .map(|(_, v)| serde_json::from_slice::<Note>(v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let next_cursor = (notes.len() == limit as usize)
+            .then(|| notes.last().map(|n| n.key.clone()))
+            .flatten();
+        Response::json(200, &json!({ "notes": notes, "next_cursor": next_cursor }))
+    }
+}
+
+fn note_key(request: &Request) -> Result<&str, Error> {
+    let key = request.param("key").unwrap_or_default();
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(Error::bad_request(format!(
+            "note key must be 1 to {MAX_KEY_LEN} bytes"
+        )));
+    }
+    Ok(key)
+}
+
+fn store_key(key: &str) -> Vec<u8> {
+    [NOTE_PREFIX, key.as_bytes()].concat()
+}
+
+milagro_plugin_api::export_plugin!(Example);

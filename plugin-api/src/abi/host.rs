@@ -1,0 +1,170 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The facilities the host lends each plugin instance.
+//!
+//! One host object is made per plugin instance, so everything keyed (store
+//! keys, keystore labels) is namespaced to that instance by the host. A
+//! facility this host does not provide answers with the `unavailable` code.
+
+use abi_stable::{
+    StableAbi, sabi_trait,
+    std_types::{RArc, ROption, RResult, RString, RVec},
+};
+use async_ffi::FfiFuture;
+
+use super::AbiError;
+
+/// Severity of a plugin log line.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// One key/value pair of the plugin's store namespace.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct KvEntry {
+    pub key: RVec<u8>,
+    pub value: RVec<u8>,
+}
+
+/// One write of an atomic store batch.
+#[repr(C, u8)]
+#[derive(StableAbi, Debug, Clone)]
+pub enum KvWrite {
+    Put { key: RVec<u8>, value: RVec<u8> },
+    Delete { key: RVec<u8> },
+}
+
+/// Kinds of key pairs the keystore can generate.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// secp256k1 ECDSA (SHA-256 prehash, low-S).
+    Secp256k1Signing,
+    /// secp256k1 ECDH.
+    Secp256k1Ecdh,
+}
+
+/// A node identity, resolved and verified by the host.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct IdentityInfo {
+    /// The node ID: the CID of the identity document.
+    pub id: RString,
+    pub name: RString,
+    /// SEC1-compressed secp256k1 keys.
+    pub signing_key: RVec<u8>,
+    pub ecdh_key: RVec<u8>,
+    pub beneficiary_key: ROption<RVec<u8>>,
+    /// Endpoint hints (HTTP URLs, multiaddrs).
+    pub endpoints: RVec<RString>,
+}
+
+/// An envelope a plugin asks the host to sign, seal and deliver.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct OutgoingEnvelope {
+    pub kind: RString,
+    /// Node IDs of the recipients.
+    pub recipients: RVec<RString>,
+    /// Links (CIDs) to earlier envelopes of the same conversation.
+    pub links: RVec<RString>,
+    /// Body readable by anyone holding the block.
+    pub body: RVec<u8>,
+    /// Body encrypted to the recipients only; empty for none.
+    pub sealed: RVec<u8>,
+}
+
+/// A verified, opened envelope handed to the plugin that consumes its kind.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct ReceivedEnvelope {
+    pub cid: RString,
+    pub kind: RString,
+    /// Node ID of the sender.
+    pub sender: RString,
+    pub time_unix_ms: u64,
+    pub links: RVec<RString>,
+    pub body: RVec<u8>,
+    /// The decrypted sealed body, if there was one. Secret: zeroize after use.
+    pub sealed: ROption<RVec<u8>>,
+}
+
+/// A future crossing the boundary that may fail.
+pub type AbiFuture<T> = FfiFuture<RResult<T, AbiError>>;
+
+/// The host facilities, as seen from a plugin.
+#[sabi_trait]
+pub trait HostObj: Clone + Send + Sync {
+    // log and clock
+    fn log(&self, level: LogLevel, message: RString);
+    fn now_unix_ms(&self) -> u64;
+    fn sleep_ms(&self, millis: u64) -> FfiFuture<()>;
+
+    // store: the plugin's own namespace of the node database
+    fn kv_get(&self, key: RVec<u8>) -> AbiFuture<ROption<RVec<u8>>>;
+    /// Applies every write or none, durably, before completing.
+    fn kv_write(&self, writes: RVec<KvWrite>) -> AbiFuture<()>;
+    /// Entries whose key starts with `prefix`, in key order, strictly after
+    /// `start_after` when it is not empty, at most `limit`.
+    fn kv_scan(
+        &self,
+        prefix: RVec<u8>,
+        start_after: RVec<u8>,
+        limit: u32,
+    ) -> AbiFuture<RVec<KvEntry>>;
+
+    // ipfs
+    /// Stores a block (pinned) and returns its CID.
+    fn ipfs_put(&self, codec: u64, data: RVec<u8>) -> AbiFuture<RString>;
+    /// Fetches a block, verified against its CID.
+    fn ipfs_get(&self, cid: RString) -> AbiFuture<RVec<u8>>;
+
+    // identity
+    fn identity_self(&self) -> AbiFuture<IdentityInfo>;
+    fn identity_resolve(&self, id: RString) -> AbiFuture<IdentityInfo>;
+
+    // envelope + transport
+    /// Signs, seals, stores and delivers; returns the envelope's CID.
+    fn send(&self, envelope: OutgoingEnvelope) -> AbiFuture<RString>;
+    /// Waits for an envelope of `kind` that links to `cid`.
+    fn await_reply(&self, cid: RString, kind: RString, timeout_ms: u64)
+    -> AbiFuture<ReceivedEnvelope>;
+
+    // keystore: labels are namespaced to the plugin instance
+    /// Generates a key pair and returns its SEC1-compressed public key.
+    fn key_generate(&self, label: RString, kind: KeyKind) -> AbiFuture<RVec<u8>>;
+    fn key_public(&self, label: RString) -> AbiFuture<ROption<RVec<u8>>>;
+    /// ECDSA over a 32-byte digest; 64-byte r||s, low-S.
+    fn key_sign(&self, label: RString, digest: RVec<u8>) -> AbiFuture<RVec<u8>>;
+    /// Raw ECDH x-coordinate with a SEC1 peer key; derive keys with HKDF.
+    fn key_ecdh(&self, label: RString, peer: RVec<u8>) -> AbiFuture<RVec<u8>>;
+    /// Stores a secret, encrypted at rest (or wrapped by the HSM).
+    fn secret_put(&self, label: RString, secret: RVec<u8>) -> AbiFuture<()>;
+    #[sabi(last_prefix_field)]
+    fn secret_get(&self, label: RString) -> AbiFuture<ROption<RVec<u8>>>;
+}
+
+/// A shared handle to the host facilities.
+pub type HostBox = HostObj_TO<'static, RArc<()>>;

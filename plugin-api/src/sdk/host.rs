@@ -1,0 +1,354 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The host facilities as plain async Rust: log, clock, store, IPFS,
+//! identity, transport and keystore.
+//!
+//! Every call goes to the host (a plugin has no runtime of its own), so a
+//! plugin never needs tokio timers, sockets or `tokio::spawn`.
+
+use std::time::Duration;
+
+use abi_stable::std_types::{RResult, RString, RVec};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::Error;
+use crate::abi::{
+    AbiFuture, HostBox, IdentityInfo, KeyKind, KvWrite, LogLevel, OutgoingEnvelope,
+    ReceivedEnvelope,
+};
+
+/// The handle a plugin instance gets to its host. Cheap to clone.
+#[derive(Clone)]
+pub struct Host(HostBox);
+
+/// Log severities.
+pub use crate::abi::LogLevel as Level;
+
+impl Host {
+    pub(crate) fn from_abi(host: HostBox) -> Host {
+        Host(host)
+    }
+
+    /// Writes a line to the node's log, tagged with the plugin instance.
+    /// Never log secrets.
+    pub fn log(&self, level: Level, message: impl Into<String>) {
+        self.0.log(level, RString::from(message.into()));
+    }
+
+    pub fn info(&self, message: impl Into<String>) {
+        self.log(LogLevel::Info, message);
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.log(LogLevel::Warn, message);
+    }
+
+    pub fn error(&self, message: impl Into<String>) {
+        self.log(LogLevel::Error, message);
+    }
+
+    pub fn debug(&self, message: impl Into<String>) {
+        self.log(LogLevel::Debug, message);
+    }
+
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub fn now_unix_ms(&self) -> u64 {
+        self.0.now_unix_ms()
+    }
+
+    /// Waits on the host's timer.
+    pub async fn sleep(&self, duration: Duration) {
+        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.0.sleep_ms(millis).await
+    }
+
+    /// This instance's namespace of the node's database.
+    pub fn store(&self) -> Store<'_> {
+        Store(&self.0)
+    }
+
+    pub fn ipfs(&self) -> Ipfs<'_> {
+        Ipfs(&self.0)
+    }
+
+    pub fn identity(&self) -> Identities<'_> {
+        Identities(&self.0)
+    }
+
+    pub fn transport(&self) -> Transport<'_> {
+        Transport(&self.0)
+    }
+
+    /// This instance's keys and secrets.
+    pub fn keystore(&self) -> Keystore<'_> {
+        Keystore(&self.0)
+    }
+}
+
+async fn call<T>(future: AbiFuture<T>) -> Result<T, Error> {
+    match future.await {
+        RResult::ROk(v) => Ok(v),
+        RResult::RErr(e) => Err(e.into()),
+    }
+}
+
+/// Takes a secret out of an ABI vector, wiping the vector's copy.
+fn secret_from_abi(mut v: RVec<u8>) -> Zeroizing<Vec<u8>> {
+    let secret = Zeroizing::new(v.as_slice().to_vec());
+    v.as_mut_slice().zeroize();
+    secret
+}
+
+/// The plugin's key/value namespace: durable, ACID, ordered by key.
+pub struct Store<'a>(&'a HostBox);
+
+/// One write of an atomic [`Store::write`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+impl Store<'_> {
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Ok(call(self.0.kv_get(key.into())).await?.into_option().map(RVec::into_vec))
+    }
+
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.write(vec![Write::Put(key.to_vec(), value.to_vec())]).await
+    }
+
+    pub async fn delete(&self, key: &[u8]) -> Result<(), Error> {
+        self.write(vec![Write::Delete(key.to_vec())]).await
+    }
+
+    /// Applies all writes or none; durable when it returns.
+    pub async fn write(&self, writes: Vec<Write>) -> Result<(), Error> {
+        let writes = writes
+            .into_iter()
+            .map(|w| match w {
+                Write::Put(key, value) => KvWrite::Put {
+                    key: key.into(),
+                    value: value.into(),
+                },
+                Write::Delete(key) => KvWrite::Delete { key: key.into() },
+            })
+            .collect();
+        call(self.0.kv_write(writes)).await
+    }
+
+    /// Up to `limit` entries whose key starts with `prefix`, in key order,
+    /// strictly after `start_after` if given (for cursor paging).
+    pub async fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+        let entries = call(self.0.kv_scan(
+            prefix.into(),
+            start_after.unwrap_or_default().into(),
+            limit,
+        ))
+        .await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| (e.key.into_vec(), e.value.into_vec()))
+            .collect())
+    }
+}
+
+/// Content-addressed blocks on the node's IPFS.
+pub struct Ipfs<'a>(&'a HostBox);
+
+impl Ipfs<'_> {
+    /// Multicodec of raw blocks.
+    pub const RAW: u64 = 0x55;
+    /// Multicodec of DAG-CBOR blocks.
+    pub const DAG_CBOR: u64 = 0x71;
+
+    /// Stores and pins a block; returns its CID (CIDv1, sha2-256).
+    pub async fn put(&self, codec: u64, data: Vec<u8>) -> Result<String, Error> {
+        Ok(call(self.0.ipfs_put(codec, data.into())).await?.into_string())
+    }
+
+    /// Fetches a block; the host has checked it hashes to `cid`.
+    pub async fn get(&self, cid: &str) -> Result<Vec<u8>, Error> {
+        Ok(call(self.0.ipfs_get(cid.into())).await?.into_vec())
+    }
+}
+
+/// A verified node identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The node ID: CID of the identity document.
+    pub id: String,
+    pub name: String,
+    pub signing_key: Vec<u8>,
+    pub ecdh_key: Vec<u8>,
+    pub beneficiary_key: Option<Vec<u8>>,
+    pub endpoints: Vec<String>,
+}
+
+impl From<IdentityInfo> for Identity {
+    fn from(i: IdentityInfo) -> Self {
+        Identity {
+            id: i.id.into_string(),
+            name: i.name.into_string(),
+            signing_key: i.signing_key.into_vec(),
+            ecdh_key: i.ecdh_key.into_vec(),
+            beneficiary_key: i.beneficiary_key.into_option().map(RVec::into_vec),
+            endpoints: i.endpoints.into_iter().map(RString::into_string).collect(),
+        }
+    }
+}
+
+/// The decentralised PKI: this node's identity and resolution of others.
+pub struct Identities<'a>(&'a HostBox);
+
+impl Identities<'_> {
+    pub async fn this_node(&self) -> Result<Identity, Error> {
+        Ok(call(self.0.identity_self()).await?.into())
+    }
+
+    /// Fetches and verifies the identity document with this node ID.
+    pub async fn resolve(&self, id: &str) -> Result<Identity, Error> {
+        Ok(call(self.0.identity_resolve(id.into())).await?.into())
+    }
+}
+
+/// An envelope to sign, seal and deliver.
+#[derive(Debug, Clone, Default)]
+pub struct NewEnvelope {
+    pub kind: String,
+    pub recipients: Vec<String>,
+    pub links: Vec<String>,
+    pub body: Vec<u8>,
+    /// Encrypted to the recipients only; empty for none.
+    pub sealed: Zeroizing<Vec<u8>>,
+}
+
+/// A received, verified and opened envelope.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub cid: String,
+    pub kind: String,
+    pub sender: String,
+    pub time_unix_ms: u64,
+    pub links: Vec<String>,
+    pub body: Vec<u8>,
+    pub sealed: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl From<ReceivedEnvelope> for Envelope {
+    fn from(e: ReceivedEnvelope) -> Self {
+        Envelope {
+            cid: e.cid.into_string(),
+            kind: e.kind.into_string(),
+            sender: e.sender.into_string(),
+            time_unix_ms: e.time_unix_ms,
+            links: e.links.into_iter().map(RString::into_string).collect(),
+            body: e.body.into_vec(),
+            sealed: e.sealed.into_option().map(secret_from_abi),
+        }
+    }
+}
+
+fn strings_to_abi(v: Vec<String>) -> RVec<RString> {
+    v.into_iter().map(RString::from).collect()
+}
+
+/// Envelope delivery between nodes.
+pub struct Transport<'a>(&'a HostBox);
+
+impl Transport<'_> {
+    /// Signs, seals, stores and delivers; returns the envelope's CID.
+    pub async fn send(&self, envelope: NewEnvelope) -> Result<String, Error> {
+        let NewEnvelope {
+            kind,
+            recipients,
+            links,
+            body,
+            sealed,
+        } = envelope;
+        let abi = OutgoingEnvelope {
+            kind: kind.into(),
+            recipients: strings_to_abi(recipients),
+            links: strings_to_abi(links),
+            body: body.into(),
+            sealed: sealed.as_slice().into(),
+        };
+        Ok(call(self.0.send(abi)).await?.into_string())
+    }
+
+    /// Waits up to `timeout` for an envelope of `kind` linking to `cid`.
+    pub async fn await_reply(
+        &self,
+        cid: &str,
+        kind: &str,
+        timeout: Duration,
+    ) -> Result<Envelope, Error> {
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        Ok(call(self.0.await_reply(cid.into(), kind.into(), millis)).await?.into())
+    }
+}
+
+/// Key kinds the keystore generates.
+pub use crate::abi::KeyKind as KeyType;
+
+/// Keys that never leave the keystore, and secrets encrypted at rest.
+pub struct Keystore<'a>(&'a HostBox);
+
+impl Keystore<'_> {
+    /// Generates a key pair under `label`; returns the compressed public key.
+    pub async fn generate(&self, label: &str, kind: KeyKind) -> Result<Vec<u8>, Error> {
+        Ok(call(self.0.key_generate(label.into(), kind)).await?.into_vec())
+    }
+
+    pub async fn public_key(&self, label: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(call(self.0.key_public(label.into()))
+            .await?
+            .into_option()
+            .map(RVec::into_vec))
+    }
+
+    /// ECDSA secp256k1 over a SHA-256 digest; 64 bytes r||s, low-S.
+    pub async fn sign(&self, label: &str, digest: &[u8; 32]) -> Result<Vec<u8>, Error> {
+        Ok(call(self.0.key_sign(label.into(), digest.as_slice().into()))
+            .await?
+            .into_vec())
+    }
+
+    /// The raw ECDH shared secret with `peer` (derive keys from it with HKDF).
+    pub async fn ecdh(&self, label: &str, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        Ok(secret_from_abi(
+            call(self.0.key_ecdh(label.into(), peer.into())).await?,
+        ))
+    }
+
+    pub async fn put_secret(&self, label: &str, secret: &[u8]) -> Result<(), Error> {
+        call(self.0.secret_put(label.into(), secret.into())).await
+    }
+
+    pub async fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        Ok(call(self.0.secret_get(label.into()))
+            .await?
+            .into_option()
+            .map(secret_from_abi))
+    }
+}
