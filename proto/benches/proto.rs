@@ -135,9 +135,7 @@ fn primitives(c: &mut Criterion) {
         ml_kem::MlKem768::generate_keypair_from_rng(&mut rand_core::UnwrapErr(getrandom::SysRng))
     };
     c.bench_function("prim/mlkem768_encaps", |b| {
-        b.iter(|| {
-            black_box(&ek).encapsulate_with_rng(&mut rand_core::UnwrapErr(getrandom::SysRng))
-        })
+        b.iter(|| black_box(&ek).encapsulate_with_rng(&mut rand_core::UnwrapErr(getrandom::SysRng)))
     });
     let (ct, _) = ek.encapsulate_with_rng(&mut rand_core::UnwrapErr(getrandom::SysRng));
     c.bench_function("prim/mlkem768_decaps", |b| {
@@ -188,7 +186,9 @@ fn primitives(c: &mut Criterion) {
         })
     });
     let env_like = vec![0u8; 2600];
-    c.bench_function("prim/sha256_2600", |b| b.iter(|| cid_of(black_box(&env_like))));
+    c.bench_function("prim/sha256_2600", |b| {
+        b.iter(|| cid_of(black_box(&env_like)))
+    });
 }
 
 criterion_group!(benches, protocol, primitives);

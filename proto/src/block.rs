@@ -69,7 +69,9 @@ pub fn check_cid_form(cid: &Cid) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::UnsupportedCid { cid: *cid })
+        Err(Error::UnsupportedCid {
+            cid: Box::new(*cid),
+        })
     }
 }
 
@@ -91,8 +93,8 @@ impl Block {
         let actual = cid_of(&bytes);
         if actual != *cid {
             return Err(Error::HashMismatch {
-                expected: *cid,
-                actual,
+                expected: Box::new(*cid),
+                actual: Box::new(actual),
             });
         }
         Ok(Block { cid: *cid, bytes })

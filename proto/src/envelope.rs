@@ -242,8 +242,7 @@ pub fn seal_with_rng<R: rand_core::CryptoRng + ?Sized>(
             .map_err(|_| Error::Encode("AES-GCM encryption failed".into()))?;
         let mut keys = Vec::with_capacity(recipients.len());
         for r in recipients {
-            let (hct, kek) =
-                kem::encapsulate_with_rng(r.ecdh_key(), r.kem_key(), r.id(), rng)?;
+            let (hct, kek) = kem::encapsulate_with_rng(r.ecdh_key(), r.kem_key(), r.id(), rng)?;
             let mut wrapped = content_key.to_vec();
             Aes256Gcm::new((&*kek).into())
                 .encrypt_in_place(&Nonce::default(), &aad, &mut wrapped)
@@ -279,7 +278,7 @@ fn check_unique(ids: &[Cid]) -> Result<()> {
     for id in ids {
         check_cid_form(id)?;
         if !seen.insert(*id) {
-            return Err(Error::DuplicateRecipient(*id));
+            return Err(Error::DuplicateRecipient(Box::new(*id)));
         }
     }
     Ok(())
@@ -338,8 +337,8 @@ impl Envelope {
     pub fn verify(self, sender: &VerifiedIdentity) -> Result<VerifiedEnvelope> {
         if self.wire.sender != *sender.id() {
             return Err(Error::SenderMismatch {
-                expected: *sender.id(),
-                found: self.wire.sender,
+                expected: Box::new(*sender.id()),
+                found: Box::new(self.wire.sender),
             });
         }
         let sig_bytes = self.wire.sig.as_ref().ok_or(Error::InvalidField {
@@ -499,7 +498,7 @@ impl VerifiedEnvelope {
             .recipients
             .iter()
             .position(|r| r == my_id)
-            .ok_or(Error::NotARecipient(*my_id))?;
+            .ok_or_else(|| Error::NotARecipient(Box::new(*my_id)))?;
         let stanza = &sealed.keys[index];
         let hct = HybridCiphertext {
             epk: EcPublicKey::from_bytes(&stanza.epk, "sealed.keys.epk")?,
@@ -582,8 +581,7 @@ mod tests {
             .unwrap();
         wire.sig = Some(ByteBuf::from(sig.to_bytes().to_vec()));
         let block = Block::encode(&wire).unwrap();
-        Envelope::decode_and_verify(block.cid(), block.bytes(), &by.id, &Limits::default())
-            .unwrap()
+        Envelope::decode_and_verify(block.cid(), block.bytes(), &by.id, &Limits::default()).unwrap()
     }
 
     fn sealed(a: &Node, to: &[&Node]) -> VerifiedEnvelope {

@@ -63,15 +63,15 @@ pub enum Error {
     #[error("unsupported CID {cid}: expected CIDv1, dag-cbor, sha2-256")]
     UnsupportedCid {
         /// The CID that was refused.
-        cid: Cid,
+        cid: Box<Cid>,
     },
     /// The bytes do not hash to the CID they were presented under.
     #[error("hash mismatch: bytes hash to {actual}, expected {expected}")]
     HashMismatch {
         /// The CID the caller asked for.
-        expected: Cid,
+        expected: Box<Cid>,
         /// The CID of the bytes actually received.
-        actual: Cid,
+        actual: Box<Cid>,
     },
     /// The document's version field is not one this implementation knows.
     #[error("unknown {document} version {found} (supported: {supported})")]
@@ -129,9 +129,9 @@ pub enum Error {
     #[error("identity rotation: document links to {linked:?}, not to {given}")]
     RotationMismatch {
         /// What the document links to (None if it has no link).
-        linked: Option<Cid>,
+        linked: Option<Box<Cid>>,
         /// The previous document that was given.
-        given: Cid,
+        given: Box<Cid>,
     },
     /// A rotated identity document is not newer than the document it replaces.
     #[error("identity rotation: created time does not increase")]
@@ -140,16 +140,16 @@ pub enum Error {
     #[error("sender mismatch: envelope is from {found}, expected {expected}")]
     SenderMismatch {
         /// Identity given by the caller.
-        expected: Cid,
+        expected: Box<Cid>,
         /// Sender named in the envelope.
-        found: Cid,
+        found: Box<Cid>,
     },
     /// The same recipient is listed twice.
     #[error("recipient {0} listed more than once")]
-    DuplicateRecipient(Cid),
+    DuplicateRecipient(Box<Cid>),
     /// The envelope is not addressed to this identity.
     #[error("not a recipient of this envelope: {0}")]
-    NotARecipient(Cid),
+    NotARecipient(Box<Cid>),
     /// The envelope has no sealed body to open.
     #[error("envelope has no sealed body")]
     NotSealed,

@@ -235,7 +235,11 @@ impl VerifiedIdentity {
 
     /// As [`VerifiedIdentity::decode`], for a [`Block`] already hash-checked.
     pub fn from_block(block: Block, limits: &Limits) -> Result<Self> {
-        limits::check("identity document", block.bytes().len(), limits.max_identity_bytes)?;
+        limits::check(
+            "identity document",
+            block.bytes().len(),
+            limits.max_identity_bytes,
+        )?;
         check_version(block.bytes())?;
         let wire: IdentityWire = from_dag_cbor_canonical(block.bytes())?;
         validate(block, wire, limits)
@@ -247,8 +251,8 @@ impl VerifiedIdentity {
     pub fn verify_rotation(&self, previous: &VerifiedIdentity) -> Result<()> {
         if self.wire.prev != Some(*previous.id()) {
             return Err(Error::RotationMismatch {
-                linked: self.wire.prev,
-                given: *previous.id(),
+                linked: self.wire.prev.map(Box::new),
+                given: Box::new(*previous.id()),
             });
         }
         if self.wire.created <= previous.wire.created {

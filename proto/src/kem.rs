@@ -59,8 +59,10 @@ pub trait EcdhKey {
     fn public_key(&self) -> EcPublicKey;
     /// The x-coordinate of `secret * peer` (what PKCS#11 `CKM_ECDH1_DERIVE`
     /// with `CKD_NULL` returns).
-    fn diffie_hellman(&self, peer: &EcPublicKey)
-    -> std::result::Result<Zeroizing<[u8; 32]>, KeyError>;
+    fn diffie_hellman(
+        &self,
+        peer: &EcPublicKey,
+    ) -> std::result::Result<Zeroizing<[u8; 32]>, KeyError>;
 }
 
 /// An in-memory secp256k1 ECDH key (tests, file keystore). Zeroized on drop.
@@ -213,10 +215,11 @@ impl DecapsulationKey {
     /// ML-KEM-768 decapsulation of a 1088-byte ciphertext. Never fails on a
     /// well-sized ciphertext (implicit rejection gives a pseudorandom key).
     pub fn decapsulate(&self, ct: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-        let ct: &ml_kem::ml_kem_768::Ciphertext = ct.try_into().map_err(|_| Error::InvalidField {
-            field: "kem_ct",
-            reason: "ML-KEM-768 ciphertext must be 1088 bytes",
-        })?;
+        let ct: &ml_kem::ml_kem_768::Ciphertext =
+            ct.try_into().map_err(|_| Error::InvalidField {
+                field: "kem_ct",
+                reason: "ML-KEM-768 ciphertext must be 1088 bytes",
+            })?;
         let mut ss = self.inner.decapsulate(ct);
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(&ss);
@@ -242,7 +245,12 @@ pub fn encapsulate(
     recipient_id: &Cid,
 ) -> Result<(HybridCiphertext, Zeroizing<[u8; 32]>)> {
     rng::check_os_rng()?;
-    encapsulate_with_rng(recipient_ecdh, recipient_kem, recipient_id, &mut rng::os_rng())
+    encapsulate_with_rng(
+        recipient_ecdh,
+        recipient_kem,
+        recipient_id,
+        &mut rng::os_rng(),
+    )
 }
 
 /// [`encapsulate`] with a caller-supplied RNG (deterministic test vectors only).

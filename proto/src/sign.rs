@@ -29,7 +29,7 @@ use k256::elliptic_curve::sec1::ToSec1Point;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{Error, KeyError, Result, rng};
+use crate::{Error, KeyError, Result};
 
 /// A secp256k1 public key (signing, ECDH or beneficiary key).
 ///
@@ -265,8 +265,8 @@ mod tests {
         s.public_key().verify_prehash(&d, &sig, "t").unwrap();
         // The same signature with S negated is high-S: refused at parse time.
         let (r, s_scalar) = sig.0.split_scalars();
-        let high = k256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s_scalar).to_bytes())
-            .unwrap();
+        let high =
+            k256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s_scalar).to_bytes()).unwrap();
         let err = Signature::from_bytes(&high.to_bytes(), "t").unwrap_err();
         assert_eq!(err, Error::HighS { what: "t" });
         // and k256 itself refuses it too
@@ -294,7 +294,10 @@ mod tests {
     fn public_key_encoding() {
         let a = LocalSigner::generate().unwrap();
         let bytes = a.public_key().to_bytes();
-        assert_eq!(EcPublicKey::from_bytes(&bytes, "k").unwrap(), a.public_key());
+        assert_eq!(
+            EcPublicKey::from_bytes(&bytes, "k").unwrap(),
+            a.public_key()
+        );
         let uncompressed = a.public_key().0.as_affine().to_sec1_point(false);
         assert!(EcPublicKey::from_bytes(uncompressed.as_bytes(), "k").is_err());
         assert!(EcPublicKey::from_bytes(&[0u8; 33], "k").is_err());

@@ -75,7 +75,10 @@ fn seal_and_open_across_nodes() {
     assert_eq!(got.time_ms(), 1_700_000_001_000);
     assert_eq!(got.links(), &links);
     assert_eq!(got.body(), Some(&b"public part"[..]));
-    assert_eq!(got.recipients(), &[*bob.identity.id(), *carol.identity.id()]);
+    assert_eq!(
+        got.recipients(),
+        &[*bob.identity.id(), *carol.identity.id()]
+    );
     assert_eq!(got.id(), env.id());
     for r in [&bob, &carol] {
         let pt = open(&got, r.identity.id(), &r.ecdh, &r.kem).unwrap();
@@ -85,7 +88,7 @@ fn seal_and_open_across_nodes() {
     assert_eq!(
         got.open(alice.identity.id(), &alice.ecdh, &alice.kem)
             .unwrap_err(),
-        Error::NotARecipient(*alice.identity.id())
+        Error::NotARecipient(Box::new(*alice.identity.id()))
     );
 }
 
@@ -127,7 +130,13 @@ fn two_seals_of_the_same_message_differ() {
     let fields = |e: &VerifiedEnvelope| {
         let v: ipld_core::ipld::Ipld = serde_ipld_dagcbor::from_slice(e.block().bytes()).unwrap();
         let sealed = v.get("sealed").unwrap().unwrap();
-        let key = sealed.get("keys").unwrap().unwrap().get(0).unwrap().unwrap();
+        let key = sealed
+            .get("keys")
+            .unwrap()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap();
         let bytes = |x: &ipld_core::ipld::Ipld| match x {
             ipld_core::ipld::Ipld::Bytes(b) => b.clone(),
             _ => panic!("not bytes"),
@@ -172,7 +181,11 @@ fn any_byte_flipped_breaks_verification() {
             by_signature += 1;
         }
     }
-    assert!(by_signature > bytes.len() / 2, "{by_signature}/{}", bytes.len());
+    assert!(
+        by_signature > bytes.len() / 2,
+        "{by_signature}/{}",
+        bytes.len()
+    );
 }
 
 #[test]
@@ -232,10 +245,7 @@ fn decode_rejections() {
     };
     assert!(matches!(
         Envelope::decode(env.cid(), bytes, &small),
-        Err(Error::Oversize {
-            what: "block",
-            ..
-        })
+        Err(Error::Oversize { what: "block", .. })
     ));
     let no_recipients = Limits {
         max_recipients: 0,

@@ -89,7 +89,10 @@ fn any_byte_flipped_breaks_verification() {
         let b = flipped(bytes, i);
         // Presented under the original CID: hash mismatch.
         let err = VerifiedIdentity::decode(id.id(), &b, &limits()).unwrap_err();
-        assert!(matches!(err, Error::HashMismatch { .. }), "byte {i}: {err:?}");
+        assert!(
+            matches!(err, Error::HashMismatch { .. }),
+            "byte {i}: {err:?}"
+        );
         // Presented under its own CID (an attacker's new document): refused.
         let err = VerifiedIdentity::decode(&cid_of(&b), &b, &limits())
             .expect_err(&format!("flip of byte {i} was accepted"));

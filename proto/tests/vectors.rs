@@ -32,14 +32,17 @@ use milagro_proto::block::cid_of;
 use milagro_proto::envelope::seal_with_rng;
 use milagro_proto::kem::{self, HybridCiphertext};
 use milagro_proto::{
-    Cid, DecapsulationKey, EcPublicKey, EcdhKey, Endpoints, Envelope, EnvelopeDraft,
-    IdentityDraft, Limits, LocalEcdhKey, LocalSigner, Signer, VerifiedIdentity,
+    Cid, DecapsulationKey, EcPublicKey, EcdhKey, Endpoints, Envelope, EnvelopeDraft, IdentityDraft,
+    Limits, LocalEcdhKey, LocalSigner, Signer, VerifiedIdentity,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/protocol-v1.json");
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/vectors/protocol-v1.json"
+);
 
 struct Party {
     signer: LocalSigner,
@@ -95,10 +98,8 @@ fn generate() -> Value {
         .sign(&alice.signer)
         .unwrap();
     let mut bob_draft = identity(&bob, "bob", 1_700_000_000_001);
-    bob_draft.beneficiary_key = Some(LocalSigner::generate_with_rng(
-        &mut ChaCha20Rng::seed_from_u64(20),
-    )
-    .public_key());
+    bob_draft.beneficiary_key =
+        Some(LocalSigner::generate_with_rng(&mut ChaCha20Rng::seed_from_u64(20)).public_key());
     bob_draft.endpoints = Endpoints {
         http: vec!["https://bob.example:8443".into()],
         peer_id: Some("12D3KooWBobExamplePeerId".into()),
