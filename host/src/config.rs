@@ -1,0 +1,286 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! host.toml: the node's configuration, parsed strictly (unknown keys are
+//! errors) and validated before anything starts.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+/// Why a configuration was refused. Messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Human-readable node name (published in the identity document).
+    pub name: String,
+    /// Where the node keeps its database, keys and token. Relative paths are
+    /// relative to the config file.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// The operator's bearer token; created (mode 0600) if absent.
+    /// Default: `<data_dir>/api-token`.
+    pub token_file: Option<PathBuf>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How long a plugin handler may run before the host answers 504.
+    pub handler_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            token_file: None,
+            max_body_bytes: 1024 * 1024,
+            handler_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Instance name: unique in the node, `[a-z0-9-]`.
+    pub name: String,
+    /// The plugin library (`.so`). Relative paths are relative to the config file.
+    pub path: PathBuf,
+    /// Hex SHA-256 of the library; the host refuses a file that differs.
+    pub sha256: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where its routes are mounted; default `/v1/<name>`.
+    pub mount: Option<String>,
+    /// Passed to the plugin's constructor.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Mount points the host keeps for its own routes.
+const RESERVED_MOUNTS: [&str; 6] = [
+    "/v1/status",
+    "/v1/plugins",
+    "/v1/identity",
+    "/v1/inbox",
+    "/openapi.json",
+    "/metrics",
+];
+
+impl PluginConfig {
+    pub fn mount(&self) -> String {
+        self.mount
+            .clone()
+            .unwrap_or_else(|| format!("/v1/{}", self.name))
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, resolving relative paths
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.node.data_dir = base.join(&config.node.data_dir);
+        if let Some(token) = &mut config.http.token_file {
+            *token = base.join(&*token);
+        }
+        for plugin in &mut config.plugins {
+            plugin.path = base.join(&plugin.path);
+        }
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.node.name.trim().is_empty() {
+            return Err("[node] name must not be empty".into());
+        }
+        if self.http.max_body_bytes == 0 || self.http.handler_timeout_ms == 0 {
+            return Err("[http] max_body_bytes and handler_timeout_ms must be positive".into());
+        }
+        let mut names = HashSet::new();
+        let mut mounts = HashSet::new();
+        for p in &self.plugins {
+            let valid_name = !p.name.is_empty()
+                && p.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid_name {
+                return Err(format!(
+                    "plugin name {:?} must be non-empty and use only a-z, 0-9 and '-'",
+                    p.name
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(format!("plugin name {:?} appears twice", p.name));
+            }
+            if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "plugin {:?}: sha256 must be 64 hex digits",
+                    p.name
+                ));
+            }
+            if !p.enabled {
+                continue;
+            }
+            let mount = p.mount();
+            let valid_mount = mount.starts_with('/')
+                && mount.len() > 1
+                && !mount.ends_with('/')
+                && !mount.contains(['{', '}', '*', '?', '#'])
+                && !mount.split('/').any(|seg| seg == "." || seg == "..");
+            if !valid_mount {
+                return Err(format!(
+                    "plugin {:?}: mount {mount:?} must be an absolute path without a trailing '/', '..', or route syntax",
+                    p.name
+                ));
+            }
+            if let Some(reserved) = RESERVED_MOUNTS
+                .iter()
+                .find(|r| mount == **r || mount.starts_with(&format!("{r}/")) || r.starts_with(&format!("{mount}/")))
+            {
+                return Err(format!(
+                    "plugin {:?}: mount {mount:?} overlaps the host's own route {reserved}",
+                    p.name
+                ));
+            }
+            if !mounts.insert(mount.clone()) {
+                return Err(format!("mount {mount:?} is used by two plugins"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The token file, defaulting into the data dir.
+    pub fn token_file(&self) -> PathBuf {
+        self.http
+            .token_file
+            .clone()
+            .unwrap_or_else(|| self.node.data_dir.join("api-token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("milagro-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{:x}.toml", sha_of(text)));
+        std::fs::write(&path, text).unwrap();
+        let result = Config::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        result
+    }
+
+    fn sha_of(text: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        h.finish()
+    }
+
+    const HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn plugin(name: &str, extra: &str) -> String {
+        format!("[[plugins]]\nname = \"{name}\"\npath = \"lib.so\"\nsha256 = \"{HASH}\"\n{extra}\n")
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let c = load_str("[node]\nname = \"n\"\ndata_dir = \"data\"\n").unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:7070");
+        assert!(c.node.data_dir.is_absolute() || c.node.data_dir.starts_with(std::env::temp_dir()));
+        assert!(c.token_file().ends_with("data/api-token"));
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_name_the_file_and_line() {
+        let e = load_str("[node]\nname = \"n\"\ndata_dir = \"d\"\ncolour = 1\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("colour") && msg.contains(".toml") && msg.contains("line 4"), "{msg}");
+        let e = load_str("[node\n").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn plugin_names_hashes_and_mounts_are_validated() {
+        let base = "[node]\nname = \"n\"\ndata_dir = \"d\"\n";
+        let cases = [
+            (plugin("Bad_Name", ""), "a-z"),
+            (format!("{}{}", plugin("a", ""), plugin("a", "mount = \"/v1/x\"")), "twice"),
+            (plugin("a", "sha256 = \"zz\"").replace(&format!("sha256 = \"{HASH}\"\n"), ""), "64 hex"),
+            (plugin("a", "mount = \"/v1/status\""), "overlaps"),
+            (plugin("a", "mount = \"/v1\""), "overlaps"),
+            (plugin("a", "mount = \"/v1/x/../y\""), "mount"),
+            (format!("{}{}", plugin("a", "mount = \"/m\""), plugin("b", "mount = \"/m\"")), "two plugins"),
+        ];
+        for (plugins, expected) in cases {
+            let err = load_str(&format!("{base}{plugins}")).unwrap_err().to_string();
+            assert!(err.contains(expected), "{plugins} -> {err}");
+        }
+        let ok = load_str(&format!("{base}{}", plugin("a", "enabled = false\nmount = \"/v1/status\""))).unwrap();
+        assert!(!ok.plugins[0].enabled);
+    }
+}

@@ -1,0 +1,139 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The `milagro` host: loads the plugins named in its config, lends them
+//! the node's facilities and serves their routes beside its own.
+
+pub mod auth;
+pub mod config;
+pub mod facilities;
+pub mod metrics;
+pub mod openapi;
+pub mod plugins;
+pub mod router;
+pub mod server;
+pub mod store;
+
+use std::{
+    os::unix::fs::DirBuilderExt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::net::TcpListener;
+
+use crate::{
+    auth::{Auth, AuthError},
+    config::Config,
+    metrics::Metrics,
+    openapi::OpenApiError,
+    plugins::LoadError,
+    router::{RouteError, Router},
+    server::App,
+    store::{Store, StoreError},
+};
+
+/// Why the node did not start. Each is one line naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Plugin(#[from] LoadError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    OpenApi(#[from] OpenApiError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How long in-flight requests may run on after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Prepares everything `serve` needs: data dir, database, token, plugins,
+/// routes and the listening socket. Nothing is served until all succeeded.
+pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartError> {
+    let data_dir = &config.node.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| StartError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+    let store = Store::open(&data_dir.join("milagro.redb"))?;
+    let auth = Auth::load_or_create(&config.token_file())?;
+    let plugins = plugins::load_all(&config.plugins, &store)?;
+    let router = Router::build(&plugins)?;
+    let openapi = openapi::document(env!("CARGO_PKG_VERSION"), &plugins)?;
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let app = App {
+        node_name: config.node.name.clone(),
+        started: Instant::now(),
+        router,
+        plugins,
+        auth,
+        metrics: Metrics::get(),
+        openapi: openapi.to_string().into(),
+        max_body_bytes: config.http.max_body_bytes,
+        handler_timeout: Duration::from_millis(config.http.handler_timeout_ms),
+    };
+    Ok((Arc::new(app), listener))
+}
+
+/// Starts the node and serves until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let (app, listener) = start(&config).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.http.listen,
+        source,
+    })?;
+    tracing::info!(
+        node = %config.node.name,
+        plugins = app.plugins.len(),
+        "milagro listening on http://{addr}"
+    );
+    server::serve(app, listener, shutdown_signal(), DRAIN).await;
+    tracing::info!("milagro stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

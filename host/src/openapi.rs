@@ -1,0 +1,131 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The OpenAPI 3 document: the host's core routes plus every route of every
+//! mounted plugin, each described by the plugin that serves it.
+//!
+//! Plugins hand their operation objects across the ABI as JSON, so the host
+//! assembles the document as JSON too rather than through a typed model.
+
+use serde_json::{Map, Value, json};
+
+use crate::{plugins::LoadedPlugin, router::full_path};
+
+#[derive(Debug, thiserror::Error)]
+#[error("plugin {plugin:?} refused: its description of {method} {path} is not a JSON object")]
+pub struct OpenApiError {
+    plugin: String,
+    method: String,
+    path: String,
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description,
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn core_paths() -> Map<String, Value> {
+    let mut paths = Map::new();
+    paths.insert("/v1/status".into(), json!({"get": {
+        "operationId": "status", "summary": "Node status", "tags": ["core"],
+        "responses": {"200": {"description": "Version, node name, uptime and loaded plugins",
+            "content": {"application/json": {"schema": {"type": "object",
+                "required": ["version", "node", "uptime_seconds", "plugins"],
+                "properties": {
+                    "version": {"type": "string"}, "node": {"type": "string"},
+                    "uptime_seconds": {"type": "integer"},
+                    "plugins": {"type": "array", "items": {"type": "string"}}}}}}}}}}));
+    paths.insert("/v1/plugins".into(), json!({"get": {
+        "operationId": "plugins", "summary": "Loaded plugins and their routes", "tags": ["core"],
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "One entry per loaded plugin instance",
+            "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object",
+                "required": ["name", "plugin", "version", "mount", "sha256", "routes"],
+                "properties": {
+                    "name": {"type": "string"}, "plugin": {"type": "string"},
+                    "version": {"type": "string"}, "mount": {"type": "string"},
+                    "sha256": {"type": "string"},
+                    "consumes": {"type": "array", "items": {"type": "string"}},
+                    "routes": {"type": "array", "items": {"type": "object", "properties": {
+                        "method": {"type": "string"}, "path": {"type": "string"}}}}}}}}}},
+            "401": error_response("Missing or wrong operator token")}}}));
+    paths.insert("/openapi.json".into(), json!({"get": {
+        "operationId": "openapi", "summary": "This document", "tags": ["core"],
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "OpenAPI 3 document",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "401": error_response("Missing or wrong operator token")}}}));
+    paths.insert("/metrics".into(), json!({"get": {
+        "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["core"],
+        "responses": {"200": {"description": "Prometheus text exposition",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
+    paths
+}
+
+/// Builds the document for this node's routes.
+pub fn document(version: &str, plugins: &[LoadedPlugin]) -> Result<Value, OpenApiError> {
+    let mut paths = core_paths();
+    for plugin in plugins {
+        for route in plugin.descriptor.routes.iter() {
+            let path = full_path(&plugin.mount, route.path.as_str());
+            let method = route.method.as_str().to_ascii_lowercase();
+            let Ok(Value::Object(mut op)) = serde_json::from_str::<Value>(route.openapi.as_str())
+            else {
+                return Err(OpenApiError {
+                    plugin: plugin.name.clone(),
+                    method: route.method.to_string(),
+                    path,
+                });
+            };
+            // Operation ids must be unique across the document.
+            op.insert(
+                "operationId".into(),
+                format!("{}.{}", plugin.name, route.operation).into(),
+            );
+            op.insert("tags".into(), json!([plugin.name]));
+            op.insert("security".into(), json!([{"bearer": []}]));
+            if let Some(Value::Object(responses)) = op.get_mut("responses") {
+                responses
+                    .entry("401")
+                    .or_insert_with(|| error_response("Missing or wrong operator token"));
+                responses
+                    .entry("default")
+                    .or_insert_with(|| error_response("Error"));
+            }
+            let item = paths
+                .entry(path)
+                .or_insert_with(|| Value::Object(Map::new()));
+            item[method] = Value::Object(op);
+        }
+    }
+    Ok(json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Milagro Server",
+            "version": version,
+            "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"}
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {
+                "type": "object", "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}
+        }
+    }))
+}

@@ -1,0 +1,189 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! Loads, checks and constructs the plugins named in the config.
+//!
+//! Each library is checked against its configured sha256 before it is
+//! opened, loaded with `lib_header_from_path(..).init_root_module()` (never
+//! `RootModule::load_from_file`, which caches one module per type so a second
+//! plugin would silently resolve to the first) and constructed once per
+//! config entry. Any failure refuses start-up: a security server fails closed.
+
+use std::path::{Path, PathBuf};
+
+use abi_stable::{
+    library::{LibraryError, lib_header_from_path},
+    sabi_trait::TD_Opaque,
+    std_types::RResult,
+};
+use milagro_plugin_api::{
+    Error,
+    abi::{HostObj_TO, PluginBox, PluginDescriptor, PluginModRef},
+};
+use sha2::{Digest, Sha256};
+
+use crate::{config::PluginConfig, facilities::PluginHost, store::Store};
+
+/// Why a plugin was refused, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin {name:?} refused: cannot read {path}: {source}")]
+    Read {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin {name:?} refused: sha256 of {path} is {actual}, config expects {expected}")]
+    Tampered {
+        name: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("plugin {name:?} refused: {path} was built against an incompatible plugin-api: {summary}")]
+    Incompatible {
+        name: String,
+        path: PathBuf,
+        summary: String,
+    },
+    #[error("plugin {name:?} refused: cannot load {path}: {reason}")]
+    Load {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("plugin {name:?} refused: its constructor failed: {error}")]
+    Construct { name: String, error: Error },
+    #[error("plugin {name:?} refused: {reason}")]
+    Describe { name: String, reason: String },
+}
+
+/// A constructed plugin instance and what it declared.
+pub struct LoadedPlugin {
+    /// Instance name from the config.
+    pub name: String,
+    pub mount: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub descriptor: PluginDescriptor,
+    pub object: PluginBox,
+}
+
+/// Loads every enabled plugin, in config order; stops at the first refusal.
+pub fn load_all(configs: &[PluginConfig], store: &Store) -> Result<Vec<LoadedPlugin>, LoadError> {
+    configs
+        .iter()
+        .filter(|c| c.enabled)
+        .map(|c| load(c, store))
+        .collect()
+}
+
+fn load(config: &PluginConfig, store: &Store) -> Result<LoadedPlugin, LoadError> {
+    let name = config.name.clone();
+    let path = config.path.clone();
+    let sha256 = verify_sha256(config)?;
+    let module = open_module(&name, &path)?;
+    let config_json = serde_json::to_string(&config.config).map_err(|e| LoadError::Describe {
+        name: name.clone(),
+        reason: format!("config table does not convert to JSON: {e}"),
+    })?;
+    let host = PluginHost::new(&name, store.namespace(&format!("plugin/{name}")));
+    let host = HostObj_TO::from_ptr(abi_stable::std_types::RArc::new(host), TD_Opaque);
+    let object = match (module.new())(config_json.into(), host) {
+        RResult::ROk(object) => object,
+        RResult::RErr(e) => {
+            return Err(LoadError::Construct {
+                name,
+                error: e.into(),
+            });
+        }
+    };
+    let descriptor = object
+        .describe()
+        .into_result()
+        .map_err(|e| LoadError::Describe {
+            name: name.clone(),
+            reason: Error::from(e).to_string(),
+        })?;
+    tracing::info!(
+        plugin = %name,
+        library = %descriptor.name,
+        version = %descriptor.version,
+        mount = %config.mount(),
+        routes = descriptor.routes.len(),
+        "plugin loaded"
+    );
+    Ok(LoadedPlugin {
+        name,
+        mount: config.mount(),
+        path,
+        sha256,
+        descriptor,
+        object,
+    })
+}
+
+/// Hashes the library file and compares with the configured digest.
+fn verify_sha256(config: &PluginConfig) -> Result<String, LoadError> {
+    let bytes = std::fs::read(&config.path).map_err(|source| LoadError::Read {
+        name: config.name.clone(),
+        path: config.path.clone(),
+        source,
+    })?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if !actual.eq_ignore_ascii_case(&config.sha256) {
+        return Err(LoadError::Tampered {
+            name: config.name.clone(),
+            path: config.path.clone(),
+            expected: config.sha256.to_ascii_lowercase(),
+            actual,
+        });
+    }
+    Ok(actual)
+}
+
+fn open_module(name: &str, path: &Path) -> Result<PluginModRef, LoadError> {
+    let header = lib_header_from_path(path).map_err(|e| load_error(name, path, e))?;
+    header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| load_error(name, path, e))
+}
+
+fn load_error(name: &str, path: &Path, error: LibraryError) -> LoadError {
+    match error {
+        LibraryError::AbiInstability(details) => LoadError::Incompatible {
+            name: name.into(),
+            path: path.into(),
+            summary: summarise_abi_instability(&details.to_string()),
+        },
+        other => LoadError::Load {
+            name: name.into(),
+            path: path.into(),
+            reason: one_line(&other.to_string()),
+        },
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reduces abi_stable's layout report (often over a thousand lines) to the
+/// mismatching type path and the first expected/found pair.
+pub fn summarise_abi_instability(report: &str) -> String {
+    one_line(report)
+}

@@ -1,0 +1,196 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The route table: the host's core routes and every plugin route under its
+//! mount point, matched by path then by method.
+
+use std::collections::BTreeMap;
+
+use hyper::Method;
+
+use crate::plugins::LoadedPlugin;
+
+/// What a matched route dispatches to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Status,
+    Plugins,
+    OpenApi,
+    Metrics,
+    Plugin { index: usize, operation: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub target: Target,
+    /// Needs the operator's bearer token.
+    pub operator: bool,
+}
+
+/// All methods served at one path template.
+#[derive(Debug, Default)]
+struct PathEntry {
+    template: String,
+    methods: BTreeMap<String, Endpoint>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("plugin {plugin:?} refused: route {method} {path}: {reason}")]
+    Invalid {
+        plugin: String,
+        method: String,
+        path: String,
+        reason: String,
+    },
+}
+
+pub struct Router {
+    paths: matchit::Router<usize>,
+    entries: Vec<PathEntry>,
+}
+
+/// The outcome of matching a request.
+pub enum Match<'a> {
+    Found {
+        template: &'a str,
+        endpoint: &'a Endpoint,
+        params: Vec<(String, String)>,
+    },
+    MethodNotAllowed {
+        template: &'a str,
+        allow: String,
+    },
+    NotFound,
+}
+
+impl Router {
+    pub fn build(plugins: &[LoadedPlugin]) -> Result<Router, RouteError> {
+        let mut router = Router {
+            paths: matchit::Router::new(),
+            entries: Vec::new(),
+        };
+        let core = [
+            ("/v1/status", Target::Status, false),
+            ("/v1/plugins", Target::Plugins, true),
+            ("/openapi.json", Target::OpenApi, true),
+            ("/metrics", Target::Metrics, false),
+        ];
+        for (path, target, operator) in core {
+            router
+                .add("GET", path, Endpoint { target, operator })
+                .expect("core routes are valid and distinct");
+        }
+        for (index, plugin) in plugins.iter().enumerate() {
+            for route in plugin.descriptor.routes.iter() {
+                let method = route.method.as_str();
+                let path = full_path(&plugin.mount, route.path.as_str());
+                let invalid = |reason: String| RouteError::Invalid {
+                    plugin: plugin.name.clone(),
+                    method: method.into(),
+                    path: path.clone(),
+                    reason,
+                };
+                if Method::from_bytes(method.as_bytes()).is_err()
+                    || !method.bytes().all(|b| b.is_ascii_uppercase())
+                {
+                    return Err(invalid("the method is not an upper-case HTTP method".into()));
+                }
+                if !route.path.is_empty() && !route.path.starts_with('/') {
+                    return Err(invalid("the path must start with '/'".into()));
+                }
+                let endpoint = Endpoint {
+                    target: Target::Plugin {
+                        index,
+                        operation: route.operation.to_string(),
+                    },
+                    operator: true,
+                };
+                router.add(method, &path, endpoint).map_err(invalid)?;
+            }
+        }
+        Ok(router)
+    }
+
+    fn add(&mut self, method: &str, path: &str, endpoint: Endpoint) -> Result<(), String> {
+        let index = match self.paths.at(path) {
+            // the same template again: another method on it
+            Ok(m) if self.entries[*m.value].template == path => *m.value,
+            _ => {
+                let index = self.entries.len();
+                self.paths.insert(path, index).map_err(|e| e.to_string())?;
+                self.entries.push(PathEntry {
+                    template: path.into(),
+                    methods: BTreeMap::new(),
+                });
+                index
+            }
+        };
+        let entry = &mut self.entries[index];
+        if entry.methods.insert(method.into(), endpoint).is_some() {
+            return Err("declared twice".into());
+        }
+        Ok(())
+    }
+
+    pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
+        let Ok(matched) = self.paths.at(path) else {
+            return Match::NotFound;
+        };
+        let entry = &self.entries[*matched.value];
+        let params = matched
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match entry.methods.get(method.as_str()) {
+            Some(endpoint) => Match::Found {
+                template: &entry.template,
+                endpoint,
+                params,
+            },
+            None => Match::MethodNotAllowed {
+                template: &entry.template,
+                allow: entry.methods.keys().cloned().collect::<Vec<_>>().join(", "),
+            },
+        }
+    }
+}
+
+/// A plugin route's path as served: mount point plus the route's path.
+pub fn full_path(mount: &str, path: &str) -> String {
+    format!("{mount}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_routes_match_and_unknown_paths_do_not() {
+        let router = Router::build(&[]).unwrap();
+        assert!(matches!(
+            router.find(&Method::GET, "/v1/status"),
+            Match::Found { endpoint: Endpoint { target: Target::Status, operator: false }, .. }
+        ));
+        assert!(matches!(router.find(&Method::GET, "/v1/nope"), Match::NotFound));
+        match router.find(&Method::POST, "/v1/status") {
+            Match::MethodNotAllowed { allow, .. } => assert_eq!(allow, "GET"),
+            _ => panic!("expected 405"),
+        }
+    }
+}

@@ -1,0 +1,348 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The REST front door: matches routes, checks the operator token, limits
+//! bodies, dispatches to core handlers or plugins, and records metrics.
+//!
+//! A plugin handler runs as its own task under a deadline, so a panic or a
+//! stall in one plugin becomes a 500 or 504 for that request only.
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use abi_stable::std_types::{RString, Tuple2};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    StatusCode,
+    body::Incoming,
+    header::{self, HeaderName, HeaderValue},
+    service::service_fn,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use milagro_plugin_api::{
+    Error, ErrorCode,
+    abi::{AbiRequest, AbiResponse},
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::{
+    auth::Auth,
+    metrics::Metrics,
+    plugins::LoadedPlugin,
+    router::{Endpoint, Match, Router, Target},
+};
+
+pub type Response = hyper::Response<Full<Bytes>>;
+
+/// Everything a request may need, shared by all connections.
+pub struct App {
+    pub node_name: String,
+    pub started: Instant,
+    pub router: Router,
+    pub plugins: Vec<LoadedPlugin>,
+    pub auth: Auth,
+    pub metrics: &'static Metrics,
+    pub openapi: Bytes,
+    pub max_body_bytes: usize,
+    pub handler_timeout: Duration,
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_response(error: &Error) -> Response {
+    let status = StatusCode::from_u16(error.code.http_status())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, error.to_json())
+}
+
+/// Response headers a plugin may not set: the host owns framing and connection.
+const HOST_OWNED_HEADERS: [HeaderName; 4] = [
+    header::CONNECTION,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+impl App {
+    pub async fn handle(&self, request: hyper::Request<Incoming>) -> Response {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let (route, response) = match self.router.find(&method, &path) {
+            Match::NotFound => (
+                "unmatched",
+                error_response(&Error::not_found(format!("no route for {path}"))),
+            ),
+            Match::MethodNotAllowed { template, allow } => {
+                let mut response = error_response(&Error::new(
+                    ErrorCode::MethodNotAllowed,
+                    format!("{method} is not allowed on {template}; allowed: {allow}"),
+                ));
+                if let Ok(allow) = HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(header::ALLOW, allow);
+                }
+                (template, response)
+            }
+            Match::Found {
+                template,
+                endpoint,
+                params,
+            } => (template, self.dispatch(endpoint, params, request).await),
+        };
+        self.metrics
+            .record(route, method.as_str(), response.status().as_u16(), started.elapsed());
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        endpoint: &Endpoint,
+        params: Vec<(String, String)>,
+        request: hyper::Request<Incoming>,
+    ) -> Response {
+        if endpoint.operator {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes);
+            if !self.auth.allows(presented) {
+                let mut response = error_response(&Error::new(
+                    ErrorCode::Unauthorized,
+                    "this route needs the operator's bearer token",
+                ));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+        }
+        match &endpoint.target {
+            Target::Status => self.status(),
+            Target::Plugins => self.plugin_list(),
+            Target::OpenApi => json_response(StatusCode::OK, self.openapi.to_vec()),
+            Target::Metrics => {
+                let mut response = hyper::Response::new(Full::new(Bytes::from(self.metrics.render())));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                response
+            }
+            Target::Plugin { index, operation } => {
+                match self.plugin_request(operation, params, request).await {
+                    Ok(abi_request) => self.call_plugin(&self.plugins[*index], abi_request).await,
+                    Err(e) => error_response(&e),
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> Response {
+        let body = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "node": self.node_name,
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "plugins": self.plugins.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        });
+        json_response(StatusCode::OK, body.to_string().into_bytes())
+    }
+
+    fn plugin_list(&self) -> Response {
+        let list: Vec<_> = self
+            .plugins
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "plugin": p.descriptor.name.as_str(),
+                    "version": p.descriptor.version.as_str(),
+                    "mount": p.mount,
+                    "sha256": p.sha256,
+                    "consumes": p.descriptor.consumes.iter().map(RString::as_str).collect::<Vec<_>>(),
+                    "routes": p.descriptor.routes.iter().map(|r| json!({
+                        "method": r.method.as_str(),
+                        "path": crate::router::full_path(&p.mount, r.path.as_str()),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json_response(StatusCode::OK, serde_json::Value::from(list).to_string().into_bytes())
+    }
+
+    /// Reads the body (within the limit) and builds the request a plugin sees.
+    /// The operator's token is not passed on.
+    async fn plugin_request(
+        &self,
+        operation: &str,
+        params: Vec<(String, String)>,
+        request: hyper::Request<Incoming>,
+    ) -> Result<AbiRequest, Error> {
+        let too_large = || {
+            Error::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body exceeds {} bytes", self.max_body_bytes),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(too_large());
+        }
+        let (parts, body) = request.into_parts();
+        let body = Limited::new(body, self.max_body_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    too_large()
+                } else {
+                    Error::bad_request(format!("cannot read request body: {e}"))
+                }
+            })?
+            .to_bytes();
+        let headers = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| *name != header::AUTHORIZATION)
+            .filter_map(|(name, value)| {
+                Some(Tuple2(RString::from(name.as_str()), RString::from(value.to_str().ok()?)))
+            })
+            .collect();
+        Ok(AbiRequest {
+            operation: operation.into(),
+            method: parts.method.as_str().into(),
+            path: parts.uri.path().into(),
+            params: params
+                .into_iter()
+                .map(|(k, v)| Tuple2(k.into(), v.into()))
+                .collect(),
+            query: parts.uri.query().unwrap_or_default().into(),
+            headers,
+            body: body.to_vec().into(),
+        })
+    }
+
+    async fn call_plugin(&self, plugin: &LoadedPlugin, request: AbiRequest) -> Response {
+        let operation = request.operation.to_string();
+        let mut task = tokio::spawn(plugin.object.handle(request));
+        match tokio::time::timeout(self.handler_timeout, &mut task).await {
+            Ok(Ok(response)) => plugin_response(&plugin.name, response),
+            Ok(Err(e)) => {
+                tracing::error!(plugin = %plugin.name, %operation, "handler failed: {e}");
+                error_response(&Error::internal(format!(
+                    "plugin {} failed while handling {operation}",
+                    plugin.name
+                )))
+            }
+            Err(_) => {
+                task.abort();
+                tracing::warn!(plugin = %plugin.name, %operation, "handler timed out");
+                error_response(&Error::timeout(format!(
+                    "plugin {} did not answer {operation} within {} ms",
+                    plugin.name,
+                    self.handler_timeout.as_millis()
+                )))
+            }
+        }
+    }
+}
+
+/// Turns a plugin's answer into an HTTP response, dropping what it may not set.
+fn plugin_response(plugin: &str, response: AbiResponse) -> Response {
+    let Ok(status) = StatusCode::from_u16(response.status) else {
+        tracing::error!(plugin, status = response.status, "handler returned an invalid status");
+        return error_response(&Error::internal(format!(
+            "plugin {plugin} returned an invalid status"
+        )));
+    };
+    let mut out = hyper::Response::new(Full::new(Bytes::from(response.body.into_vec())));
+    *out.status_mut() = status;
+    for Tuple2(name, value) in response.headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value.as_str()),
+        ) else {
+            continue;
+        };
+        if !HOST_OWNED_HEADERS.contains(&name) {
+            out.headers_mut().insert(name, value);
+        }
+    }
+    out
+}
+
+/// Serves HTTP/1 and HTTP/2 on `listener` until `shutdown` completes, then
+/// lets in-flight requests finish for up to `drain`.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    drain: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off, keep serving.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = Arc::clone(&app);
+                let service = service_fn(move |request| {
+                    let app = Arc::clone(&app);
+                    async move { Ok::<_, Infallible>(app.handle(request).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {drain:?}; stopping anyway");
+    }
+}
