@@ -236,14 +236,18 @@ pub fn seal_with_rng<R: rand_core::CryptoRng + ?Sized>(
         rng.fill_bytes(&mut content_key[..]);
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
-        let mut ct = secret.to_vec();
+        // Reserve room for the tag so that encryption never reallocates
+        // (a reallocation would leave a plaintext copy in freed memory).
+        let mut ct = Vec::with_capacity(secret.len() + 16);
+        ct.extend_from_slice(secret);
         Aes256Gcm::new((&*content_key).into())
             .encrypt_in_place(&Nonce::from(nonce), &aad, &mut ct)
             .map_err(|_| Error::Encode("AES-GCM encryption failed".into()))?;
         let mut keys = Vec::with_capacity(recipients.len());
         for r in recipients {
             let (hct, kek) = kem::encapsulate_with_rng(r.ecdh_key(), r.kem_key(), r.id(), rng)?;
-            let mut wrapped = content_key.to_vec();
+            let mut wrapped = Vec::with_capacity(WRAPPED_KEY_LEN);
+            wrapped.extend_from_slice(&content_key[..]);
             Aes256Gcm::new((&*kek).into())
                 .encrypt_in_place(&Nonce::default(), &aad, &mut wrapped)
                 .map_err(|_| Error::Encode("AES-GCM key wrap failed".into()))?;
@@ -398,7 +402,14 @@ fn validate(wire: &EnvelopeWire, limits: &Limits) -> Result<()> {
             });
         }
         for k in &sealed.keys {
-            EcPublicKey::from_bytes(&k.epk, "sealed.keys.epk")?;
+            // Form only: the point itself is decompressed and checked by the
+            // recipient that opens this stanza (decompressing all of them
+            // here would cost one square root per recipient on every decode).
+            if k.epk.len() != EcPublicKey::LEN || !(k.epk[0] == 0x02 || k.epk[0] == 0x03) {
+                return Err(Error::InvalidPublicKey {
+                    field: "sealed.keys.epk",
+                });
+            }
             if k.kem_ct.len() != KEM_CIPHERTEXT_LEN {
                 return Err(Error::InvalidField {
                     field: "sealed.keys.kem_ct",

@@ -321,7 +321,7 @@ pub(crate) fn check_version_of(bytes: &[u8], document: &'static str, supported: 
     let probe: VersionProbe = serde_ipld_dagcbor::from_slice(bytes).map_err(|e| match e {
         serde_ipld_dagcbor::DecodeError::Eof { name, .. } => Error::Truncated(name),
         serde_ipld_dagcbor::DecodeError::TrailingData => Error::TrailingData,
-        _ => Error::MalformedCbor(format!("not a {document} document")),
+        _ => Error::MalformedCbor(format!("not an {document} document")),
     })?;
     if probe.version != supported {
         return Err(Error::UnknownVersion {
