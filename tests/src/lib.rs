@@ -15,4 +15,310 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! Shared harness for the multi-process end-to-end tests.
+//! Harness for the multi-process end-to-end tests: builds configs, starts
+//! real `milagro` processes on 127.0.0.1, waits for them (bounded), talks to
+//! them over HTTP and kills them when dropped.
+//!
+//! The binaries and plugin libraries come from the workspace's target dir;
+//! the test command (`scripts/test`) builds them before running the tests.
+
+use std::{
+    fmt::Write as _,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use sha2::{Digest, Sha256};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The cargo target dir the workspace builds into.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// A built artifact of the debug profile, e.g. `milagro` or
+/// `libmilagro_plugin_example.so`.
+pub fn artifact(file: &str) -> PathBuf {
+    let path = target_dir().join("debug").join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (`cargo build --workspace`, as scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// The library of a workspace plugin crate, by crate name.
+pub fn plugin_library(crate_name: &str) -> PathBuf {
+    artifact(&format!("lib{}.so", crate_name.replace('-', "_")))
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).expect("plugin library readable")))
+}
+
+/// A port free on 127.0.0.1 at the time of asking.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port on 127.0.0.1")
+        .port()
+}
+
+/// One `[[plugins]]` entry.
+#[derive(Clone)]
+pub struct PluginEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub enabled: bool,
+    pub mount: Option<String>,
+    /// The plugin's `config` table, as TOML inline-table text.
+    pub config: String,
+}
+
+impl PluginEntry {
+    /// An entry for a library, with its real hash.
+    pub fn new(name: &str, path: &Path, config: &str) -> PluginEntry {
+        PluginEntry {
+            name: name.into(),
+            path: path.into(),
+            sha256: sha256_file(path),
+            enabled: true,
+            mount: None,
+            config: config.into(),
+        }
+    }
+
+    pub fn mount(mut self, mount: &str) -> Self {
+        self.mount = Some(mount.into());
+        self
+    }
+
+    pub fn disabled(mut self) -> Self {
+        self.enabled = false;
+        self
+    }
+}
+
+/// A node's config, written to a temp dir.
+pub struct NodeConfig {
+    pub name: String,
+    pub port: u16,
+    pub extra_http: String,
+    pub plugins: Vec<PluginEntry>,
+}
+
+impl NodeConfig {
+    pub fn new(name: &str) -> NodeConfig {
+        NodeConfig {
+            name: name.into(),
+            port: free_port(),
+            extra_http: String::new(),
+            plugins: Vec::new(),
+        }
+    }
+
+    pub fn plugin(mut self, entry: PluginEntry) -> Self {
+        self.plugins.push(entry);
+        self
+    }
+
+    /// Extra lines for the `[http]` table.
+    pub fn http(mut self, lines: &str) -> Self {
+        self.extra_http.push_str(lines);
+        self.extra_http.push('\n');
+        self
+    }
+
+    fn to_toml(&self) -> String {
+        let mut s = format!(
+            "[node]\nname = \"{}\"\ndata_dir = \"data\"\n\n[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
+            self.name, self.port, self.extra_http
+        );
+        for p in &self.plugins {
+            let _ = write!(
+                s,
+                "[[plugins]]\nname = \"{}\"\npath = \"{}\"\nsha256 = \"{}\"\nenabled = {}\n",
+                p.name,
+                p.path.display(),
+                p.sha256,
+                p.enabled
+            );
+            if let Some(m) = &p.mount {
+                let _ = writeln!(s, "mount = \"{m}\"");
+            }
+            let _ = writeln!(s, "config = {}\n", p.config);
+        }
+        s
+    }
+}
+
+/// How long a node may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running `milagro serve` process; killed (SIGKILL) and reaped on drop.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+/// A finished process: exit status and its stderr.
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+fn write_config(config: &NodeConfig) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("milagro-e2e-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::write(dir.path().join("host.toml"), config.to_toml()).expect("write host.toml");
+    dir
+}
+
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("node.log")).expect("log file");
+    Command::new(artifact("milagro"))
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("host.toml"))
+        .env("RUST_LOG", "info")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn milagro")
+}
+
+impl Node {
+    /// Starts a node and waits until `/v1/status` answers.
+    pub fn start(config: NodeConfig) -> Node {
+        let dir = write_config(&config);
+        let mut node = Node {
+            child: spawn(dir.path()),
+            port: config.port,
+            dir,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if node.get("/v1/status").0 == 200 {
+                return node;
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("milagro exited during start ({status}):\n{}", node.log());
+            }
+            assert!(Instant::now() < deadline, "milagro did not answer within {START_TIMEOUT:?}:\n{}", node.log());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs a node that is expected to refuse to start; returns how it exited.
+    pub fn start_expecting_exit(config: NodeConfig) -> Exited {
+        let dir = write_config(&config);
+        let mut child = spawn(dir.path());
+        let deadline = Instant::now() + START_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait milagro") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("milagro kept running although it should have refused to start");
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        Exited {
+            status,
+            stderr: std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The operator token the node created.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data/api-token"))
+            .expect("token file")
+            .trim()
+            .to_string()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// GET without a token: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        request(ureq::get(&self.url(path)), None)
+    }
+
+    /// GET with the operator token.
+    pub fn get_auth(&self, path: &str) -> (u16, String) {
+        request(ureq::get(&self.url(path)).set("Authorization", &format!("Bearer {}", self.token())), None)
+    }
+
+    /// Any method with the operator token and an optional body.
+    pub fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
+        let req = ureq::request(method, &self.url(path))
+            .set("Authorization", &format!("Bearer {}", self.token()));
+        request(req, body)
+    }
+
+    /// Stops the node with SIGKILL (as a crash would) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends a request and returns (status, body) for every status, 2xx or not.
+pub fn request(req: ureq::Request, body: Option<&[u8]>) -> (u16, String) {
+    let req = req.timeout(Duration::from_secs(60));
+    let result = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    match result {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Transport(t)) => (0, t.to_string()),
+    }
+}
+
+/// Parses a JSON body, with the body in the panic message if it is not JSON.
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Asserts a JSON error body with the given code.
+pub fn assert_error(response: &(u16, String), status: u16, code: &str) {
+    assert_eq!(response.0, status, "unexpected status, body: {}", response.1);
+    let v = json(&response.1);
+    assert_eq!(v["error"]["code"], code, "body: {}", response.1);
+    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+}

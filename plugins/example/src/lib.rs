@@ -27,6 +27,8 @@
 //! - `PUT /notes/{key}`, `GET /notes/{key}`, `GET /notes?limit=&cursor=`:
 //!   notes kept in the node's database, with cursor paging.
 
+#![forbid(unsafe_code)]
+
 use milagro_plugin_api::{Error, Host, Plugin, Request, Response, Route};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -100,7 +102,7 @@ impl Plugin for Example {
                 .query("cursor", "Key after which to continue", json!({"type": "string"}))
                 .response(200, "A page of notes", Some(json!({"type": "object",
                     "properties": {"notes": {"type": "array", "items": note},
-                                   "next_cursor": {"type": ["string", "null"]}}}))),
+                                   "next_cursor": {"type": "string", "nullable": true}}}))),
         ]
     }
 
