@@ -336,6 +336,21 @@ impl Envelope {
         self.block.cid()
     }
 
+    /// The message id (unverified until [`Envelope::verify`]).
+    pub fn id(&self) -> MessageId {
+        message_id(&self.wire)
+    }
+
+    /// The sending time, Unix milliseconds (unverified).
+    pub fn time_ms(&self) -> u64 {
+        self.wire.time
+    }
+
+    /// The message kind (unverified).
+    pub fn kind(&self) -> &str {
+        &self.wire.kind
+    }
+
     /// Check that `sender` is the identity the envelope names and that its
     /// signing key signed the envelope.
     pub fn verify(self, sender: &VerifiedIdentity) -> Result<VerifiedEnvelope> {
@@ -433,6 +448,13 @@ fn validate(wire: &EnvelopeWire, limits: &Limits) -> Result<()> {
     Ok(())
 }
 
+fn message_id(wire: &EnvelopeWire) -> MessageId {
+    // Length checked by `validate` (16 bytes).
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&wire.id);
+    MessageId(id)
+}
+
 /// An envelope whose hash, structure and sender signature are checked.
 /// Replay (message id) and clock-skew checks are the receiver's: use
 /// [`VerifiedEnvelope::id`] and [`VerifiedEnvelope::time_ms`].
@@ -471,9 +493,7 @@ impl VerifiedEnvelope {
     }
     /// Random message id.
     pub fn id(&self) -> MessageId {
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&self.wire().id);
-        MessageId(id)
+        message_id(self.wire())
     }
     /// Links to previous envelopes.
     pub fn links(&self) -> &[Cid] {
@@ -678,6 +698,52 @@ mod tests {
             e.open(bob.id.id(), &bob.ecdh, &bob.kem).unwrap_err(),
             Error::DecryptionFailed
         );
+    }
+
+    /// Unwrap `to`'s content key by hand.
+    fn content_key(env: &VerifiedEnvelope, to: &Node) -> Vec<u8> {
+        let wire = &env.envelope.wire;
+        let i = wire
+            .recipients
+            .iter()
+            .position(|r| r == to.id.id())
+            .unwrap();
+        let stanza = &wire.sealed.as_ref().unwrap().keys[i];
+        let hct = HybridCiphertext {
+            epk: EcPublicKey::from_bytes(&stanza.epk, "epk").unwrap(),
+            kem_ct: stanza.kem_ct.to_vec(),
+        };
+        let kek = kem::decapsulate(&hct, to.id.id(), &to.ecdh, &to.kem).unwrap();
+        let mut ck = stanza.wrapped_key.to_vec();
+        Aes256Gcm::new((&*kek).into())
+            .decrypt_in_place(&Nonce::default(), &wire.header_digest().unwrap(), &mut ck)
+            .unwrap();
+        ck
+    }
+
+    #[test]
+    fn content_keys_are_fresh_and_shared() {
+        let alice = node("alice");
+        let bob = node("bob");
+        let carol = node("carol");
+        let e1 = sealed(&alice, &[&bob, &carol]);
+        let e2 = sealed(&alice, &[&bob, &carol]);
+        let k1 = content_key(&e1, &bob);
+        assert_eq!(k1.len(), 32);
+        // One content key per envelope, wrapped for every recipient...
+        assert_eq!(k1, content_key(&e1, &carol));
+        // ...and a fresh one for every seal.
+        assert_ne!(k1, content_key(&e2, &bob));
+        let (w1, w2) = (&e1.envelope.wire, &e2.envelope.wire);
+        let (s1, s2) = (w1.sealed.as_ref().unwrap(), w2.sealed.as_ref().unwrap());
+        assert_ne!(s1.nonce, s2.nonce);
+        assert_ne!(w1.id, w2.id);
+        for (a, b) in s1.keys.iter().zip(&s2.keys) {
+            assert_ne!(a.epk, b.epk);
+            assert_ne!(a.kem_ct, b.kem_ct);
+        }
+        // Within one envelope, each recipient gets its own ephemeral key.
+        assert_ne!(s1.keys[0].epk, s1.keys[1].epk);
     }
 
     #[test]
