@@ -31,6 +31,50 @@
 //!
 //! The format is specified in `docs/protocol.md`, with test vectors in
 //! `proto/tests/vectors/`.
+//!
+//! ```
+//! use milagro_proto::*;
+//!
+//! # fn main() -> Result<()> {
+//! // A node: keys (in a keystore or HSM in real use) and its identity.
+//! let keys = |name: &str| -> Result<_> {
+//!     let signer = LocalSigner::generate()?;
+//!     let ecdh = LocalEcdhKey::generate()?;
+//!     let kem = DecapsulationKey::generate()?;
+//!     let draft = IdentityDraft::new(
+//!         name,
+//!         1_700_000_000_000,
+//!         signer.public_key(),
+//!         ecdh.public_key(),
+//!         kem.public_key(),
+//!     );
+//!     let id = draft.sign(&signer)?;
+//!     Ok((signer, ecdh, kem, id))
+//! };
+//! let (alice_signer, _, _, alice) = keys("alice")?;
+//! let (_, bob_ecdh, bob_kem, bob) = keys("bob")?;
+//!
+//! // Alice seals to Bob; the block goes over the wire as (CID, bytes).
+//! let draft = EnvelopeDraft {
+//!     body: Some(b"order-1"),
+//!     secret_body: Some(b"share"),
+//!     ..EnvelopeDraft::new("custody/release", 1_700_000_000_500)
+//! };
+//! let sent = seal(&alice_signer, &alice, &[&bob], &draft)?;
+//! let (cid, bytes) = (sent.cid(), sent.block().bytes());
+//!
+//! // Bob: resolve the sender's identity by CID, verify, then open.
+//! let limits = Limits::default();
+//! let alice_doc = VerifiedIdentity::decode(alice.id(), alice.block().bytes(), &limits)?;
+//! let envelope = Envelope::decode(cid, bytes, &limits)?;
+//! assert_eq!(envelope.sender(), alice_doc.id());
+//! let envelope = envelope.verify(&alice_doc)?;
+//! // (replay cache on envelope.id(), clock skew on envelope.time_ms() here)
+//! let secret = envelope.open(bob.id(), &bob_ecdh, &bob_kem)?;
+//! assert_eq!(&secret[..], b"share");
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod block;
 pub mod envelope;
