@@ -24,9 +24,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use milagro_proto::block::cid_of;
-use milagro_proto::{
-    Cid, DecapsulationKey, Envelope, Limits, LocalEcdhKey, VerifiedIdentity,
-};
+use milagro_proto::{Cid, DecapsulationKey, Envelope, Limits, LocalEcdhKey, VerifiedIdentity};
 
 struct Party {
     id: VerifiedIdentity,
@@ -42,10 +40,13 @@ fn parties() -> &'static Vec<Party> {
         ["alice", "bob", "carol"]
             .iter()
             .map(|name| {
-                let hex_at = |a: &str, b: &str, c: &str| {
-                    hex::decode(v[a][b][c].as_str().unwrap()).unwrap()
-                };
-                let cid: Cid = v["identities"][name]["cid"].as_str().unwrap().parse().unwrap();
+                let hex_at =
+                    |a: &str, b: &str, c: &str| hex::decode(v[a][b][c].as_str().unwrap()).unwrap();
+                let cid: Cid = v["identities"][name]["cid"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 let bytes = hex_at("identities", name, "hex");
                 let id = VerifiedIdentity::decode(&cid, &bytes, &Limits::default()).unwrap();
                 let ecdh: [u8; 32] = hex_at("parties", name, "ecdh_secret").try_into().unwrap();
