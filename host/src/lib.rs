@@ -75,9 +75,11 @@ pub enum StartError {
 /// How long in-flight requests may run on after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Prepares everything `serve` needs: data dir, database, token, plugins,
+/// Prepares everything `serve` needs: plugin libraries (checked before
+/// anything is written), data dir, database, token, plugin instances,
 /// routes and the listening socket. Nothing is served until all succeeded.
 pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartError> {
+    let opened = plugins::open_all(&config.plugins)?;
     let data_dir = &config.node.data_dir;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -89,7 +91,7 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
         })?;
     let store = Store::open(&data_dir.join("milagro.redb"))?;
     let auth = Auth::load_or_create(&config.token_file())?;
-    let plugins = plugins::load_all(&config.plugins, &store)?;
+    let plugins = plugins::construct_all(opened, &store)?;
     let router = Router::build(&plugins)?;
     let openapi = openapi::document(env!("CARGO_PKG_VERSION"), &plugins)?;
     let listener = TcpListener::bind(config.http.listen)

@@ -25,10 +25,11 @@
 
 use std::path::{Path, PathBuf};
 
+
 use abi_stable::{
     library::{LibraryError, lib_header_from_path},
     sabi_trait::TD_Opaque,
-    std_types::RResult,
+    std_types::{RArc, RResult},
 };
 use milagro_plugin_api::{
     Error,
@@ -83,26 +84,53 @@ pub struct LoadedPlugin {
     pub object: PluginBox,
 }
 
-/// Loads every enabled plugin, in config order; stops at the first refusal.
-pub fn load_all(configs: &[PluginConfig], store: &Store) -> Result<Vec<LoadedPlugin>, LoadError> {
+/// A plugin library that passed the sha256 and ABI checks, not yet constructed.
+pub struct OpenedPlugin {
+    config: PluginConfig,
+    sha256: String,
+    module: PluginModRef,
+}
+
+/// Checks and opens every enabled plugin's library, in config order; stops
+/// at the first refusal. Touches nothing on disk, so a refused plugin leaves
+/// no trace.
+pub fn open_all(configs: &[PluginConfig]) -> Result<Vec<OpenedPlugin>, LoadError> {
     configs
         .iter()
         .filter(|c| c.enabled)
-        .map(|c| load(c, store))
+        .map(|config| {
+            let sha256 = verify_sha256(config)?;
+            let module = open_module(&config.name, &config.path)?;
+            Ok(OpenedPlugin {
+                config: config.clone(),
+                sha256,
+                module,
+            })
+        })
         .collect()
 }
 
-fn load(config: &PluginConfig, store: &Store) -> Result<LoadedPlugin, LoadError> {
+/// Constructs every opened plugin with its config and host facilities.
+pub fn construct_all(
+    opened: Vec<OpenedPlugin>,
+    store: &Store,
+) -> Result<Vec<LoadedPlugin>, LoadError> {
+    opened.into_iter().map(|p| construct(p, store)).collect()
+}
+
+fn construct(opened: OpenedPlugin, store: &Store) -> Result<LoadedPlugin, LoadError> {
+    let OpenedPlugin {
+        config,
+        sha256,
+        module,
+    } = opened;
     let name = config.name.clone();
-    let path = config.path.clone();
-    let sha256 = verify_sha256(config)?;
-    let module = open_module(&name, &path)?;
     let config_json = serde_json::to_string(&config.config).map_err(|e| LoadError::Describe {
         name: name.clone(),
         reason: format!("config table does not convert to JSON: {e}"),
     })?;
     let host = PluginHost::new(&name, store.namespace(&format!("plugin/{name}")));
-    let host = HostObj_TO::from_ptr(abi_stable::std_types::RArc::new(host), TD_Opaque);
+    let host = HostObj_TO::from_ptr(RArc::new(host), TD_Opaque);
     let object = match (module.new())(config_json.into(), host) {
         RResult::ROk(object) => object,
         RResult::RErr(e) => {
@@ -130,7 +158,7 @@ fn load(config: &PluginConfig, store: &Store) -> Result<LoadedPlugin, LoadError>
     Ok(LoadedPlugin {
         name,
         mount: config.mount(),
-        path,
+        path: config.path,
         sha256,
         descriptor,
         object,
@@ -183,7 +211,84 @@ fn one_line(text: &str) -> String {
 }
 
 /// Reduces abi_stable's layout report (often over a thousand lines) to the
-/// mismatching type path and the first expected/found pair.
+/// mismatching type, where it sits, and the first expected/found pair.
+///
+/// The report is a list of sections, each opening with "<n> error(s)",
+/// then the field path from the root module down to the mismatching type,
+/// then both layouts, then one "Error:" entry per difference. The first
+/// section with n > 0 is the one that matters.
 pub fn summarise_abi_instability(report: &str) -> String {
-    one_line(report)
+    let Some(section) = first_failing_section(report) else {
+        return truncate(&one_line(report), 300);
+    };
+    let (trace, rest) = section
+        .split_once("Layout of expected type:")
+        .unwrap_or((section, ""));
+    let path: Vec<&str> = tokens_after(trace, "field_name:")
+        .filter(|name| name.parse::<usize>().is_err() && !name.starts_with("__"))
+        .collect();
+    let ty = tokens_after(rest, "type:").next().unwrap_or("?");
+    let module = tokens_after(rest, "mod:").next().unwrap_or("?");
+    let mut differences = rest.split("Error:").skip(1);
+    let first = differences.next().map(describe_difference).unwrap_or_default();
+    let more = differences.count();
+    let mut summary = format!("type {ty} ({module}) differs: {first}");
+    if more > 0 {
+        summary.push_str(&format!(" (and {more} more difference(s))"));
+    }
+    if !path.is_empty() {
+        let tail = &path[path.len().saturating_sub(4)..];
+        summary.push_str(&format!(", reached through field {}", tail.join(".")));
+    }
+    truncate(&summary, 400)
+}
+
+fn first_failing_section(report: &str) -> Option<&str> {
+    let marks: Vec<usize> = report.match_indices("error(s)").map(|(i, _)| i).collect();
+    marks.iter().enumerate().find_map(|(n, &at)| {
+        let count: String = report[..at]
+            .trim_end()
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let failing = !count.is_empty() && count.chars().any(|c| c != '0');
+        let end = marks.get(n + 1).copied().unwrap_or(report.len());
+        failing.then(|| &report[at..end])
+    })
+}
+
+/// The whitespace-delimited words that follow each `marker`.
+fn tokens_after<'a>(text: &'a str, marker: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    text.split(marker)
+        .skip(1)
+        .filter_map(|s| s.split_whitespace().next())
+}
+
+/// "unexpected field Expected: field_name:a type:X size:.. Found: .." ->
+/// "unexpected field: expected `a: X`, found `b: Y`".
+fn describe_difference(entry: &str) -> String {
+    let (what, rest) = entry.split_once("Expected:").unwrap_or((entry, ""));
+    let (expected, found) = rest.split_once("Found:").unwrap_or((rest, ""));
+    let item = |text: &str| {
+        let name = tokens_after(text, "field_name:").next();
+        let ty = tokens_after(text, "type:").next();
+        match (name, ty) {
+            (Some(n), Some(t)) => format!("{n}: {t}"),
+            _ => truncate(&one_line(text), 60),
+        }
+    };
+    format!(
+        "{}: expected `{}`, found `{}`",
+        one_line(what),
+        item(expected),
+        item(found)
+    )
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
 }

@@ -180,6 +180,8 @@ pub struct Node {
 pub struct Exited {
     pub status: ExitStatus,
     pub stderr: String,
+    /// Whether the node created its data dir before exiting.
+    pub wrote_data: bool,
 }
 
 fn write_config(config: &NodeConfig) -> tempfile::TempDir {
@@ -247,6 +249,7 @@ impl Node {
         Exited {
             status,
             stderr: std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default(),
+            wrote_data: dir.path().join("data").exists(),
         }
     }
 

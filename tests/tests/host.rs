@@ -123,8 +123,12 @@ impl Drop for ChildGuard {
     }
 }
 
-fn refusal(config: NodeConfig) -> String {
+/// Starts a node that must refuse; returns its one error line.
+fn refusal(config: NodeConfig, writes_nothing: bool) -> String {
     let exited = Node::start_expecting_exit(config);
+    if writes_nothing {
+        assert!(!exited.wrote_data, "a refused library must leave nothing on disk");
+    }
     assert!(!exited.status.success(), "the node must exit non-zero");
     let errors: Vec<&str> = exited.stderr.lines().filter(|l| l.contains("ERROR")).collect();
     assert_eq!(errors.len(), 1, "exactly one error line, got:\n{}", exited.stderr);
@@ -135,27 +139,27 @@ fn refusal(config: NodeConfig) -> String {
 fn tampered_missing_and_failing_plugins_stop_startup() {
     let mut tampered = probe("probe-t", "T");
     tampered.sha256 = "ab".repeat(32);
-    let line = refusal(NodeConfig::new("t").plugin(example()).plugin(tampered));
+    let line = refusal(NodeConfig::new("t").plugin(example()).plugin(tampered), true);
     assert!(line.contains("\"probe-t\"") && line.contains("sha256"), "{line}");
 
     let mut missing = probe("probe-m", "M");
     missing.path = missing.path.with_file_name("libdoes_not_exist.so");
-    let line = refusal(NodeConfig::new("m").plugin(missing));
+    let line = refusal(NodeConfig::new("m").plugin(missing), true);
     assert!(line.contains("\"probe-m\"") && line.contains("cannot read"), "{line}");
 
     let failing = probe("probe-f", "F");
     let failing = PluginEntry { config: "{ label = \"F\", fail_in_new = true }".into(), ..failing };
-    let line = refusal(NodeConfig::new("f").plugin(failing));
+    let line = refusal(NodeConfig::new("f").plugin(failing), false);
     assert!(line.contains("\"probe-f\"") && line.contains("asked to fail"), "{line}");
 
     let panicking = probe("probe-p", "P");
     let panicking = PluginEntry { config: "{ label = \"P\", panic_in_new = true }".into(), ..panicking };
-    let line = refusal(NodeConfig::new("p").plugin(panicking));
+    let line = refusal(NodeConfig::new("p").plugin(panicking), false);
     assert!(line.contains("\"probe-p\"") && line.contains("panicked in new"), "{line}");
 
     let bad_config = probe("probe-c", "C");
     let bad_config = PluginEntry { config: "{ labell = \"C\" }".into(), ..bad_config };
-    let line = refusal(NodeConfig::new("c").plugin(bad_config));
+    let line = refusal(NodeConfig::new("c").plugin(bad_config), false);
     assert!(line.contains("\"probe-c\"") && line.contains("labell"), "{line}");
 }
 
