@@ -40,7 +40,9 @@ pub struct Host(HostBox);
 pub use crate::abi::LogLevel as Level;
 
 impl Host {
-    pub(crate) fn from_abi(host: HostBox) -> Host {
+    /// Wraps the host's ABI handle. Plugins receive a ready `Host` in
+    /// [`crate::Plugin::new`]; this is for hosts and in-process tests.
+    pub fn new(host: HostBox) -> Host {
         Host(host)
     }
 

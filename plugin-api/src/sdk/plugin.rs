@@ -152,7 +152,7 @@ extern "C" fn construct<P: Plugin>(
         let config: P::Config = serde_json::from_str(config_json.as_str()).map_err(|e| {
             Error::bad_request(format!("invalid config for plugin {}: {e}", P::NAME))
         })?;
-        let plugin = P::new(config, Host::from_abi(host))?;
+        let plugin = P::new(config, Host::new(host))?;
         Ok(PluginObj_TO::from_value(Adapter(Arc::new(plugin)), TD_Opaque))
     })
     .map_err(AbiError::from)
