@@ -1,0 +1,160 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! `milagro-bench`: drives load at Milagro nodes on 127.0.0.1 and reports
+//! throughput and latency percentiles.
+//!
+//! `milagro-bench http --url http://127.0.0.1:7070/v1/status -c 16 -d 10`
+//! keeps 16 keep-alive connections busy for 10 seconds.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, Uri, client::conn::http1};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+#[command(name = "milagro-bench", version, about = "Load generator for Milagro Server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// GET one URL from many keep-alive connections.
+    Http {
+        #[arg(long)]
+        url: Uri,
+        /// Concurrent connections.
+        #[arg(short, long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run.
+        #[arg(short, long, default_value_t = 10)]
+        duration: u64,
+        /// File holding an operator token to send as `Authorization: Bearer`.
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
+    },
+}
+
+/// What one worker saw.
+struct Tally {
+    latencies: Histogram<u64>,
+    errors: u64,
+}
+
+async fn connect(uri: &Uri) -> Result<http1::SendRequest<Empty<Bytes>>, String> {
+    let host = uri.host().ok_or("url has no host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn worker(uri: Uri, auth: Option<String>, until: Instant) -> Tally {
+    let mut tally = Tally {
+        latencies: Histogram::new(3).expect("3 significant figures is valid"),
+        errors: 0,
+    };
+    let mut sender = None;
+    while Instant::now() < until {
+        if sender.is_none() {
+            match connect(&uri).await {
+                Ok(s) => sender = Some(s),
+                Err(_) => {
+                    tally.errors += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+        }
+        let s = sender.as_mut().expect("connected above");
+        let mut request = Request::get(uri.clone()).header("host", uri.authority().map(|a| a.as_str()).unwrap_or("localhost"));
+        if let Some(auth) = &auth {
+            request = request.header("authorization", auth);
+        }
+        let request = request.body(Empty::new()).expect("a GET request builds");
+        let started = Instant::now();
+        let ok = match s.send_request(request).await {
+            Ok(response) => {
+                let success = response.status().is_success();
+                success && response.into_body().collect().await.is_ok()
+            }
+            Err(_) => false,
+        };
+        if ok {
+            let micros = started.elapsed().as_micros() as u64;
+            tally.latencies.record(micros.max(1)).expect("histogram auto-resizes");
+        } else {
+            tally.errors += 1;
+            sender = None;
+        }
+    }
+    tally
+}
+
+async fn run_http(uri: Uri, concurrency: usize, duration: Duration, auth: Option<String>) {
+    let started = Instant::now();
+    let until = started + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| tokio::spawn(worker(uri.clone(), auth.clone(), until)))
+        .collect();
+    let mut total = Histogram::<u64>::new(3).expect("valid precision");
+    let mut errors = 0;
+    for w in workers {
+        let tally = w.await.expect("worker does not panic");
+        total.add(&tally.latencies).expect("histograms of the same precision add");
+        errors += tally.errors;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = total.len();
+    println!("target       {uri}");
+    println!("connections  {concurrency}, {elapsed:.1} s");
+    println!("requests     {ok} ok, {errors} errors");
+    println!("throughput   {:.0} req/s", ok as f64 / elapsed);
+    for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
+        println!("latency {name}  {} µs", total.value_at_quantile(q));
+    }
+    println!("latency max  {} µs", total.max());
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match cli.command {
+        Command::Http {
+            url,
+            concurrency,
+            duration,
+            token_file,
+        } => {
+            let auth = token_file.map(|path| {
+                let token = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("cannot read token file {}: {e}", path.display()));
+                format!("Bearer {}", token.trim())
+            });
+            runtime.block_on(run_http(url, concurrency, Duration::from_secs(duration), auth));
+        }
+    }
+}
