@@ -32,7 +32,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 #[derive(Parser)]
-#[command(name = "milagro-bench", version, about = "Load generator for Milagro Server")]
+#[command(
+    name = "milagro-bench",
+    version,
+    about = "Load generator for Milagro Server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,9 +69,13 @@ struct Tally {
 async fn connect(uri: &Uri) -> Result<http1::SendRequest<Empty<Bytes>>, String> {
     let host = uri.host().ok_or("url has no host")?;
     let port = uri.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
     Ok(sender)
 }
@@ -90,7 +98,10 @@ async fn worker(uri: Uri, auth: Option<String>, until: Instant) -> Tally {
             }
         }
         let s = sender.as_mut().expect("connected above");
-        let mut request = Request::get(uri.clone()).header("host", uri.authority().map(|a| a.as_str()).unwrap_or("localhost"));
+        let mut request = Request::get(uri.clone()).header(
+            "host",
+            uri.authority().map(|a| a.as_str()).unwrap_or("localhost"),
+        );
         if let Some(auth) = &auth {
             request = request.header("authorization", auth);
         }
@@ -105,7 +116,10 @@ async fn worker(uri: Uri, auth: Option<String>, until: Instant) -> Tally {
         };
         if ok {
             let micros = started.elapsed().as_micros() as u64;
-            tally.latencies.record(micros.max(1)).expect("histogram auto-resizes");
+            tally
+                .latencies
+                .record(micros.max(1))
+                .expect("histogram auto-resizes");
         } else {
             tally.errors += 1;
             sender = None;
@@ -124,7 +138,9 @@ async fn run_http(uri: Uri, concurrency: usize, duration: Duration, auth: Option
     let mut errors = 0;
     for w in workers {
         let tally = w.await.expect("worker does not panic");
-        total.add(&tally.latencies).expect("histograms of the same precision add");
+        total
+            .add(&tally.latencies)
+            .expect("histograms of the same precision add");
         errors += tally.errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -154,7 +170,12 @@ fn main() {
                     .unwrap_or_else(|e| panic!("cannot read token file {}: {e}", path.display()));
                 format!("Bearer {}", token.trim())
             });
-            runtime.block_on(run_http(url, concurrency, Duration::from_secs(duration), auth));
+            runtime.block_on(run_http(
+                url,
+                concurrency,
+                Duration::from_secs(duration),
+                auth,
+            ));
         }
     }
 }

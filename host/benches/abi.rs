@@ -35,11 +35,18 @@ use milagro_plugin_example::{Config, Example};
 use sha2::{Digest, Sha256};
 
 fn example_library() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    [deps.join("libmilagro_plugin_example.so"), deps.join("../libmilagro_plugin_example.so")]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("cargo builds the example plugin's cdylib as a dev-dependency of this bench")
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    [
+        deps.join("libmilagro_plugin_example.so"),
+        deps.join("../libmilagro_plugin_example.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("cargo builds the example plugin's cdylib as a dev-dependency of this bench")
 }
 
 fn greeting_request() -> Request {

@@ -175,10 +175,7 @@ impl Config {
                 return Err(format!("plugin name {:?} appears twice", p.name));
             }
             if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "plugin {:?}: sha256 must be 64 hex digits",
-                    p.name
-                ));
+                return Err(format!("plugin {:?}: sha256 must be 64 hex digits", p.name));
             }
             if !p.enabled {
                 continue;
@@ -195,10 +192,11 @@ impl Config {
                     p.name
                 ));
             }
-            if let Some(reserved) = RESERVED_MOUNTS
-                .iter()
-                .find(|r| mount == **r || mount.starts_with(&format!("{r}/")) || r.starts_with(&format!("{mount}/")))
-            {
+            if let Some(reserved) = RESERVED_MOUNTS.iter().find(|r| {
+                mount == **r
+                    || mount.starts_with(&format!("{r}/"))
+                    || r.starts_with(&format!("{mount}/"))
+            }) {
                 return Err(format!(
                     "plugin {:?}: mount {mount:?} overlaps the host's own route {reserved}",
                     p.name
@@ -259,7 +257,10 @@ mod tests {
     fn unknown_keys_and_syntax_errors_name_the_file_and_line() {
         let e = load_str("[node]\nname = \"n\"\ndata_dir = \"d\"\ncolour = 1\n").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("colour") && msg.contains(".toml") && msg.contains("line 4"), "{msg}");
+        assert!(
+            msg.contains("colour") && msg.contains(".toml") && msg.contains("line 4"),
+            "{msg}"
+        );
         let e = load_str("[node\n").unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
     }
@@ -269,18 +270,37 @@ mod tests {
         let base = "[node]\nname = \"n\"\ndata_dir = \"d\"\n";
         let cases = [
             (plugin("Bad_Name", ""), "a-z"),
-            (format!("{}{}", plugin("a", ""), plugin("a", "mount = \"/v1/x\"")), "twice"),
-            (plugin("a", "sha256 = \"zz\"").replace(&format!("sha256 = \"{HASH}\"\n"), ""), "64 hex"),
+            (
+                format!("{}{}", plugin("a", ""), plugin("a", "mount = \"/v1/x\"")),
+                "twice",
+            ),
+            (
+                plugin("a", "sha256 = \"zz\"").replace(&format!("sha256 = \"{HASH}\"\n"), ""),
+                "64 hex",
+            ),
             (plugin("a", "mount = \"/v1/status\""), "overlaps"),
             (plugin("a", "mount = \"/v1\""), "overlaps"),
             (plugin("a", "mount = \"/v1/x/../y\""), "mount"),
-            (format!("{}{}", plugin("a", "mount = \"/m\""), plugin("b", "mount = \"/m\"")), "two plugins"),
+            (
+                format!(
+                    "{}{}",
+                    plugin("a", "mount = \"/m\""),
+                    plugin("b", "mount = \"/m\"")
+                ),
+                "two plugins",
+            ),
         ];
         for (plugins, expected) in cases {
-            let err = load_str(&format!("{base}{plugins}")).unwrap_err().to_string();
+            let err = load_str(&format!("{base}{plugins}"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{plugins} -> {err}");
         }
-        let ok = load_str(&format!("{base}{}", plugin("a", "enabled = false\nmount = \"/v1/status\""))).unwrap();
+        let ok = load_str(&format!(
+            "{base}{}",
+            plugin("a", "enabled = false\nmount = \"/v1/status\"")
+        ))
+        .unwrap();
         assert!(!ok.plugins[0].enabled);
     }
 }

@@ -24,7 +24,11 @@ use milagro::config::Config;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "milagro", version, about = "Milagro Server: decentralised key custody and trust authority")]
+#[command(
+    name = "milagro",
+    version,
+    about = "Milagro Server: decentralised key custody and trust authority"
+)]
 struct Cli {
     /// Log line format (level filter from RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -63,12 +67,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve { config } => Config::load(&config)
-            .map_err(|e| e.to_string())
-            .and_then(|config| {
-                let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-                runtime.block_on(milagro::run(config)).map_err(|e| e.to_string())
-            }),
+        Command::Serve { config } => {
+            Config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+                    runtime
+                        .block_on(milagro::run(config))
+                        .map_err(|e| e.to_string())
+                })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

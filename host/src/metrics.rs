@@ -29,8 +29,8 @@ const LATENCY: &str = "milagro_http_request_duration_seconds";
 
 /// Latency buckets, seconds: 50 µs to 30 s.
 const BUCKETS: [f64; 16] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 5.0, 30.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    5.0, 30.0,
 ];
 
 /// The process-wide recorder (the `metrics` facade has one per process).

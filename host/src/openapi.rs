@@ -40,7 +40,9 @@ fn error_response(description: &str) -> Value {
 
 fn core_paths() -> Map<String, Value> {
     let mut paths = Map::new();
-    paths.insert("/v1/status".into(), json!({"get": {
+    paths.insert(
+        "/v1/status".into(),
+        json!({"get": {
         "operationId": "status", "summary": "Node status", "tags": ["core"],
         "responses": {"200": {"description": "Version, node name, uptime and loaded plugins",
             "content": {"application/json": {"schema": {"type": "object",
@@ -48,8 +50,11 @@ fn core_paths() -> Map<String, Value> {
                 "properties": {
                     "version": {"type": "string"}, "node": {"type": "string"},
                     "uptime_seconds": {"type": "integer"},
-                    "plugins": {"type": "array", "items": {"type": "string"}}}}}}}}}}));
-    paths.insert("/v1/plugins".into(), json!({"get": {
+                    "plugins": {"type": "array", "items": {"type": "string"}}}}}}}}}}),
+    );
+    paths.insert(
+        "/v1/plugins".into(),
+        json!({"get": {
         "operationId": "plugins", "summary": "Loaded plugins and their routes", "tags": ["core"],
         "security": [{"bearer": []}],
         "responses": {"200": {"description": "One entry per loaded plugin instance",
@@ -62,17 +67,24 @@ fn core_paths() -> Map<String, Value> {
                     "consumes": {"type": "array", "items": {"type": "string"}},
                     "routes": {"type": "array", "items": {"type": "object", "properties": {
                         "method": {"type": "string"}, "path": {"type": "string"}}}}}}}}}},
-            "401": error_response("Missing or wrong operator token")}}}));
-    paths.insert("/openapi.json".into(), json!({"get": {
+            "401": error_response("Missing or wrong operator token")}}}),
+    );
+    paths.insert(
+        "/openapi.json".into(),
+        json!({"get": {
         "operationId": "openapi", "summary": "This document", "tags": ["core"],
         "security": [{"bearer": []}],
         "responses": {"200": {"description": "OpenAPI 3 document",
                               "content": {"application/json": {"schema": {"type": "object"}}}},
-                      "401": error_response("Missing or wrong operator token")}}}));
-    paths.insert("/metrics".into(), json!({"get": {
+                      "401": error_response("Missing or wrong operator token")}}}),
+    );
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": {
         "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["core"],
         "responses": {"200": {"description": "Prometheus text exposition",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}}),
+    );
     paths
 }
 

@@ -25,7 +25,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use abi_stable::{
     library::{LibraryError, lib_header_from_path},
     sabi_trait::TD_Opaque,
@@ -55,7 +54,9 @@ pub enum LoadError {
         expected: String,
         actual: String,
     },
-    #[error("plugin {name:?} refused: {path} was built against an incompatible plugin-api: {summary}")]
+    #[error(
+        "plugin {name:?} refused: {path} was built against an incompatible plugin-api: {summary}"
+    )]
     Incompatible {
         name: String,
         path: PathBuf,
@@ -230,7 +231,10 @@ pub fn summarise_abi_instability(report: &str) -> String {
     let ty = tokens_after(rest, "type:").next().unwrap_or("?");
     let module = tokens_after(rest, "mod:").next().unwrap_or("?");
     let mut differences = rest.split("Error:").skip(1);
-    let first = differences.next().map(describe_difference).unwrap_or_default();
+    let first = differences
+        .next()
+        .map(describe_difference)
+        .unwrap_or_default();
     let more = differences.count();
     let mut summary = format!("type {ty} ({module}) differs: {first}");
     if more > 0 {

@@ -108,7 +108,9 @@ impl Router {
                 if Method::from_bytes(method.as_bytes()).is_err()
                     || !method.bytes().all(|b| b.is_ascii_uppercase())
                 {
-                    return Err(invalid("the method is not an upper-case HTTP method".into()));
+                    return Err(invalid(
+                        "the method is not an upper-case HTTP method".into(),
+                    ));
                 }
                 if !route.path.is_empty() && !route.path.starts_with('/') {
                     return Err(invalid("the path must start with '/'".into()));
@@ -185,9 +187,18 @@ mod tests {
         let router = Router::build(&[]).unwrap();
         assert!(matches!(
             router.find(&Method::GET, "/v1/status"),
-            Match::Found { endpoint: Endpoint { target: Target::Status, operator: false }, .. }
+            Match::Found {
+                endpoint: Endpoint {
+                    target: Target::Status,
+                    operator: false
+                },
+                ..
+            }
         ));
-        assert!(matches!(router.find(&Method::GET, "/v1/nope"), Match::NotFound));
+        assert!(matches!(
+            router.find(&Method::GET, "/v1/nope"),
+            Match::NotFound
+        ));
         match router.find(&Method::POST, "/v1/status") {
             Match::MethodNotAllowed { allow, .. } => assert_eq!(allow, "GET"),
             _ => panic!("expected 405"),

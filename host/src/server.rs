@@ -77,8 +77,8 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 }
 
 fn error_response(error: &Error) -> Response {
-    let status = StatusCode::from_u16(error.code.http_status())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, error.to_json())
 }
 
@@ -116,8 +116,12 @@ impl App {
                 params,
             } => (template, self.dispatch(endpoint, params, request).await),
         };
-        self.metrics
-            .record(route, method.as_str(), response.status().as_u16(), started.elapsed());
+        self.metrics.record(
+            route,
+            method.as_str(),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
         response
     }
 
@@ -148,7 +152,8 @@ impl App {
             Target::Plugins => self.plugin_list(),
             Target::OpenApi => json_response(StatusCode::OK, self.openapi.to_vec()),
             Target::Metrics => {
-                let mut response = hyper::Response::new(Full::new(Bytes::from(self.metrics.render())));
+                let mut response =
+                    hyper::Response::new(Full::new(Bytes::from(self.metrics.render())));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -193,7 +198,10 @@ impl App {
                 })
             })
             .collect();
-        json_response(StatusCode::OK, serde_json::Value::from(list).to_string().into_bytes())
+        json_response(
+            StatusCode::OK,
+            serde_json::Value::from(list).to_string().into_bytes(),
+        )
     }
 
     /// Reads the body (within the limit) and builds the request a plugin sees.
@@ -235,7 +243,10 @@ impl App {
             .iter()
             .filter(|(name, _)| *name != header::AUTHORIZATION)
             .filter_map(|(name, value)| {
-                Some(Tuple2(RString::from(name.as_str()), RString::from(value.to_str().ok()?)))
+                Some(Tuple2(
+                    RString::from(name.as_str()),
+                    RString::from(value.to_str().ok()?),
+                ))
             })
             .collect();
         Ok(AbiRequest {
@@ -280,7 +291,11 @@ impl App {
 /// Turns a plugin's answer into an HTTP response, dropping what it may not set.
 fn plugin_response(plugin: &str, response: AbiResponse) -> Response {
     let Ok(status) = StatusCode::from_u16(response.status) else {
-        tracing::error!(plugin, status = response.status, "handler returned an invalid status");
+        tracing::error!(
+            plugin,
+            status = response.status,
+            "handler returned an invalid status"
+        );
         return error_response(&Error::internal(format!(
             "plugin {plugin} returned an invalid status"
         )));
@@ -342,7 +357,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("requests still in flight after {drain:?}; stopping anyway");
     }
 }

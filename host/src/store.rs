@@ -139,10 +139,7 @@ impl Namespace {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(KV).map_err(db_err)?;
         let range = table
-            .range::<&[u8]>((
-                lower.as_ref().map(Vec::as_slice),
-                Bound::Unbounded,
-            ))
+            .range::<&[u8]>((lower.as_ref().map(Vec::as_slice), Bound::Unbounded))
             .map_err(db_err)?;
         let mut out = Vec::new();
         for entry in range {
@@ -196,8 +193,11 @@ mod tests {
         // a cursor before the prefix starts at the prefix
         assert_eq!(a.scan(b"k/", Some(b"a"), 100).unwrap().len(), 10);
 
-        a.write(&[Write::Delete(b"k/0".to_vec()), Write::Put(b"k/0b".to_vec(), vec![])])
-            .unwrap();
+        a.write(&[
+            Write::Delete(b"k/0".to_vec()),
+            Write::Put(b"k/0b".to_vec(), vec![]),
+        ])
+        .unwrap();
         assert_eq!(a.get(b"k/0").unwrap(), None);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -66,7 +66,9 @@ pub fn plugin_library(crate_name: &str) -> PathBuf {
 }
 
 pub fn sha256_file(path: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(path).expect("plugin library readable")))
+    hex::encode(Sha256::digest(
+        std::fs::read(path).expect("plugin library readable"),
+    ))
 }
 
 /// A port free on 127.0.0.1 at the time of asking.
@@ -225,7 +227,11 @@ impl Node {
             if let Ok(Some(status)) = node.child.try_wait() {
                 panic!("milagro exited during start ({status}):\n{}", node.log());
             }
-            assert!(Instant::now() < deadline, "milagro did not answer within {START_TIMEOUT:?}:\n{}", node.log());
+            assert!(
+                Instant::now() < deadline,
+                "milagro did not answer within {START_TIMEOUT:?}:\n{}",
+                node.log()
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -276,7 +282,10 @@ impl Node {
 
     /// GET with the operator token.
     pub fn get_auth(&self, path: &str) -> (u16, String) {
-        request(ureq::get(&self.url(path)).set("Authorization", &format!("Bearer {}", self.token())), None)
+        request(
+            ureq::get(&self.url(path)).set("Authorization", &format!("Bearer {}", self.token())),
+            None,
+        )
     }
 
     /// Any method with the operator token and an optional body.
@@ -320,8 +329,16 @@ pub fn json(body: &str) -> serde_json::Value {
 
 /// Asserts a JSON error body with the given code.
 pub fn assert_error(response: &(u16, String), status: u16, code: &str) {
-    assert_eq!(response.0, status, "unexpected status, body: {}", response.1);
+    assert_eq!(
+        response.0, status,
+        "unexpected status, body: {}",
+        response.1
+    );
     let v = json(&response.1);
     assert_eq!(v["error"]["code"], code, "body: {}", response.1);
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }

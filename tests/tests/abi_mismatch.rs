@@ -38,7 +38,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn replace_in(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} no longer contains {from:?}", path.display());
+    assert!(
+        text.contains(from),
+        "{} no longer contains {from:?}",
+        path.display()
+    );
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
@@ -77,18 +81,50 @@ fn build_incompatible_probe(work: &Path) -> std::path::PathBuf {
 fn plugin_built_against_a_changed_plugin_api_is_refused_in_one_line() {
     let work = tempfile::tempdir().unwrap();
     let library = build_incompatible_probe(work.path());
-    let exited = Node::start_expecting_exit(
-        NodeConfig::new("abi").plugin(PluginEntry::new("odd-probe", &library, "{ label = \"odd\" }")),
-    );
+    let exited = Node::start_expecting_exit(NodeConfig::new("abi").plugin(PluginEntry::new(
+        "odd-probe",
+        &library,
+        "{ label = \"odd\" }",
+    )));
     assert!(!exited.status.success());
-    assert!(!exited.wrote_data, "a refused library must leave nothing on disk");
-    let errors: Vec<&str> = exited.stderr.lines().filter(|l| l.contains("ERROR")).collect();
-    assert_eq!(errors.len(), 1, "one error line expected:\n{}", exited.stderr);
-    assert_eq!(exited.stderr.lines().count(), 1, "nothing but that line:\n{}", exited.stderr);
+    assert!(
+        !exited.wrote_data,
+        "a refused library must leave nothing on disk"
+    );
+    let errors: Vec<&str> = exited
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error line expected:\n{}",
+        exited.stderr
+    );
+    assert_eq!(
+        exited.stderr.lines().count(),
+        1,
+        "nothing but that line:\n{}",
+        exited.stderr
+    );
     let line = errors[0];
     println!("refusal: {line}");
-    assert!(line.contains("\"odd-probe\"") && line.contains("incompatible plugin-api"), "{line}");
-    assert!(line.contains("AbiRequest"), "the summary names the mismatching type: {line}");
-    assert!(line.contains("expected") && line.contains("found"), "{line}");
-    assert!(line.len() < 600, "summary too long ({} bytes): {line}", line.len());
+    assert!(
+        line.contains("\"odd-probe\"") && line.contains("incompatible plugin-api"),
+        "{line}"
+    );
+    assert!(
+        line.contains("AbiRequest"),
+        "the summary names the mismatching type: {line}"
+    );
+    assert!(
+        line.contains("expected") && line.contains("found"),
+        "{line}"
+    );
+    assert!(
+        line.len() < 600,
+        "summary too long ({} bytes): {line}",
+        line.len()
+    );
 }

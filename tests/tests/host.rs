@@ -30,11 +30,19 @@ use std::{
 use milagro_tests::{Node, NodeConfig, PluginEntry, assert_error, json, plugin_library};
 
 fn example() -> PluginEntry {
-    PluginEntry::new("example", &plugin_library("milagro-plugin-example"), "{ greeting = \"Hi\" }")
+    PluginEntry::new(
+        "example",
+        &plugin_library("milagro-plugin-example"),
+        "{ greeting = \"Hi\" }",
+    )
 }
 
 fn probe(name: &str, label: &str) -> PluginEntry {
-    PluginEntry::new(name, &plugin_library("milagro-test-probe"), &format!("{{ label = \"{label}\" }}"))
+    PluginEntry::new(
+        name,
+        &plugin_library("milagro-test-probe"),
+        &format!("{{ label = \"{label}\" }}"),
+    )
 }
 
 /// Regression for the `RootModule::load_from_file` trap: two different
@@ -52,13 +60,21 @@ fn two_libraries_and_two_instances_each_serve_their_own_routes() {
     assert_eq!(greeting.0, 200, "{}", greeting.1);
     assert_eq!(json(&greeting.1)["message"], "Hi, Ada!");
     assert_eq!(json(&node.get_auth("/v1/probe-a/whoami").1)["label"], "A");
-    assert_eq!(json(&node.get_auth("/v1/elsewhere/b/whoami").1)["label"], "B");
+    assert_eq!(
+        json(&node.get_auth("/v1/elsewhere/b/whoami").1)["label"],
+        "B"
+    );
     // each instance has only its own routes
     assert_error(&node.get_auth("/v1/example/whoami"), 404, "not_found");
     assert_error(&node.get_auth("/v1/probe-a/greeting"), 404, "not_found");
 
     let plugins = json(&node.get_auth("/v1/plugins").1);
-    let names: Vec<_> = plugins.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["example", "probe-a", "probe-b"]);
     assert_eq!(plugins[0]["plugin"], "example");
     assert_eq!(plugins[1]["plugin"], "probe");
@@ -79,7 +95,11 @@ fn plugin_store_is_durable_and_pages() {
     let mut node = Node::start(NodeConfig::new("store").plugin(example()));
     for key in ["a", "b", "c"] {
         let body = format!("{{\"text\": \"note {key}\"}}");
-        let r = node.call("PUT", &format!("/v1/example/notes/{key}"), Some(body.as_bytes()));
+        let r = node.call(
+            "PUT",
+            &format!("/v1/example/notes/{key}"),
+            Some(body.as_bytes()),
+        );
         assert_eq!(r.0, 200, "{}", r.1);
     }
     let page = json(&node.get_auth("/v1/example/notes?limit=2").1);
@@ -88,8 +108,16 @@ fn plugin_store_is_durable_and_pages() {
     let rest = json(&node.get_auth("/v1/example/notes?limit=2&cursor=b").1);
     assert_eq!(rest["notes"][0]["key"], "c");
     assert!(rest["next_cursor"].is_null());
-    assert_error(&node.call("PUT", "/v1/example/notes/x", Some(b"{bad")), 400, "bad_request");
-    assert_error(&node.call("PUT", "/v1/example/notes/x", Some(b"{\"txt\": 1}")), 422, "unprocessable");
+    assert_error(
+        &node.call("PUT", "/v1/example/notes/x", Some(b"{bad")),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &node.call("PUT", "/v1/example/notes/x", Some(b"{\"txt\": 1}")),
+        422,
+        "unprocessable",
+    );
 
     // same data dir, new process
     let config_dir = node.dir.path().to_path_buf();
@@ -109,7 +137,10 @@ fn plugin_store_is_durable_and_pages() {
             assert_eq!(json(&r.1)["text"], "note a");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "restarted node did not answer on {port}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restarted node did not answer on {port}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
     restarted.0.kill().unwrap();
@@ -127,11 +158,23 @@ impl Drop for ChildGuard {
 fn refusal(config: NodeConfig, writes_nothing: bool) -> String {
     let exited = Node::start_expecting_exit(config);
     if writes_nothing {
-        assert!(!exited.wrote_data, "a refused library must leave nothing on disk");
+        assert!(
+            !exited.wrote_data,
+            "a refused library must leave nothing on disk"
+        );
     }
     assert!(!exited.status.success(), "the node must exit non-zero");
-    let errors: Vec<&str> = exited.stderr.lines().filter(|l| l.contains("ERROR")).collect();
-    assert_eq!(errors.len(), 1, "exactly one error line, got:\n{}", exited.stderr);
+    let errors: Vec<&str> = exited
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "exactly one error line, got:\n{}",
+        exited.stderr
+    );
     errors[0].to_string()
 }
 
@@ -139,28 +182,55 @@ fn refusal(config: NodeConfig, writes_nothing: bool) -> String {
 fn tampered_missing_and_failing_plugins_stop_startup() {
     let mut tampered = probe("probe-t", "T");
     tampered.sha256 = "ab".repeat(32);
-    let line = refusal(NodeConfig::new("t").plugin(example()).plugin(tampered), true);
-    assert!(line.contains("\"probe-t\"") && line.contains("sha256"), "{line}");
+    let line = refusal(
+        NodeConfig::new("t").plugin(example()).plugin(tampered),
+        true,
+    );
+    assert!(
+        line.contains("\"probe-t\"") && line.contains("sha256"),
+        "{line}"
+    );
 
     let mut missing = probe("probe-m", "M");
     missing.path = missing.path.with_file_name("libdoes_not_exist.so");
     let line = refusal(NodeConfig::new("m").plugin(missing), true);
-    assert!(line.contains("\"probe-m\"") && line.contains("cannot read"), "{line}");
+    assert!(
+        line.contains("\"probe-m\"") && line.contains("cannot read"),
+        "{line}"
+    );
 
     let failing = probe("probe-f", "F");
-    let failing = PluginEntry { config: "{ label = \"F\", fail_in_new = true }".into(), ..failing };
+    let failing = PluginEntry {
+        config: "{ label = \"F\", fail_in_new = true }".into(),
+        ..failing
+    };
     let line = refusal(NodeConfig::new("f").plugin(failing), false);
-    assert!(line.contains("\"probe-f\"") && line.contains("asked to fail"), "{line}");
+    assert!(
+        line.contains("\"probe-f\"") && line.contains("asked to fail"),
+        "{line}"
+    );
 
     let panicking = probe("probe-p", "P");
-    let panicking = PluginEntry { config: "{ label = \"P\", panic_in_new = true }".into(), ..panicking };
+    let panicking = PluginEntry {
+        config: "{ label = \"P\", panic_in_new = true }".into(),
+        ..panicking
+    };
     let line = refusal(NodeConfig::new("p").plugin(panicking), false);
-    assert!(line.contains("\"probe-p\"") && line.contains("panicked in new"), "{line}");
+    assert!(
+        line.contains("\"probe-p\"") && line.contains("panicked in new"),
+        "{line}"
+    );
 
     let bad_config = probe("probe-c", "C");
-    let bad_config = PluginEntry { config: "{ labell = \"C\" }".into(), ..bad_config };
+    let bad_config = PluginEntry {
+        config: "{ labell = \"C\" }".into(),
+        ..bad_config
+    };
     let line = refusal(NodeConfig::new("c").plugin(bad_config), false);
-    assert!(line.contains("\"probe-c\"") && line.contains("labell"), "{line}");
+    assert!(
+        line.contains("\"probe-c\"") && line.contains("labell"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -178,7 +248,11 @@ fn disabled_plugin_is_neither_listed_nor_routed() {
 
 #[test]
 fn handler_panic_is_a_500_and_other_requests_keep_succeeding() {
-    let node = Arc::new(Node::start(NodeConfig::new("panics").plugin(probe("probe", "X")).plugin(example())));
+    let node = Arc::new(Node::start(
+        NodeConfig::new("panics")
+            .plugin(probe("probe", "X"))
+            .plugin(example()),
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..4)
@@ -190,7 +264,11 @@ fn handler_panic_is_a_500_and_other_requests_keep_succeeding() {
                         break;
                     }
                     let r = node.get_auth("/v1/example/greeting");
-                    assert_eq!(r.0, 200, "a healthy route failed while another panicked: {}", r.1);
+                    assert_eq!(
+                        r.0, 200,
+                        "a healthy route failed while another panicked: {}",
+                        r.1
+                    );
                     served.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -211,42 +289,74 @@ fn handler_panic_is_a_500_and_other_requests_keep_succeeding() {
 
 #[test]
 fn slow_handler_gets_a_504_at_the_configured_timeout() {
-    let node = Node::start(NodeConfig::new("slow").http("handler_timeout_ms = 300").plugin(probe("probe", "S")));
+    let node = Node::start(
+        NodeConfig::new("slow")
+            .http("handler_timeout_ms = 300")
+            .plugin(probe("probe", "S")),
+    );
     let fast = node.get_auth("/v1/probe/sleep/10");
     assert_eq!(fast.0, 200, "{}", fast.1);
     let started = std::time::Instant::now();
     let slow = node.get_auth("/v1/probe/sleep/5000");
     assert_error(&slow, 504, "timeout");
-    assert!(started.elapsed() < Duration::from_secs(4), "the host waited for the handler");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the host waited for the handler"
+    );
     assert_eq!(node.get_auth("/v1/probe/whoami").0, 200);
 }
 
 #[test]
 fn operator_routes_need_the_token_and_open_routes_do_not() {
     let node = Node::start(NodeConfig::new("auth").plugin(example()));
-    for path in ["/v1/plugins", "/openapi.json", "/v1/example/greeting", "/v1/example/notes/a"] {
+    for path in [
+        "/v1/plugins",
+        "/openapi.json",
+        "/v1/example/greeting",
+        "/v1/example/notes/a",
+    ] {
         assert_error(&node.get(path), 401, "unauthorized");
-        let wrong = milagro_tests::request(ureq::get(&node.url(path)).set("Authorization", "Bearer 0000"), None);
+        let wrong = milagro_tests::request(
+            ureq::get(&node.url(path)).set("Authorization", "Bearer 0000"),
+            None,
+        );
         assert_error(&wrong, 401, "unauthorized");
-        let no_scheme = milagro_tests::request(ureq::get(&node.url(path)).set("Authorization", &node.token()), None);
+        let no_scheme = milagro_tests::request(
+            ureq::get(&node.url(path)).set("Authorization", &node.token()),
+            None,
+        );
         assert_error(&no_scheme, 401, "unauthorized");
     }
     assert_eq!(node.get("/v1/status").0, 200);
     assert_eq!(node.get("/metrics").0, 200);
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(node.dir.path().join("data/api-token")).unwrap().permissions(),
+        &std::fs::metadata(node.dir.path().join("data/api-token"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
 fn http_errors_are_json_with_the_right_status() {
-    let node = Node::start(NodeConfig::new("errors").http("max_body_bytes = 1024").plugin(probe("probe", "E")));
+    let node = Node::start(
+        NodeConfig::new("errors")
+            .http("max_body_bytes = 1024")
+            .plugin(probe("probe", "E")),
+    );
     assert_error(&node.get("/nowhere"), 404, "not_found");
-    assert_error(&node.call("DELETE", "/v1/status", None), 405, "method_not_allowed");
+    assert_error(
+        &node.call("DELETE", "/v1/status", None),
+        405,
+        "method_not_allowed",
+    );
     let ok = node.call("POST", "/v1/probe/echo", Some(&[7u8; 1024]));
     assert_eq!(ok.0, 200);
-    assert_error(&node.call("POST", "/v1/probe/echo", Some(&[7u8; 1025])), 413, "payload_too_large");
+    assert_error(
+        &node.call("POST", "/v1/probe/echo", Some(&[7u8; 1025])),
+        413,
+        "payload_too_large",
+    );
     assert_error(&node.get_auth("/v1/probe/ipfs"), 503, "unavailable");
 }
 
@@ -261,7 +371,10 @@ fn metrics_count_requests_per_route_template() {
         text.contains(r#"milagro_http_requests_total{route="/v1/example/notes/{key}",method="GET",status="404"} 2"#),
         "{text}"
     );
-    assert!(text.contains("milagro_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("milagro_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 /// Validates `/openapi.json` with a real OpenAPI 3 validator (the
@@ -283,7 +396,10 @@ fn openapi_document_is_valid_and_lists_every_plugin_route() {
         for route in plugin["routes"].as_array().unwrap() {
             let path = route["path"].as_str().unwrap();
             let method = route["method"].as_str().unwrap().to_ascii_lowercase();
-            assert!(doc["paths"][path][&method].is_object(), "{method} {path} missing from openapi.json");
+            assert!(
+                doc["paths"][path][&method].is_object(),
+                "{method} {path} missing from openapi.json"
+            );
             count += 1;
         }
     }
@@ -312,8 +428,22 @@ fn example_plugin_needs_no_unsafe_no_abi_types_and_no_runtime() {
     let root = milagro_tests::workspace_root().join("plugins/example");
     let source = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
     assert!(source.contains("#![forbid(unsafe_code)]"));
-    for banned in ["unsafe {", "unsafe fn", "abi_stable", "RString", "RVec", "RBox", "RResult", "tokio", "catch_unwind", "FfiFuture"] {
-        assert!(!source.contains(banned), "the example plugin mentions {banned}");
+    for banned in [
+        "unsafe {",
+        "unsafe fn",
+        "abi_stable",
+        "RString",
+        "RVec",
+        "RBox",
+        "RResult",
+        "tokio",
+        "catch_unwind",
+        "FfiFuture",
+    ] {
+        assert!(
+            !source.contains(banned),
+            "the example plugin mentions {banned}"
+        );
     }
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let deps: Vec<&str> = manifest
@@ -324,13 +454,32 @@ fn example_plugin_needs_no_unsafe_no_abi_types_and_no_runtime() {
         .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
         .filter(|k| !k.is_empty())
         .collect();
-    assert_eq!(deps, ["milagro-plugin-api.workspace", "serde.workspace", "serde_json.workspace"]);
+    assert_eq!(
+        deps,
+        [
+            "milagro-plugin-api.workspace",
+            "serde.workspace",
+            "serde_json.workspace"
+        ]
+    );
     let tree = std::process::Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "-e", "normal", "--prefix", "none", "-p", "milagro-plugin-example"])
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            "milagro-plugin-example",
+        ])
         .current_dir(milagro_tests::workspace_root())
         .output()
         .unwrap();
     let tree = String::from_utf8_lossy(&tree.stdout);
     assert!(tree.contains("milagro-plugin-api"), "{tree}");
-    assert!(!tree.lines().any(|l| l.starts_with("tokio ")), "the example plugin links tokio:\n{tree}");
+    assert!(
+        !tree.lines().any(|l| l.starts_with("tokio ")),
+        "the example plugin links tokio:\n{tree}"
+    );
 }

@@ -149,8 +149,12 @@ pub trait HostObj: Clone + Send + Sync {
     /// Signs, seals, stores and delivers; returns the envelope's CID.
     fn send(&self, envelope: OutgoingEnvelope) -> AbiFuture<RString>;
     /// Waits for an envelope of `kind` that links to `cid`.
-    fn await_reply(&self, cid: RString, kind: RString, timeout_ms: u64)
-    -> AbiFuture<ReceivedEnvelope>;
+    fn await_reply(
+        &self,
+        cid: RString,
+        kind: RString,
+        timeout_ms: u64,
+    ) -> AbiFuture<ReceivedEnvelope>;
 
     // keystore: labels are namespaced to the plugin instance
     /// Generates a key pair and returns its SEC1-compressed public key.

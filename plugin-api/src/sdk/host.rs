@@ -128,11 +128,15 @@ pub enum Write {
 
 impl Store<'_> {
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        Ok(call(self.0.kv_get(key.into())).await?.into_option().map(RVec::into_vec))
+        Ok(call(self.0.kv_get(key.into()))
+            .await?
+            .into_option()
+            .map(RVec::into_vec))
     }
 
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.write(vec![Write::Put(key.to_vec(), value.to_vec())]).await
+        self.write(vec![Write::Put(key.to_vec(), value.to_vec())])
+            .await
     }
 
     pub async fn delete(&self, key: &[u8]) -> Result<(), Error> {
@@ -186,7 +190,9 @@ impl Ipfs<'_> {
 
     /// Stores and pins a block; returns its CID (CIDv1, sha2-256).
     pub async fn put(&self, codec: u64, data: Vec<u8>) -> Result<String, Error> {
-        Ok(call(self.0.ipfs_put(codec, data.into())).await?.into_string())
+        Ok(call(self.0.ipfs_put(codec, data.into()))
+            .await?
+            .into_string())
     }
 
     /// Fetches a block; the host has checked it hashes to `cid`.
@@ -306,7 +312,9 @@ impl Transport<'_> {
         timeout: Duration,
     ) -> Result<Envelope, Error> {
         let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        Ok(call(self.0.await_reply(cid.into(), kind.into(), millis)).await?.into())
+        Ok(call(self.0.await_reply(cid.into(), kind.into(), millis))
+            .await?
+            .into())
     }
 }
 
@@ -319,7 +327,9 @@ pub struct Keystore<'a>(&'a HostBox);
 impl Keystore<'_> {
     /// Generates a key pair under `label`; returns the compressed public key.
     pub async fn generate(&self, label: &str, kind: KeyKind) -> Result<Vec<u8>, Error> {
-        Ok(call(self.0.key_generate(label.into(), kind)).await?.into_vec())
+        Ok(call(self.0.key_generate(label.into(), kind))
+            .await?
+            .into_vec())
     }
 
     pub async fn public_key(&self, label: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -331,9 +341,11 @@ impl Keystore<'_> {
 
     /// ECDSA secp256k1 over a SHA-256 digest; 64 bytes r||s, low-S.
     pub async fn sign(&self, label: &str, digest: &[u8; 32]) -> Result<Vec<u8>, Error> {
-        Ok(call(self.0.key_sign(label.into(), digest.as_slice().into()))
-            .await?
-            .into_vec())
+        Ok(
+            call(self.0.key_sign(label.into(), digest.as_slice().into()))
+                .await?
+                .into_vec(),
+        )
     }
 
     /// The raw ECDH shared secret with `peer` (derive keys from it with HKDF).

@@ -212,8 +212,14 @@ mod tests {
         }
         let mut r = request("");
         r.body = b"{not json".to_vec();
-        assert_eq!(r.json::<Body>().unwrap_err().code, super::super::ErrorCode::BadRequest);
+        assert_eq!(
+            r.json::<Body>().unwrap_err().code,
+            super::super::ErrorCode::BadRequest
+        );
         r.body = br#"{"n": "x"}"#.to_vec();
-        assert_eq!(r.json::<Body>().unwrap_err().code, super::super::ErrorCode::Unprocessable);
+        assert_eq!(
+            r.json::<Body>().unwrap_err().code,
+            super::super::ErrorCode::Unprocessable
+        );
     }
 }

@@ -153,7 +153,10 @@ extern "C" fn construct<P: Plugin>(
             Error::bad_request(format!("invalid config for plugin {}: {e}", P::NAME))
         })?;
         let plugin = P::new(config, Host::new(host))?;
-        Ok(PluginObj_TO::from_value(Adapter(Arc::new(plugin)), TD_Opaque))
+        Ok(PluginObj_TO::from_value(
+            Adapter(Arc::new(plugin)),
+            TD_Opaque,
+        ))
     })
     .map_err(AbiError::from)
     .into()

@@ -42,7 +42,11 @@ pub struct Route {
 }
 
 impl Route {
-    pub fn new(method: &'static str, path: impl Into<String>, operation: impl Into<String>) -> Route {
+    pub fn new(
+        method: &'static str,
+        path: impl Into<String>,
+        operation: impl Into<String>,
+    ) -> Route {
         let path = path.into();
         let parameters = path_params(&path)
             .map(|name| {

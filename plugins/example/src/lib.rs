@@ -72,7 +72,10 @@ impl Plugin for Example {
         if config.greeting.trim().is_empty() {
             return Err(Error::bad_request("greeting must not be empty"));
         }
-        host.info(format!("example plugin ready (greeting {:?})", config.greeting));
+        host.info(format!(
+            "example plugin ready (greeting {:?})",
+            config.greeting
+        ));
         Ok(Example { config, host })
     }
 
@@ -84,8 +87,12 @@ impl Plugin for Example {
             Route::get("/greeting", "greeting")
                 .summary("A greeting from this plugin's config")
                 .query("name", "Who to greet", json!({"type": "string"}))
-                .response(200, "The greeting", Some(json!({"type": "object",
-                    "properties": {"message": {"type": "string"}}}))),
+                .response(
+                    200,
+                    "The greeting",
+                    Some(json!({"type": "object",
+                    "properties": {"message": {"type": "string"}}})),
+                ),
             Route::put("/notes/{key}", "put_note")
                 .summary("Store a note")
                 .json_body(json!({"type": "object", "required": ["text"],
@@ -98,11 +105,23 @@ impl Plugin for Example {
                 .response(404, "No such note", None),
             Route::get("/notes", "list_notes")
                 .summary("List notes in key order")
-                .query("limit", "Page size (1-100, default 20)", json!({"type": "integer"}))
-                .query("cursor", "Key after which to continue", json!({"type": "string"}))
-                .response(200, "A page of notes", Some(json!({"type": "object",
+                .query(
+                    "limit",
+                    "Page size (1-100, default 20)",
+                    json!({"type": "integer"}),
+                )
+                .query(
+                    "cursor",
+                    "Key after which to continue",
+                    json!({"type": "string"}),
+                )
+                .response(
+                    200,
+                    "A page of notes",
+                    Some(json!({"type": "object",
                     "properties": {"notes": {"type": "array", "items": note},
-                                   "next_cursor": {"type": "string", "nullable": true}}}))),
+                                   "next_cursor": {"type": "string", "nullable": true}}})),
+                ),
         ]
     }
 
@@ -125,8 +144,13 @@ struct NoteBody {
 
 impl Example {
     fn greeting(&self, request: &Request) -> Result<Response, Error> {
-        let name = request.query_param("name").unwrap_or_else(|| "world".into());
-        Response::json(200, &json!({ "message": format!("{}, {name}!", self.config.greeting) }))
+        let name = request
+            .query_param("name")
+            .unwrap_or_else(|| "world".into());
+        Response::json(
+            200,
+            &json!({ "message": format!("{}, {name}!", self.config.greeting) }),
+        )
     }
 
     async fn put_note(&self, request: &Request) -> Result<Response, Error> {
@@ -150,7 +174,8 @@ impl Example {
             .get(&store_key(key))
             .await?
             .ok_or_else(|| Error::not_found(format!("no note {key:?}")))?;
-        let note: Note = serde_json::from_slice(&bytes).map_err(|e| Error::internal(e.to_string()))?;
+        let note: Note =
+            serde_json::from_slice(&bytes).map_err(|e| Error::internal(e.to_string()))?;
         Response::json(200, &note)
     }
 
