@@ -1,0 +1,232 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The IPFS facility: content-addressed blocks (put, verified get, pin) and
+//! pubsub, behind one [`Backend`] trait with two implementations:
+//!
+//! - `embedded` (default): an in-process rust-ipfs node, nothing to install;
+//! - `kubo`: an external node over the Kubo RPC API (Kubo, or js-ipfs with
+//!   its Kubo-compatible API), through a thin client of our own.
+//!
+//! [`Ipfs`] wraps whichever backend is configured and does what must not
+//! depend on the backend: it computes CIDs itself and checks that every
+//! block it returns hashes to the CID that was asked for.
+
+#[cfg(feature = "embedded")]
+mod embedded;
+mod kubo;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use futures::stream::BoxStream;
+pub use ipld_core::cid::Cid;
+use ipld_core::cid::multihash::Multihash;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Multihash code of sha2-256, the only hash this facility writes or accepts.
+pub const SHA2_256: u64 = 0x12;
+/// Multicodec of raw blocks.
+pub const RAW: u64 = 0x55;
+/// Multicodec of DAG-CBOR blocks.
+pub const DAG_CBOR: u64 = 0x71;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IpfsError {
+    /// The node cannot be reached or is not running (callers answer 503).
+    #[error("IPFS node unavailable: {0}")]
+    Unavailable(String),
+    #[error("block {0} not found before the timeout")]
+    NotFound(Box<Cid>),
+    #[error("block returned for {expected} hashes to {actual}: refusing it")]
+    HashMismatch { expected: Box<Cid>, actual: Box<Cid> },
+    #[error("unsupported CID {cid}: {reason}")]
+    Unsupported { cid: Box<Cid>, reason: String },
+    #[error("IPFS {operation} failed: {message}")]
+    Backend { operation: &'static str, message: String },
+    #[error("invalid IPFS configuration: {0}")]
+    Config(String),
+}
+
+/// A pubsub message as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubsubMessage {
+    /// Peer ID of the node that published it (as the backend reports it).
+    pub from: String,
+    pub data: Vec<u8>,
+}
+
+/// What the node says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub peer_id: String,
+    /// Addresses it listens on, as multiaddrs ending in `/p2p/<peer_id>`.
+    pub addresses: Vec<String>,
+}
+
+/// One IPFS node implementation.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// Stores `data` as a CIDv1 sha2-256 block of `codec`, pins it, and
+    /// returns the CID the node computed.
+    async fn put_block(&self, codec: u64, data: Vec<u8>) -> Result<Cid, IpfsError>;
+    /// Fetches a block (locally or from peers), giving up after `timeout`.
+    async fn get_block(&self, cid: &Cid, timeout: Duration) -> Result<Vec<u8>, IpfsError>;
+    async fn pin(&self, cid: &Cid) -> Result<(), IpfsError>;
+    async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), IpfsError>;
+    /// Messages on `topic` from now on, until the stream is dropped.
+    async fn subscribe(&self, topic: &str) -> Result<BoxStream<'static, PubsubMessage>, IpfsError>;
+    async fn id(&self) -> Result<NodeInfo, IpfsError>;
+    /// Dials a peer by multiaddr (with `/p2p/<peer_id>`).
+    async fn connect(&self, address: &str) -> Result<(), IpfsError>;
+}
+
+/// `[ipfs]` in host.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpfsConfig {
+    pub mode: Mode,
+    /// Kubo mode: base URL of the RPC API.
+    pub api: String,
+    /// Embedded mode: listen multiaddrs.
+    pub listen: Vec<String>,
+    /// Peers to dial at start (multiaddrs with `/p2p/<peer_id>`).
+    pub bootstrap: Vec<String>,
+    /// Embedded mode: repo directory; default `<data_dir>/ipfs`.
+    pub repo: Option<std::path::PathBuf>,
+    /// How long a block fetch may take.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Embedded,
+    Kubo,
+}
+
+impl Default for IpfsConfig {
+    fn default() -> Self {
+        IpfsConfig {
+            mode: Mode::Embedded,
+            api: "http://127.0.0.1:5001".into(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            bootstrap: Vec::new(),
+            repo: None,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The CIDv1 sha2-256 of `data` as a block of `codec`.
+pub fn cid_of(codec: u64, data: &[u8]) -> Cid {
+    let digest = Sha256::digest(data);
+    let hash = Multihash::wrap(SHA2_256, &digest).expect("a 32-byte digest fits a multihash");
+    Cid::new_v1(codec, hash)
+}
+
+/// The node's IPFS facility.
+#[derive(Clone)]
+pub struct Ipfs {
+    backend: Arc<dyn Backend>,
+    timeout: Duration,
+}
+
+impl Ipfs {
+    /// Starts (embedded) or connects to (kubo) the configured node and dials
+    /// the bootstrap peers.
+    pub async fn open(config: &IpfsConfig, data_dir: &Path) -> Result<Ipfs, IpfsError> {
+        let backend: Arc<dyn Backend> = match config.mode {
+            Mode::Kubo => Arc::new(kubo::KuboClient::new(&config.api)?),
+            #[cfg(feature = "embedded")]
+            Mode::Embedded => {
+                let repo = config.repo.clone().unwrap_or_else(|| data_dir.join("ipfs"));
+                Arc::new(embedded::EmbeddedNode::start(config, &repo).await?)
+            }
+            #[cfg(not(feature = "embedded"))]
+            Mode::Embedded => {
+                let _ = data_dir;
+                return Err(IpfsError::Config(
+                    "mode \"embedded\" needs milagro built with the `embedded-ipfs` feature; use mode = \"kubo\"".into(),
+                ));
+            }
+        };
+        let ipfs = Ipfs::with_backend(backend, Duration::from_millis(config.timeout_ms));
+        for peer in &config.bootstrap {
+            if let Err(e) = ipfs.backend.connect(peer).await {
+                tracing::warn!(peer = %peer, "bootstrap peer not reached: {e}");
+            }
+        }
+        Ok(ipfs)
+    }
+
+    pub fn with_backend(backend: Arc<dyn Backend>, timeout: Duration) -> Ipfs {
+        Ipfs { backend, timeout }
+    }
+
+    /// Stores and pins a block; the CID is computed here and must match the node's.
+    pub async fn put(&self, codec: u64, data: Vec<u8>) -> Result<Cid, IpfsError> {
+        let expected = cid_of(codec, &data);
+        let stored = self.backend.put_block(codec, data).await?;
+        if stored != expected {
+            return Err(IpfsError::HashMismatch {
+                expected: Box::new(expected),
+                actual: Box::new(stored),
+            });
+        }
+        Ok(expected)
+    }
+
+    /// Fetches a block and checks that it hashes to `cid`.
+    pub async fn get(&self, cid: &Cid) -> Result<Vec<u8>, IpfsError> {
+        if cid.hash().code() != SHA2_256 {
+            return Err(IpfsError::Unsupported {
+                cid: Box::new(*cid),
+                reason: "only sha2-256 multihashes are accepted".into(),
+            });
+        }
+        let data = self.backend.get_block(cid, self.timeout).await?;
+        let actual = cid_of(cid.codec(), &data);
+        if actual.hash() != cid.hash() {
+            return Err(IpfsError::HashMismatch {
+                expected: Box::new(*cid),
+                actual: Box::new(actual),
+            });
+        }
+        Ok(data)
+    }
+
+    pub async fn pin(&self, cid: &Cid) -> Result<(), IpfsError> {
+        self.backend.pin(cid).await
+    }
+
+    pub async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), IpfsError> {
+        self.backend.publish(topic, data).await
+    }
+
+    pub async fn subscribe(&self, topic: &str) -> Result<BoxStream<'static, PubsubMessage>, IpfsError> {
+        self.backend.subscribe(topic).await
+    }
+
+    pub async fn id(&self) -> Result<NodeInfo, IpfsError> {
+        self.backend.id().await
+    }
+
+    pub async fn connect(&self, address: &str) -> Result<(), IpfsError> {
+        self.backend.connect(address).await
+    }
+}
