@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod config;
 pub mod facilities;
+pub mod keystore;
 pub mod metrics;
 pub mod openapi;
 pub mod plugins;
