@@ -77,6 +77,7 @@
 //! ```
 
 pub mod block;
+pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod identity;
@@ -86,6 +87,7 @@ mod rng;
 pub mod sign;
 
 pub use block::{Block, Cid};
+pub use delivery::{decode_delivery, encode_delivery, inbox_topic};
 pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, open, seal};
 pub use error::{Error, KeyError};
 pub use identity::{Endpoints, IdentityDraft, VerifiedIdentity};
