@@ -78,12 +78,16 @@ fn abi_overhead(c: &mut Criterion) {
         mount: None,
         config: toml::Table::new(),
     };
-    let loaded = plugins::construct_all(plugins::open_all(&[config]).unwrap(), &store)
+    let loaded = plugins::construct_all(plugins::open_all(&[config]).unwrap(), &store, None)
         .unwrap()
         .remove(0);
 
     let host = HostObj_TO::from_ptr(
-        RArc::new(PluginHost::new("inproc", store.namespace("plugin/inproc"))),
+        RArc::new(PluginHost::new(
+            "inproc",
+            store.namespace("plugin/inproc"),
+            None,
+        )),
         TD_Opaque,
     );
     let config: Config = serde_json::from_str("{}").unwrap();

@@ -47,6 +47,14 @@ pub struct Config {
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
+    pub ipfs: milagro_ipfs::IpfsConfig,
+    #[serde(default)]
+    pub keystore: crate::keystore::KeystoreConfig,
+    #[serde(default)]
+    pub identity: crate::identity::IdentityConfig,
+    #[serde(default)]
+    pub transport: crate::transport::TransportConfig,
+    #[serde(default)]
     pub plugins: Vec<PluginConfig>,
 }
 
@@ -107,11 +115,12 @@ fn yes() -> bool {
 }
 
 /// Mount points the host keeps for its own routes.
-const RESERVED_MOUNTS: [&str; 6] = [
+const RESERVED_MOUNTS: [&str; 7] = [
     "/v1/status",
     "/v1/plugins",
     "/v1/identity",
     "/v1/inbox",
+    "/v1/audit",
     "/openapi.json",
     "/metrics",
 ];
@@ -143,6 +152,9 @@ impl Config {
         }
         for plugin in &mut config.plugins {
             plugin.path = base.join(&plugin.path);
+        }
+        if let Some(repo) = &mut config.ipfs.repo {
+            *repo = base.join(&*repo);
         }
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
@@ -207,6 +219,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// What the node facilities need from this config.
+    pub fn node_settings(&self) -> crate::node::NodeSettings<'_> {
+        crate::node::NodeSettings {
+            name: &self.node.name,
+            data_dir: &self.node.data_dir,
+            listen: self.http.listen,
+            ipfs: &self.ipfs,
+            keystore: &self.keystore,
+            identity: &self.identity,
+            transport: &self.transport,
+        }
     }
 
     /// The token file, defaulting into the data dir.

@@ -18,40 +18,71 @@
 //! The facilities lent to each plugin instance: the host side of
 //! [`HostObj`].
 //!
-//! Log, clock and store are provided here. IPFS, identity, transport and
-//! keystore are not provided by this host yet and answer `unavailable`, so a
-//! plugin can tell "not here" from "failed".
+//! Log, clock and store are always there. IPFS, identity, transport and
+//! keystore come from the [`Node`]; a host built without one (as in the ABI
+//! benchmark) answers `unavailable` for them, so a plugin can tell "not
+//! here" from "failed". Keystore labels are namespaced per instance.
 
 use std::{
+    future::Future,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use abi_stable::std_types::{ROption, RResult, RString, RVec};
 use async_ffi::{FfiFuture, FutureExt};
+use milagro_ipfs::IpfsError;
 use milagro_plugin_api::{
-    Error,
+    Error, ErrorCode,
     abi::{
         AbiError, AbiFuture, HostObj, IdentityInfo, KeyKind, KvEntry, KvWrite, LogLevel,
         OutgoingEnvelope, ReceivedEnvelope,
     },
 };
+use milagro_proto::{Cid, EcPublicKey, VerifiedIdentity};
 use zeroize::Zeroize;
 
-use crate::store::{Namespace, StoreError, Write};
+use crate::{
+    keystore::KeystoreError,
+    node::{Node, now_ms},
+    store::{Namespace, StoreError, Write},
+    transport::{Outgoing, TransportError, inbox::InboxError},
+};
 
 /// What one plugin instance can reach of its host.
 #[derive(Clone)]
 pub struct PluginHost {
     instance: Arc<str>,
     store: Namespace,
+    node: Option<Arc<Node>>,
 }
 
 impl PluginHost {
-    pub fn new(instance: &str, store: Namespace) -> PluginHost {
+    pub fn new(instance: &str, store: Namespace, node: Option<Arc<Node>>) -> PluginHost {
         PluginHost {
             instance: instance.into(),
             store,
+            node,
+        }
+    }
+
+    fn key_label(&self, label: &str) -> String {
+        format!("plugin/{}/{label}", self.instance)
+    }
+
+    /// Runs `f` with the node, or answers `unavailable` without one.
+    fn with_node<T, F, Fut>(&self, facility: &str, f: F) -> AbiFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Node>) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        match &self.node {
+            None => unavailable(facility),
+            Some(node) => {
+                let future = f(Arc::clone(node));
+                async move { future.await.map_err(AbiError::from).into() }.into_ffi()
+            }
         }
     }
 }
@@ -70,11 +101,89 @@ fn blocking<T: Send + 'static>(
     .into_ffi()
 }
 
+/// Runs a blocking keystore call (disk or HSM) off the async threads.
+async fn keystore_call<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KeystoreError> + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(KeystoreError::Missing(label))) => Err(Error::not_found(format!(
+            "no key or secret labelled {label:?}"
+        ))),
+        Ok(Err(e @ (KeystoreError::Exists { .. } | KeystoreError::WrongKind { .. }))) => {
+            Err(Error::conflict(e.to_string()))
+        }
+        Ok(Err(e @ KeystoreError::Invalid(_))) => Err(Error::bad_request(e.to_string())),
+        Ok(Err(e)) => Err(Error::internal(e.to_string())),
+        Err(e) => Err(Error::internal(format!("keystore task failed: {e}"))),
+    }
+}
+
 fn unavailable<T: Send + 'static>(facility: &str) -> AbiFuture<T> {
     let error = AbiError::from(Error::unavailable(format!(
         "the {facility} facility is not available in this host"
     )));
     async move { RResult::RErr(error) }.into_ffi()
+}
+
+fn ipfs_error(e: IpfsError) -> Error {
+    let code = match &e {
+        IpfsError::Unavailable(_) => ErrorCode::Unavailable,
+        IpfsError::NotFound(_) => ErrorCode::NotFound,
+        IpfsError::Unsupported { .. } => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
+    };
+    Error::new(code, e.to_string())
+}
+
+fn parse_cid(text: &str, what: &str) -> Result<Cid, Error> {
+    Cid::try_from(text)
+        .map_err(|e| Error::bad_request(format!("{what} {text:?} is not a CID: {e}")))
+}
+
+fn parse_cids(texts: &RVec<RString>, what: &str) -> Result<Vec<Cid>, Error> {
+    texts.iter().map(|t| parse_cid(t.as_str(), what)).collect()
+}
+
+fn identity_info(document: &VerifiedIdentity) -> IdentityInfo {
+    IdentityInfo {
+        id: document.id().to_string().into(),
+        name: document.name().into(),
+        signing_key: document.signing_key().to_bytes().to_vec().into(),
+        ecdh_key: document.ecdh_key().to_bytes().to_vec().into(),
+        beneficiary_key: document
+            .beneficiary_key()
+            .map(|k| RVec::from(k.to_bytes().to_vec()))
+            .into(),
+        endpoints: document
+            .endpoints()
+            .http
+            .iter()
+            .chain(&document.endpoints().multiaddrs)
+            .map(|e| RString::from(e.as_str()))
+            .collect(),
+    }
+}
+
+fn identity_error(id: &str, e: crate::identity::IdentityError) -> Error {
+    use crate::identity::IdentityError as E;
+    match e {
+        E::Ipfs(IpfsError::NotFound(_)) => Error::not_found(format!("identity {id} not found")),
+        E::Ipfs(other) => ipfs_error(other),
+        E::Invalid { .. } | E::Rotation { .. } | E::ChainTooLong(_) => {
+            Error::unprocessable(e.to_string())
+        }
+        other => Error::internal(other.to_string()),
+    }
+}
+
+fn transport_error(e: TransportError) -> Error {
+    match e {
+        TransportError::Recipient { .. } => Error::unprocessable(e.to_string()),
+        TransportError::Seal(_) => Error::bad_request(e.to_string()),
+        TransportError::Ipfs(e) => ipfs_error(e),
+        TransportError::Undelivered(_) => Error::unavailable(e.to_string()),
+    }
 }
 
 impl HostObj for PluginHost {
@@ -138,57 +247,136 @@ impl HostObj for PluginHost {
         })
     }
 
-    fn ipfs_put(&self, _codec: u64, _data: RVec<u8>) -> AbiFuture<RString> {
-        unavailable("ipfs")
+    fn ipfs_put(&self, codec: u64, data: RVec<u8>) -> AbiFuture<RString> {
+        self.with_node("ipfs", move |node| async move {
+            let cid = node
+                .ipfs
+                .put(codec, data.into_vec())
+                .await
+                .map_err(ipfs_error)?;
+            Ok(RString::from(cid.to_string()))
+        })
     }
 
-    fn ipfs_get(&self, _cid: RString) -> AbiFuture<RVec<u8>> {
-        unavailable("ipfs")
+    fn ipfs_get(&self, cid: RString) -> AbiFuture<RVec<u8>> {
+        self.with_node("ipfs", move |node| async move {
+            let cid = parse_cid(cid.as_str(), "block")?;
+            Ok(node.ipfs.get(&cid).await.map_err(ipfs_error)?.into())
+        })
     }
 
     fn identity_self(&self) -> AbiFuture<IdentityInfo> {
-        unavailable("identity")
+        self.with_node("identity", |node| async move {
+            Ok(identity_info(&node.identity.document))
+        })
     }
 
-    fn identity_resolve(&self, _id: RString) -> AbiFuture<IdentityInfo> {
-        unavailable("identity")
+    fn identity_resolve(&self, id: RString) -> AbiFuture<IdentityInfo> {
+        self.with_node("identity", move |node| async move {
+            let cid = parse_cid(id.as_str(), "node ID")?;
+            let document = node
+                .resolver
+                .resolve(&cid)
+                .await
+                .map_err(|e| identity_error(id.as_str(), e))?;
+            Ok(identity_info(&document))
+        })
     }
 
-    fn send(&self, _envelope: OutgoingEnvelope) -> AbiFuture<RString> {
-        unavailable("transport")
+    fn send(&self, envelope: OutgoingEnvelope) -> AbiFuture<RString> {
+        self.with_node("transport", move |node| async move {
+            let recipients = parse_cids(&envelope.recipients, "recipient")?;
+            let links = parse_cids(&envelope.links, "link")?;
+            let mut sealed = envelope.sealed;
+            let outgoing = Outgoing {
+                kind: envelope.kind.as_str(),
+                recipients: &recipients,
+                links: &links,
+                body: (!envelope.body.is_empty()).then_some(envelope.body.as_slice()),
+                secret_body: (!sealed.is_empty()).then_some(sealed.as_slice()),
+            };
+            let result = node.transport.send(outgoing, now_ms()).await;
+            sealed.as_mut_slice().zeroize();
+            Ok(RString::from(result.map_err(transport_error)?.to_string()))
+        })
     }
 
     fn await_reply(
         &self,
-        _cid: RString,
-        _kind: RString,
-        _timeout_ms: u64,
+        cid: RString,
+        kind: RString,
+        timeout_ms: u64,
     ) -> AbiFuture<ReceivedEnvelope> {
-        unavailable("transport")
+        self.with_node("transport", move |node| async move {
+            let cid = parse_cid(cid.as_str(), "envelope")?;
+            node.transport
+                .inbox
+                .await_reply(cid, kind.as_str(), Duration::from_millis(timeout_ms))
+                .await
+                .map_err(|e| match e {
+                    InboxError::Unavailable(m) => Error::timeout(m),
+                    other => Error::internal(other.to_string()),
+                })
+        })
     }
 
-    fn key_generate(&self, _label: RString, _kind: KeyKind) -> AbiFuture<RVec<u8>> {
-        unavailable("keystore")
+    fn key_generate(&self, label: RString, kind: KeyKind) -> AbiFuture<RVec<u8>> {
+        let label = self.key_label(label.as_str());
+        self.with_node("keystore", move |node| async move {
+            let public = keystore_call(move || node.keystore.generate(&label, kind)).await?;
+            Ok(public.to_bytes().to_vec().into())
+        })
     }
 
-    fn key_public(&self, _label: RString) -> AbiFuture<ROption<RVec<u8>>> {
-        unavailable("keystore")
+    fn key_public(&self, label: RString) -> AbiFuture<ROption<RVec<u8>>> {
+        let label = self.key_label(label.as_str());
+        self.with_node("keystore", move |node| async move {
+            let public = keystore_call(move || node.keystore.public_key(&label)).await?;
+            Ok(public.map(|k| RVec::from(k.to_bytes().to_vec())).into())
+        })
     }
 
-    fn key_sign(&self, _label: RString, _digest: RVec<u8>) -> AbiFuture<RVec<u8>> {
-        unavailable("keystore")
+    fn key_sign(&self, label: RString, digest: RVec<u8>) -> AbiFuture<RVec<u8>> {
+        let label = self.key_label(label.as_str());
+        self.with_node("keystore", move |node| async move {
+            let digest: [u8; 32] = digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::bad_request("the digest must be 32 bytes"))?;
+            let signature =
+                keystore_call(move || node.keystore.sign_prehash(&label, &digest)).await?;
+            Ok(signature.to_bytes().to_vec().into())
+        })
     }
 
-    fn key_ecdh(&self, _label: RString, _peer: RVec<u8>) -> AbiFuture<RVec<u8>> {
-        unavailable("keystore")
+    fn key_ecdh(&self, label: RString, peer: RVec<u8>) -> AbiFuture<RVec<u8>> {
+        let label = self.key_label(label.as_str());
+        self.with_node("keystore", move |node| async move {
+            let peer = EcPublicKey::from_bytes(&peer, "peer key")
+                .map_err(|e| Error::bad_request(e.to_string()))?;
+            let shared = keystore_call(move || node.keystore.ecdh(&label, &peer)).await?;
+            Ok(RVec::from(shared.as_slice()))
+        })
     }
 
-    fn secret_put(&self, _label: RString, mut secret: RVec<u8>) -> AbiFuture<()> {
-        secret.as_mut_slice().zeroize();
-        unavailable("keystore")
+    fn secret_put(&self, label: RString, secret: RVec<u8>) -> AbiFuture<()> {
+        let label = self.key_label(label.as_str());
+        self.with_node("keystore", move |node| async move {
+            let mut secret = secret;
+            let result = {
+                let copy = zeroize::Zeroizing::new(secret.as_slice().to_vec());
+                keystore_call(move || node.keystore.put_secret(&label, &copy)).await
+            };
+            secret.as_mut_slice().zeroize();
+            result
+        })
     }
 
-    fn secret_get(&self, _label: RString) -> AbiFuture<ROption<RVec<u8>>> {
-        unavailable("keystore")
+    fn secret_get(&self, label: RString) -> AbiFuture<ROption<RVec<u8>>> {
+        let label = self.key_label(label.as_str());
+        self.with_node("keystore", move |node| async move {
+            let secret = keystore_call(move || node.keystore.get_secret(&label)).await?;
+            Ok(secret.map(|s| RVec::from(s.as_slice())).into())
+        })
     }
 }

@@ -18,16 +18,21 @@
 //! The `milagro` host: loads the plugins named in its config, lends them
 //! the node's facilities and serves their routes beside its own.
 
+pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod facilities;
+pub mod identity;
 pub mod keystore;
 pub mod metrics;
+pub mod node;
 pub mod openapi;
 pub mod plugins;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod transport;
 
 use std::{
     os::unix::fs::DirBuilderExt,
@@ -41,6 +46,7 @@ use crate::{
     auth::{Auth, AuthError},
     config::Config,
     metrics::Metrics,
+    node::Node,
     openapi::OpenApiError,
     plugins::LoadError,
     router::{RouteError, Router},
@@ -66,6 +72,10 @@ pub enum StartError {
     Route(#[from] RouteError),
     #[error(transparent)]
     OpenApi(#[from] OpenApiError),
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
+    #[error("{0}")]
+    Consumers(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -92,7 +102,12 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
         })?;
     let store = Store::open(&data_dir.join("milagro.redb"))?;
     let auth = Auth::load_or_create(&config.token_file())?;
-    let plugins = plugins::construct_all(opened, &store)?;
+    let node = Arc::new(Node::open(&config.node_settings(), &store).await?);
+    let plugins = Arc::new(plugins::construct_all(opened, &store, Some(&node))?);
+    node.transport
+        .inbox
+        .set_consumers(Arc::clone(&plugins))
+        .map_err(StartError::Consumers)?;
     let router = Router::build(&plugins)?;
     let openapi = openapi::document(env!("CARGO_PKG_VERSION"), &plugins)?;
     let listener = TcpListener::bind(config.http.listen)
@@ -106,6 +121,7 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
         started: Instant::now(),
         router,
         plugins,
+        node,
         auth,
         metrics: Metrics::get(),
         openapi: openapi.to_string().into(),
@@ -122,12 +138,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         addr: config.http.listen,
         source,
     })?;
+    let receiver = tokio::spawn(Arc::clone(&app.node.transport).run_receiver());
     tracing::info!(
         node = %config.node.name,
+        node_id = %app.node.identity.id(),
         plugins = app.plugins.len(),
         "milagro listening on http://{addr}"
     );
     server::serve(app, listener, shutdown_signal(), DRAIN).await;
+    receiver.abort();
     tracing::info!("milagro stopped");
     Ok(())
 }

@@ -20,7 +20,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use milagro::config::Config;
+use milagro::{cli, config::Config};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -50,6 +50,44 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Create this node's keys and identity (if it has none) and print its node ID.
+    Init {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// This node's identity, or another node's.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+    /// Walk an envelope chain from <cid> through its links, verifying every
+    /// block, signature and sender (asks the running node).
+    Audit {
+        cid: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Print this node's identity document.
+    Show {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Resolve and verify another node's identity by its ID (asks the running node).
+    Resolve {
+        cid: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Replace this node's keys and publish a rotated identity document
+    /// (run while the node is stopped).
+    Rotate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -66,18 +104,29 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let result = match cli.command {
-        Command::Serve { config } => {
-            Config::load(&config)
-                .map_err(|e| e.to_string())
-                .and_then(|config| {
-                    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-                    runtime
-                        .block_on(milagro::run(config))
-                        .map_err(|e| e.to_string())
-                })
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
     };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => milagro::run(load(&config)?)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Init { config } => cli::init(&load(&config)?).await,
+            Command::Identity { command } => match command {
+                IdentityCommand::Show { config } => cli::show(&load(&config)?),
+                IdentityCommand::Resolve { cid, config } => {
+                    cli::resolve(&load(&config)?, &cid).await
+                }
+                IdentityCommand::Rotate { config } => cli::rotate(&load(&config)?).await,
+            },
+            Command::Audit { cid, config } => cli::audit(&load(&config)?, &cid).await,
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -85,4 +134,8 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path).map_err(|e| e.to_string())
 }

@@ -23,7 +23,10 @@
 //! plugin would silently resolve to the first) and constructed once per
 //! config entry. Any failure refuses start-up: a security server fails closed.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use abi_stable::{
     library::{LibraryError, lib_header_from_path},
@@ -36,7 +39,7 @@ use milagro_plugin_api::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{config::PluginConfig, facilities::PluginHost, store::Store};
+use crate::{config::PluginConfig, facilities::PluginHost, node::Node, store::Store};
 
 /// Why a plugin was refused, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +118,19 @@ pub fn open_all(configs: &[PluginConfig]) -> Result<Vec<OpenedPlugin>, LoadError
 pub fn construct_all(
     opened: Vec<OpenedPlugin>,
     store: &Store,
+    node: Option<&Arc<Node>>,
 ) -> Result<Vec<LoadedPlugin>, LoadError> {
-    opened.into_iter().map(|p| construct(p, store)).collect()
+    opened
+        .into_iter()
+        .map(|p| construct(p, store, node.cloned()))
+        .collect()
 }
 
-fn construct(opened: OpenedPlugin, store: &Store) -> Result<LoadedPlugin, LoadError> {
+fn construct(
+    opened: OpenedPlugin,
+    store: &Store,
+    node: Option<Arc<Node>>,
+) -> Result<LoadedPlugin, LoadError> {
     let OpenedPlugin {
         config,
         sha256,
@@ -130,7 +141,7 @@ fn construct(opened: OpenedPlugin, store: &Store) -> Result<LoadedPlugin, LoadEr
         name: name.clone(),
         reason: format!("config table does not convert to JSON: {e}"),
     })?;
-    let host = PluginHost::new(&name, store.namespace(&format!("plugin/{name}")));
+    let host = PluginHost::new(&name, store.namespace(&format!("plugin/{name}")), node);
     let host = HostObj_TO::from_ptr(RArc::new(host), TD_Opaque);
     let object = match (module.new())(config_json.into(), host) {
         RResult::ROk(object) => object,

@@ -31,6 +31,10 @@ pub enum Target {
     Plugins,
     OpenApi,
     Metrics,
+    Identity,
+    IdentityLookup,
+    Inbox,
+    Audit,
     Plugin { index: usize, operation: String },
 }
 
@@ -85,14 +89,18 @@ impl Router {
             entries: Vec::new(),
         };
         let core = [
-            ("/v1/status", Target::Status, false),
-            ("/v1/plugins", Target::Plugins, true),
-            ("/openapi.json", Target::OpenApi, true),
-            ("/metrics", Target::Metrics, false),
+            ("GET", "/v1/status", Target::Status, false),
+            ("GET", "/v1/plugins", Target::Plugins, true),
+            ("GET", "/openapi.json", Target::OpenApi, true),
+            ("GET", "/metrics", Target::Metrics, false),
+            ("GET", "/v1/identity", Target::Identity, false),
+            ("GET", "/v1/identity/{cid}", Target::IdentityLookup, false),
+            ("POST", "/v1/inbox", Target::Inbox, false),
+            ("GET", "/v1/audit/{cid}", Target::Audit, true),
         ];
-        for (path, target, operator) in core {
+        for (method, path, target, operator) in core {
             router
-                .add("GET", path, Endpoint { target, operator })
+                .add(method, path, Endpoint { target, operator })
                 .expect("core routes are valid and distinct");
         }
         for (index, plugin) in plugins.iter().enumerate() {

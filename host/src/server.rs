@@ -45,10 +45,14 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::{
+    audit,
     auth::Auth,
+    identity::{self, IdentityError},
     metrics::Metrics,
+    node::Node,
     plugins::LoadedPlugin,
     router::{Endpoint, Match, Router, Target},
+    transport::inbox::{Accepted, InboxError},
 };
 
 pub type Response = hyper::Response<Full<Bytes>>;
@@ -58,7 +62,8 @@ pub struct App {
     pub node_name: String,
     pub started: Instant,
     pub router: Router,
-    pub plugins: Vec<LoadedPlugin>,
+    pub plugins: Arc<Vec<LoadedPlugin>>,
+    pub node: Arc<Node>,
     pub auth: Auth,
     pub metrics: &'static Metrics,
     pub openapi: Bytes,
@@ -160,6 +165,27 @@ impl App {
                 );
                 response
             }
+            Target::Identity => json_response(
+                StatusCode::OK,
+                identity::to_json(&self.node.identity.document)
+                    .to_string()
+                    .into_bytes(),
+            ),
+            Target::IdentityLookup => self.identity_lookup(&params).await,
+            Target::Inbox => match self.read_body(request).await {
+                Ok((_, body)) => self.inbox(body).await,
+                Err(e) => error_response(&e),
+            },
+            Target::Audit => match param_cid(&params) {
+                Ok(cid) => {
+                    let report = audit::audit(&self.node, cid).await;
+                    json_response(
+                        StatusCode::OK,
+                        serde_json::to_vec(&report).expect("an audit report serialises"),
+                    )
+                }
+                Err(e) => error_response(&e),
+            },
             Target::Plugin { index, operation } => {
                 match self.plugin_request(operation, params, request).await {
                     Ok(abi_request) => self.call_plugin(&self.plugins[*index], abi_request).await,
@@ -204,14 +230,11 @@ impl App {
         )
     }
 
-    /// Reads the body (within the limit) and builds the request a plugin sees.
-    /// The operator's token is not passed on.
-    async fn plugin_request(
+    /// Reads the body, refusing more than the configured limit.
+    async fn read_body(
         &self,
-        operation: &str,
-        params: Vec<(String, String)>,
         request: hyper::Request<Incoming>,
-    ) -> Result<AbiRequest, Error> {
+    ) -> Result<(hyper::http::request::Parts, Bytes), Error> {
         let too_large = || {
             Error::new(
                 ErrorCode::PayloadTooLarge,
@@ -238,6 +261,17 @@ impl App {
                 }
             })?
             .to_bytes();
+        Ok((parts, body))
+    }
+
+    /// Builds the request a plugin sees. The operator's token is not passed on.
+    async fn plugin_request(
+        &self,
+        operation: &str,
+        params: Vec<(String, String)>,
+        request: hyper::Request<Incoming>,
+    ) -> Result<AbiRequest, Error> {
+        let (parts, body) = self.read_body(request).await?;
         let headers = parts
             .headers
             .iter()
@@ -263,6 +297,48 @@ impl App {
         })
     }
 
+    async fn identity_lookup(&self, params: &[(String, String)]) -> Response {
+        let cid = match param_cid(params) {
+            Ok(cid) => cid,
+            Err(e) => return error_response(&e),
+        };
+        match self.node.resolver.resolve(&cid).await {
+            Ok(document) => json_response(
+                StatusCode::OK,
+                identity::to_json(&document).to_string().into_bytes(),
+            ),
+            Err(e) => error_response(&identity_error(&cid, e)),
+        }
+    }
+
+    /// `POST /v1/inbox`: an envelope block delivered over HTTP.
+    async fn inbox(&self, body: Bytes) -> Response {
+        let cid = milagro_proto::block::cid_of(&body);
+        let block = match milagro_proto::Block::from_parts(
+            &cid,
+            body.to_vec(),
+            self.node.limits.max_envelope_bytes,
+        ) {
+            Ok(block) => block,
+            Err(e) => return error_response(&inbox_error(InboxError::Invalid(e))),
+        };
+        match self.node.transport.receive(block).await {
+            Ok((accepted, cid)) => {
+                let status = match accepted {
+                    Accepted::New => "accepted",
+                    Accepted::Duplicate => "duplicate",
+                };
+                json_response(
+                    StatusCode::ACCEPTED,
+                    json!({"cid": cid.to_string(), "status": status})
+                        .to_string()
+                        .into_bytes(),
+                )
+            }
+            Err(e) => error_response(&inbox_error(e)),
+        }
+    }
+
     async fn call_plugin(&self, plugin: &LoadedPlugin, request: AbiRequest) -> Response {
         let operation = request.operation.to_string();
         let mut task = tokio::spawn(plugin.object.handle(request));
@@ -285,6 +361,43 @@ impl App {
                 )))
             }
         }
+    }
+}
+
+fn param_cid(params: &[(String, String)]) -> Result<milagro_proto::Cid, Error> {
+    let text = params
+        .iter()
+        .find(|(k, _)| k == "cid")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    milagro_proto::Cid::try_from(text)
+        .map_err(|e| Error::bad_request(format!("{text:?} is not a CID: {e}")))
+}
+
+fn identity_error(cid: &milagro_proto::Cid, e: IdentityError) -> Error {
+    match e {
+        IdentityError::Ipfs(milagro_ipfs::IpfsError::NotFound(_)) => {
+            Error::not_found(format!("identity {cid} not found on IPFS"))
+        }
+        IdentityError::Ipfs(e @ milagro_ipfs::IpfsError::Unavailable(_)) => {
+            Error::unavailable(e.to_string())
+        }
+        e @ (IdentityError::Invalid { .. }
+        | IdentityError::Rotation { .. }
+        | IdentityError::ChainTooLong(_)) => Error::unprocessable(e.to_string()),
+        other => Error::internal(other.to_string()),
+    }
+}
+
+fn inbox_error(e: InboxError) -> Error {
+    match e {
+        InboxError::Replayed { .. } => Error::conflict(e.to_string()),
+        InboxError::Store(_) => Error::internal(e.to_string()),
+        InboxError::Unavailable(_) => Error::unavailable(e.to_string()),
+        InboxError::Invalid(milagro_proto::Error::Oversize { .. }) => {
+            Error::new(ErrorCode::PayloadTooLarge, e.to_string())
+        }
+        _ => Error::unprocessable(e.to_string()),
     }
 }
 

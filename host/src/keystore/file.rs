@@ -110,7 +110,11 @@ impl FileKeystore {
         match keystore.read(VERIFIER_LABEL)? {
             None => keystore.write(VERIFIER_LABEL, EntryKind::Secret, None, VERIFIER_VALUE)?,
             Some((EntryKind::Secret, None, value)) if value.as_slice() == VERIFIER_VALUE => {}
-            Some(_) => return Err(KeystoreError::Decrypt { label: VERIFIER_LABEL.into() }),
+            Some(_) => {
+                return Err(KeystoreError::Decrypt {
+                    label: VERIFIER_LABEL.into(),
+                });
+            }
         }
         Ok(keystore)
     }
@@ -137,11 +141,18 @@ impl FileKeystore {
         plaintext: &[u8],
     ) -> Result<(), KeystoreError> {
         let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce).map_err(|e| KeystoreError::Io(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut nonce)
+            .map_err(|e| KeystoreError::Io(format!("no randomness: {e}")))?;
         let aad = Self::aad(kind, label, public);
         let ciphertext = self
             .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| KeystoreError::Io("encryption failed".into()))?;
         let mut file_bytes = MAGIC.to_vec();
         file_bytes.push(kind as u8);
@@ -179,7 +190,9 @@ impl FileKeystore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("cannot read", &path, e)),
         };
-        let damaged = || KeystoreError::Decrypt { label: label.into() };
+        let damaged = || KeystoreError::Decrypt {
+            label: label.into(),
+        };
         let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(damaged)?;
         let (&kind_byte, rest) = rest.split_first().ok_or_else(damaged)?;
         let kind = EntryKind::from_byte(kind_byte).ok_or_else(damaged)?;
@@ -194,13 +207,23 @@ impl FileKeystore {
         let aad = Self::aad(kind, label, public.as_ref());
         let plaintext = self
             .cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: &aad })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| damaged())?;
         Ok(Some((kind, public, Zeroizing::new(plaintext))))
     }
 
     /// The 32-byte private scalar of a key pair of `kind`.
-    fn private_key(&self, label: &str, kind: EntryKind) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    fn private_key(
+        &self,
+        label: &str,
+        kind: EntryKind,
+    ) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
         let (found, _, secret) = self
             .read(label)?
             .ok_or_else(|| KeystoreError::Missing(label.into()))?;
@@ -211,10 +234,13 @@ impl FileKeystore {
                 found: found.name(),
             });
         }
-        let scalar: [u8; 32] = secret
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeystoreError::Decrypt { label: label.into() })?;
+        let scalar: [u8; 32] =
+            secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeystoreError::Decrypt {
+                    label: label.into(),
+                })?;
         Ok(Zeroizing::new(scalar))
     }
 }
@@ -222,7 +248,9 @@ impl FileKeystore {
 impl Keystore for FileKeystore {
     fn generate(&self, label: &str, kind: KeyKind) -> Result<EcPublicKey, KeystoreError> {
         if self.path(label).exists() {
-            return Err(KeystoreError::Exists { label: label.into() });
+            return Err(KeystoreError::Exists {
+                label: label.into(),
+            });
         }
         let bad_rng = |e: milagro_proto::Error| KeystoreError::Io(e.to_string());
         let (public, secret) = match kind {
@@ -235,7 +263,12 @@ impl Keystore for FileKeystore {
                 (key.public_key(), key.to_bytes())
             }
         };
-        self.write(label, kind.into(), Some(&public.to_bytes()), secret.as_slice())?;
+        self.write(
+            label,
+            kind.into(),
+            Some(&public.to_bytes()),
+            secret.as_slice(),
+        )?;
         Ok(public)
     }
 
@@ -250,19 +283,25 @@ impl Keystore for FileKeystore {
         })?;
         EcPublicKey::from_bytes(&public, "keystore public key")
             .map(Some)
-            .map_err(|_| KeystoreError::Decrypt { label: label.into() })
+            .map_err(|_| KeystoreError::Decrypt {
+                label: label.into(),
+            })
     }
 
     fn sign_prehash(&self, label: &str, digest: &[u8; 32]) -> Result<Signature, KeystoreError> {
         let scalar = self.private_key(label, EntryKind::Signing)?;
-        let key = LocalSigner::from_bytes(&scalar).map_err(|_| KeystoreError::Decrypt { label: label.into() })?;
+        let key = LocalSigner::from_bytes(&scalar).map_err(|_| KeystoreError::Decrypt {
+            label: label.into(),
+        })?;
         key.sign_prehash(digest)
             .map_err(|e| KeystoreError::Io(format!("signing with {label:?} failed: {e}")))
     }
 
     fn ecdh(&self, label: &str, peer: &EcPublicKey) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
         let scalar = self.private_key(label, EntryKind::Ecdh)?;
-        let key = LocalEcdhKey::from_bytes(&scalar).map_err(|_| KeystoreError::Decrypt { label: label.into() })?;
+        let key = LocalEcdhKey::from_bytes(&scalar).map_err(|_| KeystoreError::Decrypt {
+            label: label.into(),
+        })?;
         key.diffie_hellman(peer)
             .map_err(|e| KeystoreError::Invalid(format!("ECDH with {label:?}: {e}")))
     }
@@ -298,7 +337,8 @@ impl Keystore for FileKeystore {
 fn master_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     if !path.exists() {
         let mut key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(key.as_mut()).map_err(|e| KeystoreError::Io(format!("no randomness: {e}")))?;
+        getrandom::fill(key.as_mut())
+            .map_err(|e| KeystoreError::Io(format!("no randomness: {e}")))?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -322,7 +362,10 @@ fn master_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     }
     let bytes = Zeroizing::new(fs::read(path).map_err(|e| io_err("cannot read", path, e))?);
     let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-        KeystoreError::Io(format!("master key {} must be exactly 32 bytes", path.display()))
+        KeystoreError::Io(format!(
+            "master key {} must be exactly 32 bytes",
+            path.display()
+        ))
     })?;
     Ok(Zeroizing::new(key))
 }
@@ -364,7 +407,9 @@ mod tests {
     fn keys_sign_and_agree_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let ks = open(dir.path());
-        let signing = ks.generate("node/signing", KeyKind::Secp256k1Signing).unwrap();
+        let signing = ks
+            .generate("node/signing", KeyKind::Secp256k1Signing)
+            .unwrap();
         let ecdh = ks.generate("node/ecdh", KeyKind::Secp256k1Ecdh).unwrap();
         assert!(matches!(
             ks.generate("node/signing", KeyKind::Secp256k1Signing),
@@ -382,10 +427,19 @@ mod tests {
         drop(ks);
         let ks = open(dir.path());
         assert_eq!(ks.public_key("node/signing").unwrap(), Some(signing));
-        assert_eq!(&**ks.get_secret("plugin/x/share").unwrap().unwrap(), b"s3cret");
+        assert_eq!(
+            &**ks.get_secret("plugin/x/share").unwrap().unwrap(),
+            b"s3cret"
+        );
         assert!(ks.get_secret("nope").unwrap().is_none());
-        assert!(matches!(ks.sign_prehash("node/ecdh", &digest), Err(KeystoreError::WrongKind { .. })));
-        assert!(matches!(ks.get_secret("node/signing"), Err(KeystoreError::WrongKind { .. })));
+        assert!(matches!(
+            ks.sign_prehash("node/ecdh", &digest),
+            Err(KeystoreError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            ks.get_secret("node/signing"),
+            Err(KeystoreError::WrongKind { .. })
+        ));
     }
 
     #[test]
@@ -400,7 +454,10 @@ mod tests {
         }
         // An entry copied under another label does not decrypt.
         fs::copy(ks.path("a"), ks.path("b")).unwrap();
-        assert!(matches!(ks.get_secret("b"), Err(KeystoreError::Decrypt { .. })));
+        assert!(matches!(
+            ks.get_secret("b"),
+            Err(KeystoreError::Decrypt { .. })
+        ));
         let mode = fs::metadata(ks.path("a")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
@@ -422,9 +479,15 @@ mod tests {
         };
         // SAFETY: this test is the only user of this variable.
         unsafe { std::env::set_var("MILAGRO_TEST_KEYSTORE_PASSPHRASE", "correct horse battery") };
-        FileKeystore::open(dir.path(), &config).unwrap().put_secret("s", b"x").unwrap();
+        FileKeystore::open(dir.path(), &config)
+            .unwrap()
+            .put_secret("s", b"x")
+            .unwrap();
         unsafe { std::env::set_var("MILAGRO_TEST_KEYSTORE_PASSPHRASE", "wrong horse battery") };
-        assert!(matches!(FileKeystore::open(dir.path(), &config), Err(KeystoreError::Decrypt { .. })));
+        assert!(matches!(
+            FileKeystore::open(dir.path(), &config),
+            Err(KeystoreError::Decrypt { .. })
+        ));
         assert!(!dir.path().join("master.key").exists());
     }
 }

@@ -47,7 +47,9 @@ pub enum KeystoreError {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("keystore: {label:?} cannot be decrypted (wrong master key or passphrase, or a damaged file)")]
+    #[error(
+        "keystore: {label:?} cannot be decrypted (wrong master key or passphrase, or a damaged file)"
+    )]
     Decrypt { label: String },
     #[error("keystore: invalid input: {0}")]
     Invalid(String),

@@ -1,0 +1,163 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The command-line subcommands other than `serve`: identity management and
+//! audit. Commands that need a running node ask it over its REST API, so
+//! they never contend with it for the IPFS repo or the database.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use milagro_ipfs::Ipfs;
+use milagro_proto::Limits;
+use zeroize::Zeroizing;
+
+use crate::{
+    config::Config,
+    identity::{self, IdentityError, NodeIdentity},
+    node::{self, NodeError},
+    store::Store,
+};
+
+fn open_store(config: &Config) -> Result<Store, String> {
+    std::fs::create_dir_all(&config.node.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.node.data_dir.display()))?;
+    Store::open(&config.node.data_dir.join("milagro.redb")).map_err(|e| e.to_string())
+}
+
+/// `milagro init`: keys and identity, created once; prints the node ID.
+pub async fn init(config: &Config) -> Result<(), String> {
+    let settings = config.node_settings();
+    let store = open_store(config)?;
+    let keystore = node::open_keystore(&settings).map_err(|e| e.to_string())?;
+    let ipfs = Ipfs::open(&config.ipfs, &config.node.data_dir)
+        .await
+        .map_err(|e| NodeError::from(e).to_string())?;
+    let (identity, created) =
+        node::load_or_create_identity(&settings, &store, &keystore, &ipfs, &Limits::default())
+            .await
+            .map_err(|e| e.to_string())?;
+    if !created {
+        identity.republish(&ipfs).await.map_err(|e| e.to_string())?;
+        eprintln!("this node already has an identity; keeping it");
+    }
+    println!("{}", identity.id());
+    Ok(())
+}
+
+/// `milagro identity show`: this node's document, from the local store.
+pub fn show(config: &Config) -> Result<(), String> {
+    let store = open_store(config)?;
+    let keystore = node::open_keystore(&config.node_settings()).map_err(|e| e.to_string())?;
+    let identity = NodeIdentity::load(&store.namespace("node"), &keystore, &Limits::default())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| IdentityError::NotInitialised.to_string())?;
+    println!("{:#}", identity::to_json(&identity.document));
+    Ok(())
+}
+
+/// `milagro identity rotate`: new keys, rotated document; prints the new ID.
+pub async fn rotate(config: &Config) -> Result<(), String> {
+    let settings = config.node_settings();
+    let store = open_store(config)?;
+    let keystore = node::open_keystore(&settings).map_err(|e| e.to_string())?;
+    let ipfs = Ipfs::open(&config.ipfs, &config.node.data_dir)
+        .await
+        .map_err(|e| NodeError::from(e).to_string())?;
+    let identity = node::rotate_identity(&settings, &store, &keystore, &ipfs, &Limits::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}", identity.id());
+    Ok(())
+}
+
+/// GETs a path of the running node, with the operator token if `operator`.
+async fn get(config: &Config, path: &str, operator: bool) -> Result<(u16, Vec<u8>), String> {
+    let addr = config.http.listen;
+    let mut request = hyper::Request::get(format!("http://{addr}{path}"));
+    if operator {
+        let token = Zeroizing::new(
+            std::fs::read_to_string(config.token_file())
+                .map_err(|e| format!("cannot read the API token: {e}"))?,
+        );
+        request = request.header("authorization", format!("Bearer {}", token.trim()));
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("the node at {addr} does not answer (is it running?): {e}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body.to_vec()))
+}
+
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
+/// `milagro identity resolve <cid>`.
+pub async fn resolve(config: &Config, cid: &str) -> Result<(), String> {
+    let (status, body) = get(config, &format!("/v1/identity/{cid}"), false).await?;
+    if status != 200 {
+        return Err(format!("cannot resolve {cid}: {}", error_message(&body)));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    println!("{value:#}");
+    Ok(())
+}
+
+/// `milagro audit <cid>`: prints the chain; fails on any break.
+pub async fn audit(config: &Config, cid: &str) -> Result<(), String> {
+    let (status, body) = get(config, &format!("/v1/audit/{cid}"), true).await?;
+    if status != 200 {
+        return Err(format!("cannot audit {cid}: {}", error_message(&body)));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    let entries = report["envelopes"].as_array().cloned().unwrap_or_default();
+    for entry in &entries {
+        println!(
+            "{}  {}  {} ({})  at {} ms",
+            entry["cid"].as_str().unwrap_or("?"),
+            entry["kind"].as_str().unwrap_or("?"),
+            entry["sender_name"].as_str().unwrap_or("?"),
+            entry["sender"].as_str().unwrap_or("?"),
+            entry["time_ms"],
+        );
+    }
+    if report["ok"] == true {
+        println!("chain verified: {} envelope(s)", entries.len());
+        Ok(())
+    } else {
+        Err(format!(
+            "chain BROKEN at {}: {}",
+            report["broken"]["cid"].as_str().unwrap_or("?"),
+            report["broken"]["reason"].as_str().unwrap_or("?")
+        ))
+    }
+}

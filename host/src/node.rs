@@ -1,0 +1,187 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The node: the facilities that need keys and a network (keystore, IPFS,
+//! identity, transport), opened together at start-up and shared by the
+//! REST API and every plugin.
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use milagro_ipfs::{Ipfs, IpfsConfig, IpfsError};
+use milagro_proto::{Endpoints, Limits};
+
+use crate::{
+    identity::{DraftParts, IdentityConfig, IdentityError, NodeIdentity, Resolver},
+    keystore::{Keystore, KeystoreConfig, KeystoreError, file::FileKeystore},
+    store::Store,
+    transport::{Transport, TransportConfig, inbox::Inbox},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    #[error("cannot start IPFS: {0}")]
+    Ipfs(#[from] IpfsError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("[keystore] backend {0:?} is not available in this host (use \"file\")")]
+    UnknownKeystore(String),
+}
+
+/// What the node needs from host.toml to open its facilities.
+pub struct NodeSettings<'a> {
+    pub name: &'a str,
+    pub data_dir: &'a std::path::Path,
+    pub listen: SocketAddr,
+    pub ipfs: &'a IpfsConfig,
+    pub keystore: &'a KeystoreConfig,
+    pub identity: &'a IdentityConfig,
+    pub transport: &'a TransportConfig,
+}
+
+pub struct Node {
+    pub keystore: Arc<dyn Keystore>,
+    pub ipfs: Ipfs,
+    pub identity: Arc<NodeIdentity>,
+    pub resolver: Arc<Resolver>,
+    pub transport: Arc<Transport>,
+    pub limits: Limits,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Opens the keystore named in the config.
+pub fn open_keystore(settings: &NodeSettings<'_>) -> Result<Arc<dyn Keystore>, NodeError> {
+    match settings.keystore.backend.as_str() {
+        "file" => Ok(Arc::new(FileKeystore::open(
+            &settings.data_dir.join("keystore"),
+            settings.keystore,
+        )?)),
+        other => Err(NodeError::UnknownKeystore(other.into())),
+    }
+}
+
+/// The endpoint hints of a new identity document.
+async fn endpoints(settings: &NodeSettings<'_>, ipfs: &Ipfs) -> Result<Endpoints, NodeError> {
+    let info = ipfs.id().await?;
+    let http = if settings.identity.http.is_empty() {
+        vec![format!("http://{}", settings.listen)]
+    } else {
+        settings.identity.http.clone()
+    };
+    Ok(Endpoints {
+        http,
+        peer_id: Some(info.peer_id),
+        multiaddrs: info.addresses,
+    })
+}
+
+/// Loads this node's identity, creating keys and a first document if the
+/// node has none. Returns whether it was created now.
+pub async fn load_or_create_identity(
+    settings: &NodeSettings<'_>,
+    store: &Store,
+    keystore: &Arc<dyn Keystore>,
+    ipfs: &Ipfs,
+    limits: &Limits,
+) -> Result<(NodeIdentity, bool), NodeError> {
+    let node_ns = store.namespace("node");
+    if let Some(identity) = NodeIdentity::load(&node_ns, keystore, limits)? {
+        return Ok((identity, false));
+    }
+    let parts = DraftParts {
+        name: settings.name.into(),
+        created_ms: now_ms(),
+        endpoints: endpoints(settings, ipfs).await?,
+        beneficiary: settings.identity.beneficiary,
+    };
+    let identity = NodeIdentity::create(&node_ns, keystore, ipfs, parts).await?;
+    tracing::info!(node_id = %identity.id(), "created this node's identity");
+    Ok((identity, true))
+}
+
+/// Replaces this node's keys with new ones, publishing a rotated document.
+pub async fn rotate_identity(
+    settings: &NodeSettings<'_>,
+    store: &Store,
+    keystore: &Arc<dyn Keystore>,
+    ipfs: &Ipfs,
+    limits: &Limits,
+) -> Result<NodeIdentity, NodeError> {
+    let node_ns = store.namespace("node");
+    let current =
+        NodeIdentity::load(&node_ns, keystore, limits)?.ok_or(IdentityError::NotInitialised)?;
+    let parts = DraftParts {
+        name: settings.name.into(),
+        created_ms: now_ms(),
+        endpoints: endpoints(settings, ipfs).await?,
+        beneficiary: settings.identity.beneficiary,
+    };
+    Ok(current.rotate(&node_ns, keystore, ipfs, parts).await?)
+}
+
+impl Node {
+    /// Opens keystore and IPFS, loads (or creates) the identity, republishes
+    /// it, and prepares the transport. The receiver is started separately.
+    pub async fn open(settings: &NodeSettings<'_>, store: &Store) -> Result<Node, NodeError> {
+        let limits = Limits::default();
+        let keystore = open_keystore(settings)?;
+        let ipfs = Ipfs::open(settings.ipfs, settings.data_dir).await?;
+        let (identity, _) =
+            load_or_create_identity(settings, store, &keystore, &ipfs, &limits).await?;
+        identity.republish(&ipfs).await?;
+        let identity = Arc::new(identity);
+        let resolver = Arc::new(Resolver::new(
+            ipfs.clone(),
+            store.namespace("identity-cache"),
+            limits,
+        ));
+        resolver.remember(&identity.document);
+        let inbox = Arc::new(Inbox::new(
+            store.namespace("inbox"),
+            Arc::clone(&identity),
+            Arc::clone(&resolver),
+            limits,
+            settings.transport.max_clock_skew_ms,
+        ));
+        let transport = Arc::new(Transport::new(
+            ipfs.clone(),
+            Arc::clone(&identity),
+            Arc::clone(&resolver),
+            inbox,
+            settings.transport.clone(),
+        ));
+        Ok(Node {
+            keystore,
+            ipfs,
+            identity,
+            resolver,
+            transport,
+            limits,
+        })
+    }
+}

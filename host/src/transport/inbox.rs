@@ -1,0 +1,339 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The durable inbox: every envelope addressed to this node is checked,
+//! persisted, then processed once by the plugin that consumes its kind.
+//!
+//! Receive path: size limit -> CID and hash -> version and CBOR -> replay
+//! cache (message id) -> clock skew -> sender identity resolved and verified
+//! -> signature -> recipient check -> persisted (acknowledged only now) ->
+//! opened and dispatched -> marked done. Envelopes persisted but not done
+//! when the node stopped are processed at the next start. Processing is
+//! idempotent by CID and message id.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use abi_stable::std_types::{RString, RVec};
+use milagro_plugin_api::abi::ReceivedEnvelope;
+use milagro_proto::{Block, Cid, Envelope, Limits, VerifiedEnvelope};
+use tokio::sync::oneshot;
+
+use crate::{
+    identity::{NodeIdentity, Resolver},
+    plugins::LoadedPlugin,
+    store::{Namespace, Write},
+};
+
+/// Why an envelope was refused. Nothing refused is persisted or processed.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error("envelope refused: {0}")]
+    Invalid(#[from] milagro_proto::Error),
+    #[error("envelope refused: message id {id} was already used by envelope {previous}")]
+    Replayed { id: String, previous: String },
+    #[error(
+        "envelope refused: its time is {skew_ms} ms away from this node's clock (limit {limit_ms} ms)"
+    )]
+    ClockSkew { skew_ms: u64, limit_ms: u64 },
+    #[error("envelope refused: sender identity {sender} does not resolve or verify: {reason}")]
+    Sender { sender: String, reason: String },
+    #[error("envelope refused: this node ({node}) is not one of its recipients")]
+    NotARecipient { node: String },
+    #[error("inbox storage failed: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What happened to an accepted delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Persisted now; processing follows.
+    New,
+    /// Seen before (same CID): nothing to do.
+    Duplicate,
+}
+
+type Waiters = HashMap<(Cid, String), Vec<oneshot::Sender<Cid>>>;
+
+pub struct Inbox {
+    store: Namespace,
+    identity: Arc<NodeIdentity>,
+    resolver: Arc<Resolver>,
+    limits: Limits,
+    max_skew_ms: u64,
+    /// Plugins and which consumes each kind; set once plugins are built.
+    consumers: OnceLock<Consumers>,
+    waiters: Mutex<Waiters>,
+}
+
+struct Consumers {
+    plugins: Arc<Vec<LoadedPlugin>>,
+    by_kind: HashMap<String, usize>,
+}
+
+fn key(prefix: &str, cid: &Cid) -> Vec<u8> {
+    [prefix.as_bytes(), &cid.to_bytes()].concat()
+}
+
+fn reply_prefix(linked: &Cid, kind: &str) -> Vec<u8> {
+    [
+        b"reply/".as_slice(),
+        &linked.to_bytes(),
+        kind.as_bytes(),
+        b"\0",
+    ]
+    .concat()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Inbox {
+    pub fn new(
+        store: Namespace,
+        identity: Arc<NodeIdentity>,
+        resolver: Arc<Resolver>,
+        limits: Limits,
+        max_skew_ms: u64,
+    ) -> Inbox {
+        Inbox {
+            store,
+            identity,
+            resolver,
+            limits,
+            max_skew_ms,
+            consumers: OnceLock::new(),
+            waiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Connects the inbox to the plugins; fails if two consume one kind.
+    pub fn set_consumers(&self, plugins: Arc<Vec<LoadedPlugin>>) -> Result<(), String> {
+        let mut by_kind = HashMap::new();
+        for (index, plugin) in plugins.iter().enumerate() {
+            for kind in plugin.descriptor.consumes.iter() {
+                if let Some(other) = by_kind.insert(kind.to_string(), index) {
+                    return Err(format!(
+                        "plugins {:?} and {:?} both consume envelopes of kind {kind}",
+                        plugins[other].name, plugin.name
+                    ));
+                }
+            }
+        }
+        self.consumers
+            .set(Consumers { plugins, by_kind })
+            .map_err(|_| "inbox consumers set twice".to_string())
+    }
+
+    pub fn max_block_bytes(&self) -> usize {
+        self.limits.max_envelope_bytes
+    }
+
+    /// Checks and persists an envelope block. Returns once it is durable;
+    /// the caller then runs [`Inbox::process`].
+    pub async fn accept(&self, block: Block) -> Result<(Accepted, Cid), InboxError> {
+        let cid = *block.cid();
+        if self.store.get(&key("env/", &cid))?.is_some() {
+            return Ok((Accepted::Duplicate, cid));
+        }
+        let envelope = Envelope::from_block(block, &self.limits)?;
+        let id_key = [b"seen/".as_slice(), &envelope.id().0].concat();
+        if let Some(previous) = self.store.get(&id_key)? {
+            return Err(InboxError::Replayed {
+                id: envelope.id().to_string(),
+                previous: Cid::try_from(previous.as_slice())
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|_| "?".into()),
+            });
+        }
+        let skew_ms = now_ms().abs_diff(envelope.time_ms());
+        if skew_ms > self.max_skew_ms {
+            return Err(InboxError::ClockSkew {
+                skew_ms,
+                limit_ms: self.max_skew_ms,
+            });
+        }
+        let sender = *envelope.sender();
+        let sender_doc = self
+            .resolver
+            .resolve(&sender)
+            .await
+            .map_err(|e| InboxError::Sender {
+                sender: sender.to_string(),
+                reason: e.to_string(),
+            })?;
+        let verified = envelope.verify(&sender_doc)?;
+        if !verified.is_recipient(self.identity.id()) {
+            return Err(InboxError::NotARecipient {
+                node: self.identity.id().to_string(),
+            });
+        }
+        self.store.write(&[
+            Write::Put(key("env/", &cid), verified.block().bytes().to_vec()),
+            Write::Put(key("pending/", &cid), Vec::new()),
+            Write::Put(id_key, cid.to_bytes()),
+        ])?;
+        tracing::debug!(%cid, kind = verified.kind(), %sender, "envelope accepted");
+        Ok((Accepted::New, cid))
+    }
+
+    /// Envelopes persisted but not yet processed (after a restart).
+    pub fn pending(&self) -> Result<Vec<Cid>, InboxError> {
+        Ok(self
+            .store
+            .scan(b"pending/", None, usize::MAX)?
+            .into_iter()
+            .filter_map(|(k, _)| Cid::try_from(&k[b"pending/".len()..]).ok())
+            .collect())
+    }
+
+    /// Loads a stored envelope, re-verified, and opens it for a plugin.
+    async fn load(&self, cid: &Cid) -> Result<(VerifiedEnvelope, ReceivedEnvelope), InboxError> {
+        let bytes = self.store.get(&key("env/", cid))?.ok_or_else(|| {
+            InboxError::Unavailable(format!("envelope {cid} is not in the inbox"))
+        })?;
+        let envelope = Envelope::decode(cid, &bytes, &self.limits)?;
+        let sender = self
+            .resolver
+            .resolve(envelope.sender())
+            .await
+            .map_err(|e| InboxError::Sender {
+                sender: envelope.sender().to_string(),
+                reason: e.to_string(),
+            })?;
+        let verified = envelope.verify(&sender)?;
+        let sealed = if verified.is_sealed() {
+            let id = self.identity.id();
+            let secret = verified.open(id, &self.identity.ecdh, &self.identity.kem)?;
+            Some(RVec::from(secret.as_slice()))
+        } else {
+            None
+        };
+        let received = ReceivedEnvelope {
+            cid: cid.to_string().into(),
+            kind: verified.kind().into(),
+            sender: verified.sender().to_string().into(),
+            time_unix_ms: verified.time_ms(),
+            links: verified
+                .links()
+                .iter()
+                .map(|l| RString::from(l.to_string()))
+                .collect(),
+            body: verified.body().unwrap_or_default().into(),
+            sealed: sealed.into(),
+        };
+        Ok((verified, received))
+    }
+
+    /// Hands a persisted envelope to its consumer and marks it done. Safe to
+    /// call again for the same CID: a done envelope is not processed twice.
+    pub async fn process(&self, cid: Cid) -> Result<(), InboxError> {
+        if self.store.get(&key("pending/", &cid))?.is_none() {
+            return Ok(());
+        }
+        let (verified, received) = self.load(&cid).await?;
+        let kind = verified.kind().to_string();
+        let outcome = match self
+            .consumers
+            .get()
+            .and_then(|c| c.by_kind.get(&kind).map(|&i| (Arc::clone(&c.plugins), i)))
+        {
+            None => Err(format!("no plugin consumes kind {kind}")),
+            Some((plugins, index)) => {
+                let plugin = &plugins[index];
+                match tokio::spawn(plugin.object.on_envelope(received)).await {
+                    Ok(r) => r.into_result().map_err(|e| {
+                        format!("plugin {} failed: {}: {}", plugin.name, e.code, e.message)
+                    }),
+                    Err(e) => Err(format!("plugin {} failed: {e}", plugin.name)),
+                }
+            }
+        };
+        let mut writes = vec![Write::Delete(key("pending/", &cid))];
+        match &outcome {
+            Ok(()) => writes.push(Write::Put(key("done/", &cid), Vec::new())),
+            Err(reason) => {
+                tracing::warn!(%cid, %kind, "envelope not processed: {reason}");
+                writes.push(Write::Put(
+                    key("failed/", &cid),
+                    reason.clone().into_bytes(),
+                ));
+            }
+        }
+        for linked in verified.links() {
+            writes.push(Write::Put(
+                [reply_prefix(linked, &kind), cid.to_bytes()].concat(),
+                Vec::new(),
+            ));
+        }
+        self.store.write(&writes)?;
+        self.notify(&verified, &kind, cid);
+        Ok(())
+    }
+
+    fn notify(&self, verified: &VerifiedEnvelope, kind: &str, cid: Cid) {
+        let mut waiters = self.waiters.lock().expect("waiters lock");
+        for linked in verified.links() {
+            if let Some(list) = waiters.remove(&(*linked, kind.to_string())) {
+                for waiter in list {
+                    let _ = waiter.send(cid);
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
+    /// (one already received counts).
+    pub async fn await_reply(
+        &self,
+        linked: Cid,
+        kind: &str,
+        timeout: Duration,
+    ) -> Result<ReceivedEnvelope, InboxError> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .entry((linked, kind.to_string()))
+            .or_default()
+            .push(tx);
+        let prefix = reply_prefix(&linked, kind);
+        let already = self.store.scan(&prefix, None, 1)?.into_iter().next();
+        let cid = match already.and_then(|(k, _)| Cid::try_from(&k[prefix.len()..]).ok()) {
+            Some(cid) => cid,
+            None => match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(cid)) => cid,
+                _ => {
+                    return Err(InboxError::Unavailable(format!(
+                        "no {kind} reply to {linked} within {} ms",
+                        timeout.as_millis()
+                    )));
+                }
+            },
+        };
+        Ok(self.load(&cid).await?.1)
+    }
+}

@@ -1,0 +1,291 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The transport facility: sends envelopes to node IDs and receives the
+//! envelopes addressed to this node.
+//!
+//! Sending signs and seals the envelope, stores and pins its block on IPFS
+//! (the audit log), then delivers it to each recipient over pubsub (its
+//! inbox topic) or HTTP (`POST <endpoint>/v1/inbox`), with bounded retries.
+//! Receiving goes through the [`inbox`].
+
+pub mod inbox;
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::Full;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use milagro_ipfs::{DAG_CBOR, Ipfs};
+use milagro_proto::{
+    Cid, EnvelopeDraft, VerifiedIdentity, decode_delivery, encode_delivery, inbox_topic, seal,
+};
+use serde::Deserialize;
+
+use self::inbox::{Accepted, Inbox, InboxError};
+use crate::identity::{NodeIdentity, Resolver};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("recipient {id}: {reason}")]
+    Recipient { id: String, reason: String },
+    #[error("cannot seal the envelope: {0}")]
+    Seal(milagro_proto::Error),
+    #[error("cannot store the envelope on IPFS: {0}")]
+    Ipfs(#[from] milagro_ipfs::IpfsError),
+    #[error("delivery failed to {0}")]
+    Undelivered(String),
+}
+
+/// `[transport]` in host.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportConfig {
+    /// `pubsub` (default) or `http` (to each recipient's advertised HTTP endpoint).
+    pub mode: TransportMode,
+    /// Largest accepted distance between an envelope's time and this node's clock.
+    pub max_clock_skew_ms: u64,
+    /// How long a delivery is retried before it counts as failed.
+    pub delivery_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportMode {
+    Pubsub,
+    Http,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            mode: TransportMode::Pubsub,
+            max_clock_skew_ms: 5 * 60 * 1000,
+            delivery_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// What a plugin asks to send.
+pub struct Outgoing<'a> {
+    pub kind: &'a str,
+    pub recipients: &'a [Cid],
+    pub links: &'a [Cid],
+    pub body: Option<&'a [u8]>,
+    pub secret_body: Option<&'a [u8]>,
+}
+
+pub struct Transport {
+    ipfs: Ipfs,
+    identity: Arc<NodeIdentity>,
+    resolver: Arc<Resolver>,
+    pub inbox: Arc<Inbox>,
+    config: TransportConfig,
+    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// Delay between delivery attempts.
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+
+impl Transport {
+    pub fn new(
+        ipfs: Ipfs,
+        identity: Arc<NodeIdentity>,
+        resolver: Arc<Resolver>,
+        inbox: Arc<Inbox>,
+        config: TransportConfig,
+    ) -> Transport {
+        Transport {
+            ipfs,
+            identity,
+            resolver,
+            inbox,
+            config,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Seals, stores and delivers an envelope; returns its CID once every
+    /// recipient has it (or the delivery timeout names who does not).
+    pub async fn send(&self, outgoing: Outgoing<'_>, now_ms: u64) -> Result<Cid, TransportError> {
+        let mut recipients = Vec::with_capacity(outgoing.recipients.len());
+        for id in outgoing.recipients {
+            let doc = self
+                .resolver
+                .resolve(id)
+                .await
+                .map_err(|e| TransportError::Recipient {
+                    id: id.to_string(),
+                    reason: e.to_string(),
+                })?;
+            recipients.push(doc);
+        }
+        let recipient_refs: Vec<&VerifiedIdentity> = recipients.iter().collect();
+        let draft = EnvelopeDraft {
+            links: outgoing.links,
+            body: outgoing.body,
+            secret_body: outgoing.secret_body,
+            ..EnvelopeDraft::new(outgoing.kind, now_ms)
+        };
+        let envelope = seal(
+            &self.identity.signer,
+            &self.identity.document,
+            &recipient_refs,
+            &draft,
+        )
+        .map_err(TransportError::Seal)?;
+        let block = envelope.block().clone();
+        self.ipfs.put(DAG_CBOR, block.bytes().to_vec()).await?;
+
+        let deliveries = recipients.iter().map(|r| self.deliver(r, &block));
+        let failed: Vec<String> = futures::future::join_all(deliveries)
+            .await
+            .into_iter()
+            .zip(&recipients)
+            .filter_map(|(result, r)| result.err().map(|e| format!("{} ({e})", r.id())))
+            .collect();
+        if failed.is_empty() {
+            Ok(*block.cid())
+        } else {
+            Err(TransportError::Undelivered(failed.join(", ")))
+        }
+    }
+
+    /// Delivers one block to one recipient, retrying until the timeout.
+    async fn deliver(
+        &self,
+        recipient: &VerifiedIdentity,
+        block: &milagro_proto::Block,
+    ) -> Result<(), String> {
+        if recipient.id() == self.identity.id() {
+            return self
+                .receive(block.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+        }
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
+        let mut last_error;
+        loop {
+            let attempt = match self.config.mode {
+                TransportMode::Pubsub => self.deliver_pubsub(recipient, block).await,
+                TransportMode::Http => self.deliver_http(recipient, block).await,
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) => last_error = e,
+            }
+            if tokio::time::Instant::now() + RETRY_DELAY > deadline {
+                return Err(last_error);
+            }
+            tokio::time::sleep(RETRY_DELAY).await;
+        }
+    }
+
+    async fn deliver_pubsub(
+        &self,
+        recipient: &VerifiedIdentity,
+        block: &milagro_proto::Block,
+    ) -> Result<(), String> {
+        let message = encode_delivery(block).map_err(|e| e.to_string())?;
+        self.ipfs
+            .publish(&inbox_topic(recipient.id()), message)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn deliver_http(
+        &self,
+        recipient: &VerifiedIdentity,
+        block: &milagro_proto::Block,
+    ) -> Result<(), String> {
+        let base = recipient
+            .endpoints()
+            .http
+            .first()
+            .ok_or("its identity advertises no HTTP endpoint")?;
+        let request = hyper::Request::post(format!("{}/v1/inbox", base.trim_end_matches('/')))
+            .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(Bytes::copy_from_slice(block.bytes())))
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_client_error() {
+            // The peer refused the envelope itself: retrying will not help,
+            // but the caller still learns why.
+            Err(format!("peer refused it with HTTP {status}"))
+        } else {
+            Err(format!("peer answered HTTP {status}"))
+        }
+    }
+
+    /// Accepts a block for this node and processes it in the background.
+    pub async fn receive(
+        &self,
+        block: milagro_proto::Block,
+    ) -> Result<(Accepted, Cid), InboxError> {
+        let (accepted, cid) = self.inbox.accept(block).await?;
+        if accepted == Accepted::New {
+            let inbox = Arc::clone(&self.inbox);
+            tokio::spawn(async move {
+                if let Err(e) = inbox.process(cid).await {
+                    tracing::warn!(%cid, "processing failed: {e}");
+                }
+            });
+        }
+        Ok((accepted, cid))
+    }
+
+    /// Listens on this node's inbox topic until the stream ends, and first
+    /// resumes envelopes left pending by an earlier run.
+    pub async fn run_receiver(self: Arc<Self>) -> Result<(), TransportError> {
+        for cid in self.inbox.pending().unwrap_or_default() {
+            if let Err(e) = self.inbox.process(cid).await {
+                tracing::warn!(%cid, "pending envelope not processed: {e}");
+            }
+        }
+        let topic = inbox_topic(self.identity.id());
+        let mut messages = self.ipfs.subscribe(&topic).await?;
+        tracing::info!(%topic, "listening for envelopes");
+        while let Some(message) = messages.next().await {
+            let block = match decode_delivery(&message.data, self.inbox.max_block_bytes()) {
+                Ok(block) => block,
+                Err(e) => {
+                    tracing::warn!(from = %message.from, "pubsub delivery refused: {e}");
+                    continue;
+                }
+            };
+            // Each delivery may need an identity fetched from IPFS: do not
+            // let one slow sender hold up the others.
+            let transport = Arc::clone(&self);
+            tokio::spawn(async move {
+                if let Err(e) = transport.receive(block).await {
+                    tracing::warn!(from = %message.from, "{e}");
+                }
+            });
+        }
+        Ok(())
+    }
+}
