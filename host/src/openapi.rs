@@ -78,6 +78,60 @@ fn core_paths() -> Map<String, Value> {
                               "content": {"application/json": {"schema": {"type": "object"}}}},
                       "401": error_response("Missing or wrong operator token")}}}),
     );
+    let identity = json!({"type": "object",
+        "required": ["id", "version", "name", "created_ms", "signing_key", "ecdh_key", "kem_key", "endpoints"],
+        "properties": {
+            "id": {"type": "string"}, "version": {"type": "integer"}, "name": {"type": "string"},
+            "created_ms": {"type": "integer"}, "signing_key": {"type": "string"},
+            "ecdh_key": {"type": "string"}, "kem_key": {"type": "string"},
+            "beneficiary_key": {"type": "string", "nullable": true},
+            "previous": {"type": "string", "nullable": true},
+            "endpoints": {"type": "object", "properties": {
+                "http": {"type": "array", "items": {"type": "string"}},
+                "peer_id": {"type": "string", "nullable": true},
+                "multiaddrs": {"type": "array", "items": {"type": "string"}}}}}});
+    paths.insert("/v1/identity".into(), json!({"get": {
+        "operationId": "identity", "summary": "This node's identity document", "tags": ["core"],
+        "responses": {"200": {"description": "The document; its id is the node ID",
+            "content": {"application/json": {"schema": identity.clone()}}}}}}));
+    paths.insert("/v1/identity/{cid}".into(), json!({"get": {
+        "operationId": "identity_lookup", "summary": "Resolve and verify a node's identity by its ID",
+        "tags": ["core"],
+        "parameters": [{"name": "cid", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The verified document",
+                              "content": {"application/json": {"schema": identity}}},
+                      "400": error_response("Not a CID"),
+                      "404": error_response("Not found on IPFS"),
+                      "422": error_response("The document does not verify"),
+                      "503": error_response("IPFS unavailable")}}}));
+    paths.insert("/v1/inbox".into(), json!({"post": {
+        "operationId": "inbox", "summary": "Deliver an envelope block to this node", "tags": ["core"],
+        "parameters": [{"name": "milagro-cid", "in": "header", "required": false,
+                        "description": "The block's CID, checked against its bytes",
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": true, "content": {"application/octet-stream":
+            {"schema": {"type": "string", "format": "binary"}}}},
+        "responses": {"202": {"description": "Persisted (or already seen); processing follows",
+            "content": {"application/json": {"schema": {"type": "object",
+                "properties": {"cid": {"type": "string"},
+                               "status": {"type": "string", "enum": ["accepted", "duplicate"]}}}}}},
+            "400": error_response("Malformed request"),
+            "409": error_response("Replayed message id"),
+            "413": error_response("Too large"),
+            "422": error_response("Refused: hash, version, signature, sender, recipient or time")}}}));
+    paths.insert("/v1/audit/{cid}".into(), json!({"get": {
+        "operationId": "audit", "summary": "Walk and verify an envelope chain", "tags": ["core"],
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "cid", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The chain, newest first, and the first break if any",
+            "content": {"application/json": {"schema": {"type": "object",
+                "required": ["ok", "envelopes"],
+                "properties": {"ok": {"type": "boolean"},
+                    "envelopes": {"type": "array", "items": {"type": "object"}},
+                    "broken": {"type": "object", "properties": {
+                        "cid": {"type": "string"}, "reason": {"type": "string"}}}}}}}},
+            "400": error_response("Not a CID"),
+            "401": error_response("Missing or wrong operator token")}}}));
     paths.insert(
         "/metrics".into(),
         json!({"get": {

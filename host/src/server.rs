@@ -87,6 +87,9 @@ fn error_response(error: &Error) -> Response {
     json_response(status, error.to_json())
 }
 
+/// Header carrying an HTTP-delivered envelope's CID.
+pub const CID_HEADER: &str = "milagro-cid";
+
 /// Response headers a plugin may not set: the host owns framing and connection.
 const HOST_OWNED_HEADERS: [HeaderName; 4] = [
     header::CONNECTION,
@@ -173,7 +176,7 @@ impl App {
             ),
             Target::IdentityLookup => self.identity_lookup(&params).await,
             Target::Inbox => match self.read_body(request).await {
-                Ok((_, body)) => self.inbox(body).await,
+                Ok((parts, body)) => self.inbox(&parts.headers, body).await,
                 Err(e) => error_response(&e),
             },
             Target::Audit => match param_cid(&params) {
@@ -311,9 +314,22 @@ impl App {
         }
     }
 
-    /// `POST /v1/inbox`: an envelope block delivered over HTTP.
-    async fn inbox(&self, body: Bytes) -> Response {
-        let cid = milagro_proto::block::cid_of(&body);
+    /// `POST /v1/inbox`: an envelope block delivered over HTTP. The block's
+    /// CID may come in the `milagro-cid` header, and is then checked.
+    async fn inbox(&self, headers: &hyper::HeaderMap, body: Bytes) -> Response {
+        let cid = match headers.get(CID_HEADER).map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|t| milagro_proto::Cid::try_from(t).ok())
+        }) {
+            None => milagro_proto::block::cid_of(&body),
+            Some(Some(cid)) => cid,
+            Some(None) => {
+                return error_response(&Error::bad_request(format!(
+                    "the {CID_HEADER} header is not a CID"
+                )));
+            }
+        };
         let block = match milagro_proto::Block::from_parts(
             &cid,
             body.to_vec(),

@@ -403,7 +403,7 @@ fn openapi_document_is_valid_and_lists_every_plugin_route() {
             count += 1;
         }
     }
-    assert_eq!(count, 4 + 5 + 5);
+    assert_eq!(count, 4 + 12 + 12);
 
     let file = node.dir.path().join("openapi.json");
     std::fs::write(&file, &body).unwrap();

@@ -222,6 +222,7 @@ impl Transport {
             .ok_or("its identity advertises no HTTP endpoint")?;
         let request = hyper::Request::post(format!("{}/v1/inbox", base.trim_end_matches('/')))
             .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+            .header(crate::server::CID_HEADER, block.cid().to_string())
             .body(Full::new(Bytes::copy_from_slice(block.bytes())))
             .map_err(|e| e.to_string())?;
         let response = self

@@ -17,12 +17,15 @@
 
 //! A test-only plugin that misbehaves on request, so the host's tests can
 //! check what it does when a handler panics, stalls or calls a facility the
-//! host does not provide. It is a second, separate library exporting the same
-//! root-module type as the example plugin.
+//! host does not provide, and that drives the host's facilities (IPFS,
+//! identity, transport) from the outside. It is a second, separate library
+//! exporting the same root-module type as the example plugin.
 
 use std::time::Duration;
 
-use milagro_plugin_api::{Error, Host, Plugin, Request, Response, Route};
+use milagro_plugin_api::{
+    Envelope, Error, Host, NewEnvelope, Plugin, Request, Response, Route, Write,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -36,11 +39,32 @@ pub struct Config {
     panic_in_new: bool,
     #[serde(default)]
     fail_in_new: bool,
+    /// Envelope kinds to consume; `test/slow` ones are held 3 s before
+    /// they are recorded.
+    #[serde(default)]
+    consumes: Vec<String>,
 }
 
 pub struct Probe {
     label: String,
+    consumes: Vec<String>,
     host: Host,
+}
+
+/// How long a `test/slow` envelope is held before it is recorded.
+const SLOW: Duration = Duration::from_secs(3);
+
+/// `POST /send`.
+#[derive(Deserialize)]
+struct SendBody {
+    kind: String,
+    recipients: Vec<String>,
+    #[serde(default)]
+    links: Vec<String>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    secret: String,
 }
 
 impl Plugin for Probe {
@@ -57,6 +81,7 @@ impl Plugin for Probe {
         }
         Ok(Probe {
             label: config.label,
+            consumes: config.consumes,
             host,
         })
     }
@@ -68,7 +93,46 @@ impl Plugin for Probe {
             Route::get("/sleep/{ms}", "sleep").summary("Answers after a delay on the host's timer"),
             Route::get("/ipfs", "ipfs").summary("Calls the IPFS facility"),
             Route::post("/echo", "echo").summary("Returns the request body"),
+            Route::post("/ipfs/put", "ipfs_put").summary("Stores the body as a DAG-CBOR block"),
+            Route::get("/ipfs/get/{cid}", "ipfs_get").summary("A block's bytes"),
+            Route::get("/identity", "identity").summary("This node's identity"),
+            Route::get("/resolve/{id}", "resolve").summary("Another node's identity"),
+            Route::post("/send", "send").summary("Sends an envelope"),
+            Route::get("/received", "received").summary("Envelopes received, with processing counts"),
+            Route::get("/await/{cid}/{kind}", "await").summary("Waits for a reply (kind with '/' as '.')"),
         ]
+    }
+
+    fn consumes(&self) -> Vec<String> {
+        self.consumes.clone()
+    }
+
+    async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {
+        if envelope.kind == "test/slow" {
+            self.host.sleep(SLOW).await;
+        }
+        let store = self.host.store();
+        let count_key = format!("count/{}", envelope.cid);
+        let count = match store.get(count_key.as_bytes()).await? {
+            Some(v) => u64::from_be_bytes(v.try_into().unwrap_or_default()),
+            None => 0,
+        };
+        let record = json!({
+            "cid": envelope.cid,
+            "kind": envelope.kind,
+            "sender": envelope.sender,
+            "time_unix_ms": envelope.time_unix_ms,
+            "links": envelope.links,
+            "body": String::from_utf8_lossy(&envelope.body),
+            "secret": envelope.sealed.as_ref().map(|s| String::from_utf8_lossy(s).into_owned()),
+            "processed": count + 1,
+        });
+        store
+            .write(vec![
+                Write::Put(format!("recv/{}", envelope.cid).into_bytes(), record.to_string().into_bytes()),
+                Write::Put(count_key.into_bytes(), (count + 1).to_be_bytes().to_vec()),
+            ])
+            .await
     }
 
     async fn handle(&self, request: Request) -> Result<Response, Error> {
@@ -87,6 +151,63 @@ impl Plugin for Probe {
                 let cid = self.host.ipfs().put(0x55, b"probe".to_vec()).await?;
                 Response::json(200, &json!({ "cid": cid }))
             }
+            "ipfs_put" => {
+                let cid = self.host.ipfs().put(0x71, request.body).await?;
+                Response::json(200, &json!({ "cid": cid }))
+            }
+            "ipfs_get" => {
+                let data = self.host.ipfs().get(request.param("cid").unwrap_or_default()).await?;
+                Ok(Response {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/octet-stream".into())],
+                    body: data,
+                })
+            }
+            "identity" => {
+                let me = self.host.identity().this_node().await?;
+                Response::json(200, &json!({ "id": me.id, "name": me.name }))
+            }
+            "resolve" => {
+                let id = request.param("id").unwrap_or_default();
+                let other = self.host.identity().resolve(id).await?;
+                Response::json(200, &json!({ "id": other.id, "name": other.name,
+                    "signing_key": hex(&other.signing_key) }))
+            }
+            "send" => {
+                let body: SendBody = request.json()?;
+                let cid = self
+                    .host
+                    .transport()
+                    .send(NewEnvelope {
+                        kind: body.kind,
+                        recipients: body.recipients,
+                        links: body.links,
+                        body: body.body.into_bytes(),
+                        sealed: body.secret.into_bytes().into(),
+                    })
+                    .await?;
+                Response::json(200, &json!({ "cid": cid }))
+            }
+            "received" => {
+                let records = self.host.store().scan(b"recv/", None, 1000).await?;
+                let list: Vec<serde_json::Value> = records
+                    .iter()
+                    .filter_map(|(_, v)| serde_json::from_slice(v).ok())
+                    .collect();
+                Response::json(200, &list)
+            }
+            "await" => {
+                let cid = request.param("cid").unwrap_or_default();
+                let kind = request.param("kind").unwrap_or_default().replace('.', "/");
+                let ms: u64 = request.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(5000);
+                let reply = self
+                    .host
+                    .transport()
+                    .await_reply(cid, &kind, Duration::from_millis(ms))
+                    .await?;
+                Response::json(200, &json!({ "cid": reply.cid, "kind": reply.kind,
+                    "body": String::from_utf8_lossy(&reply.body) }))
+            }
             "echo" => Ok(Response {
                 status: 200,
                 headers: vec![("content-type".into(), "application/octet-stream".into())],
@@ -95,6 +216,10 @@ impl Plugin for Probe {
             other => Err(Error::not_found(format!("no operation {other}"))),
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 milagro_plugin_api::export_plugin!(Probe);
