@@ -191,6 +191,12 @@ impl Inbox {
                 node: self.identity.id().to_string(),
             });
         }
+        // A sealed body that does not open for us (re-signed by another
+        // identity, re-addressed) is refused now, not acknowledged and then
+        // dropped. The plaintext is wiped at once; processing opens it again.
+        if verified.is_sealed() {
+            verified.open(self.identity.id(), &self.identity.ecdh, &self.identity.kem)?;
+        }
         self.store.write(&[
             Write::Put(key("env/", &cid), verified.block().bytes().to_vec()),
             Write::Put(key("pending/", &cid), Vec::new()),
