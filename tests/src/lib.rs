@@ -33,6 +33,8 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+pub mod jsipfs;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
