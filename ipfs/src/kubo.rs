@@ -15,15 +15,959 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! The `kubo` backend: a thin client of the Kubo RPC API (work in progress).
+//! The `kubo` backend: a thin client of the Kubo RPC API (`/api/v0/...`)
+//! over hyper, for an external node run by the operator (Kubo, or js-ipfs
+//! with its Kubo-compatible API).
+//!
+//! It uses only the endpoints the facility needs (block put/get/stat, pin
+//! add, pubsub pub/sub, id, swarm connect) and tolerates the differences
+//! between implementations and API versions measured on this project (see
+//! DESIGN.md §11): CIDs are parsed, never compared as strings; pubsub topics
+//! are sent as multibase base64url; `pubsub/sub` lines may be `{}`, carry
+//! their data as multibase (newer APIs) or plain base64 (older ones), and
+//! their seqno may have any length.
+//!
+//! Errors: a node that cannot be reached (refused, reset, silent past the
+//! timeout) is [`IpfsError::Unavailable`]; an answer with an error status is
+//! [`IpfsError::Backend`] with the node's message; a block fetch that runs
+//! out of time is [`IpfsError::NotFound`]. Every request is bounded in time,
+//! except the body of a pubsub subscription, which lasts until it is dropped.
 
-use crate::IpfsError;
+use std::{fmt::Write as _, time::Duration};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode, Uri, body::Incoming, header};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use ipld_core::cid::Cid;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{Backend, DAG_CBOR, IpfsError, NodeInfo, PubsubMessage, RAW};
+
+/// How long opening a TCP connection to the API may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound of one request (pin, connect, id, put...).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Extra time given to a block fetch beyond the timeout passed to the node,
+/// so the node's own answer ("timed out") normally arrives first.
+const FETCH_GRACE: Duration = Duration::from_secs(2);
+/// Largest response body read into memory. Blocks are at most a few MiB
+/// (bitswap refuses blocks over 4 MiB); anything larger is refused.
+const MAX_BODY: usize = 8 << 20;
+/// Largest `pubsub/sub` line accepted; a longer one ends the subscription.
+const MAX_LINE: usize = 8 << 20;
 
 /// Client of one node's Kubo RPC API.
-pub struct KuboClient;
+pub struct KuboClient {
+    /// `http://host:port`, without a trailing slash.
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// A request body: multipart with one file part, or none.
+enum Body {
+    Empty,
+    File(Vec<u8>),
+}
 
 impl KuboClient {
-    pub fn new(_api: &str) -> Result<KuboClient, IpfsError> {
-        Err(IpfsError::Config("kubo mode is not implemented yet".into()))
+    /// A client for the API at `api`: a base URL (`http://127.0.0.1:5001`,
+    /// optionally ending in `/api/v0`) or the multiaddr form Kubo writes to
+    /// its `api` file (`/ip4/127.0.0.1/tcp/5001`). Only plain http is
+    /// supported (the API is meant to listen on loopback). No request is
+    /// made: an unreachable node shows up on first use.
+    pub fn new(api: &str) -> Result<KuboClient, IpfsError> {
+        let base = normalise_base(api)?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(KuboClient {
+            base,
+            client,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Sets the bound of each request (default 30 s). Block fetches use the
+    /// timeout passed to `get_block` instead.
+    pub fn with_timeout(mut self, timeout: Duration) -> KuboClient {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The API base URL, e.g. `http://127.0.0.1:5001`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Size in bytes of a block the node has (`block/stat`), fetching it
+    /// from peers if needed, within the client's timeout.
+    pub async fn block_stat(&self, cid: &Cid) -> Result<u64, IpfsError> {
+        #[derive(Deserialize)]
+        struct Stat {
+            #[serde(rename = "Size")]
+            size: serde_json::Value,
+        }
+        let arg = cid.to_string();
+        let ms = format!("{}ms", self.timeout.as_millis());
+        let body = self
+            .call(
+                "block/stat",
+                &[("arg", &arg), ("timeout", &ms)],
+                Body::Empty,
+                self.timeout + FETCH_GRACE,
+            )
+            .await
+            .map_err(|e| not_found_on_timeout(e, cid))?;
+        let stat: Stat = parse_json("block/stat", &body)?;
+        // Kubo reports Size as a number, some versions and js-ipfs as a string.
+        match &stat.size {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| IpfsError::Backend {
+            operation: "block/stat",
+            message: format!("unexpected Size {}", stat.size),
+        })
+    }
+
+    fn url(&self, path: &str, args: &[(&str, &str)]) -> String {
+        let mut url = format!("{}/api/v0/{path}", self.base);
+        for (i, (k, v)) in args.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(k);
+            url.push('=');
+            percent_encode_into(&mut url, v);
+        }
+        url
+    }
+
+    /// Sends a POST and returns the response once its headers arrived with
+    /// a success status; maps every failure to a typed error.
+    async fn open(
+        &self,
+        operation: &'static str,
+        args: &[(&str, &str)],
+        body: Body,
+    ) -> Result<Response<Incoming>, IpfsError> {
+        let url = self.url(operation, args);
+        let builder = Request::builder().method(Method::POST).uri(&url);
+        let request = match body {
+            Body::Empty => builder.body(Full::new(Bytes::new())),
+            Body::File(data) => {
+                let (content_type, bytes) = multipart(&data);
+                builder
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(Full::new(bytes))
+            }
+        }
+        .map_err(|e| IpfsError::Backend {
+            operation,
+            message: format!("cannot build the request: {e}"),
+        })?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| self.transport_error(operation, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        // An error answer: Kubo and js-ipfs send {"Message": ..., "Code": ..., "Type": "error"}.
+        let body = Limited::new(response.into_body(), 64 << 10)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Err(IpfsError::Backend {
+            operation,
+            message: error_message(status, &body),
+        })
+    }
+
+    /// A bounded request whose whole (bounded) body is returned.
+    async fn call(
+        &self,
+        operation: &'static str,
+        args: &[(&str, &str)],
+        body: Body,
+        timeout: Duration,
+    ) -> Result<Bytes, IpfsError> {
+        let work = async {
+            let response = self.open(operation, args, body).await?;
+            Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        IpfsError::Backend {
+                            operation,
+                            message: format!("answer larger than {MAX_BODY} bytes"),
+                        }
+                    } else {
+                        IpfsError::Unavailable(format!(
+                            "{operation} at {}: answer cut short: {}",
+                            self.base,
+                            error_chain(&*e)
+                        ))
+                    }
+                })
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(IpfsError::Unavailable(format!(
+                "{operation} at {}: no answer within {timeout:?}",
+                self.base
+            ))),
+        }
+    }
+
+    fn transport_error(
+        &self,
+        operation: &'static str,
+        e: &hyper_util::client::legacy::Error,
+    ) -> IpfsError {
+        let what = if e.is_connect() {
+            "cannot connect"
+        } else {
+            "connection failed"
+        };
+        IpfsError::Unavailable(format!(
+            "{operation} at {}: {what}: {}",
+            self.base,
+            error_chain(e)
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for KuboClient {
+    async fn put_block(&self, codec: u64, data: Vec<u8>) -> Result<Cid, IpfsError> {
+        // js-ipfs ignores `cid-codec` and uses `format`; Kubo takes the
+        // deprecated `format` too, but refuses it next to a `cid-codec`
+        // other than raw. These pairs give CIDv1 sha2-256 on both.
+        let args: &[(&str, &str)] = match codec {
+            RAW => &[
+                ("format", "raw"),
+                ("cid-codec", "raw"),
+                ("mhtype", "sha2-256"),
+                ("pin", "true"),
+            ],
+            DAG_CBOR => &[
+                ("format", "dag-cbor"),
+                ("mhtype", "sha2-256"),
+                ("pin", "true"),
+            ],
+            other => {
+                return Err(IpfsError::Backend {
+                    operation: "block/put",
+                    message: format!(
+                        "codec 0x{other:x} is not supported (raw 0x55 and dag-cbor 0x71 are)"
+                    ),
+                });
+            }
+        };
+        let body = self
+            .call("block/put", args, Body::File(data), self.timeout)
+            .await?;
+        #[derive(Deserialize)]
+        struct Put {
+            #[serde(rename = "Key")]
+            key: String,
+        }
+        let put: Put = parse_json("block/put", &body)?;
+        parse_cid("block/put", &put.key)
+    }
+
+    async fn get_block(&self, cid: &Cid, timeout: Duration) -> Result<Vec<u8>, IpfsError> {
+        let arg = cid.to_string();
+        // Both Kubo (a global option) and js-ipfs take `timeout` as a duration.
+        let ms = format!("{}ms", timeout.as_millis().max(1));
+        let body = self
+            .call(
+                "block/get",
+                &[("arg", &arg), ("timeout", &ms)],
+                Body::Empty,
+                timeout + FETCH_GRACE,
+            )
+            .await
+            .map_err(|e| not_found_on_timeout(e, cid))?;
+        Ok(body.to_vec())
+    }
+
+    async fn pin(&self, cid: &Cid) -> Result<(), IpfsError> {
+        let arg = cid.to_string();
+        let ms = format!("{}ms", self.timeout.as_millis());
+        self.call(
+            "pin/add",
+            &[("arg", &arg), ("recursive", "true"), ("timeout", &ms)],
+            Body::Empty,
+            self.timeout + FETCH_GRACE,
+        )
+        .await
+        .map_err(|e| not_found_on_timeout(e, cid))?;
+        Ok(())
+    }
+
+    /// Fails (`Backend` error, e.g. js-ipfs's `InsufficientPeers`) when no
+    /// subscribed peer is known yet: callers retry.
+    async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), IpfsError> {
+        let topic = encode_topic(topic);
+        self.call(
+            "pubsub/pub",
+            &[("arg", &topic)],
+            Body::File(data),
+            self.timeout,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<BoxStream<'static, PubsubMessage>, IpfsError> {
+        let encoded = encode_topic(topic);
+        let args: &[(&str, &str)] = &[("arg", &encoded)];
+        let response =
+            tokio::time::timeout(self.timeout, self.open("pubsub/sub", args, Body::Empty))
+                .await
+                .map_err(|_| {
+                    IpfsError::Unavailable(format!(
+                        "pubsub/sub at {}: no answer within {:?}",
+                        self.base, self.timeout
+                    ))
+                })??;
+        Ok(message_stream(response.into_body(), topic.to_string()))
+    }
+
+    async fn id(&self) -> Result<NodeInfo, IpfsError> {
+        let body = self.call("id", &[], Body::Empty, self.timeout).await?;
+        parse_id(&body)
+    }
+
+    async fn connect(&self, address: &str) -> Result<(), IpfsError> {
+        self.call(
+            "swarm/connect",
+            &[("arg", address)],
+            Body::Empty,
+            self.timeout,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Turns the configured API address into `http://host:port`.
+fn normalise_base(api: &str) -> Result<String, IpfsError> {
+    let api = api.trim();
+    let url = if api.starts_with('/') {
+        multiaddr_to_url(api)?
+    } else {
+        api.to_string()
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| IpfsError::Config(format!("ipfs.api {url:?} is not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(IpfsError::Config(format!(
+                "ipfs.api: scheme {other:?} is not supported, use http:// (the API should listen on loopback)"
+            )));
+        }
+        None => {
+            return Err(IpfsError::Config(format!("ipfs.api {url:?} lacks http://")));
+        }
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| IpfsError::Config(format!("ipfs.api {url:?} lacks a host")))?;
+    if authority.as_str().contains('@') {
+        // Never echo credentials back.
+        return Err(IpfsError::Config(
+            "ipfs.api must not contain credentials (user:password@)".into(),
+        ));
+    }
+    let path = uri.path().trim_end_matches('/');
+    if !(path.is_empty() || path == "/api/v0") || uri.query().is_some() {
+        return Err(IpfsError::Config(format!(
+            "ipfs.api {url:?}: give the base URL, e.g. http://127.0.0.1:5001"
+        )));
+    }
+    Ok(format!("http://{authority}"))
+}
+
+/// `/ip4/127.0.0.1/tcp/5001` (optionally `/http`) -> `http://127.0.0.1:5001`.
+fn multiaddr_to_url(addr: &str) -> Result<String, IpfsError> {
+    let parts: Vec<&str> = addr.trim_start_matches('/').split('/').collect();
+    let bad = || {
+        IpfsError::Config(format!(
+            "ipfs.api {addr:?}: expected /ip4/<host>/tcp/<port>, /ip6/... or /dns/..., or a URL"
+        ))
+    };
+    match parts.as_slice() {
+        [proto, host, "tcp", port] | [proto, host, "tcp", port, "http"] => {
+            port.parse::<u16>().map_err(|_| bad())?;
+            match *proto {
+                "ip4" | "dns" | "dns4" | "dns6" => Ok(format!("http://{host}:{port}")),
+                "ip6" => Ok(format!("http://[{host}]:{port}")),
+                _ => Err(bad()),
+            }
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved bytes).
+fn percent_encode_into(out: &mut String, value: &str) {
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// A multipart/form-data body with `data` as its one file part. The
+/// boundary is derived from the data's hash, so the data cannot contain it.
+fn multipart(data: &[u8]) -> (String, Bytes) {
+    let digest = Sha256::digest(data);
+    let mut boundary = String::from("milagro-");
+    for b in &digest[..16] {
+        let _ = write!(boundary, "{b:02x}");
+    }
+    let mut body = Vec::with_capacity(data.len() + 256);
+    body.extend_from_slice(b"--");
+    body.extend_from_slice(boundary.as_bytes());
+    body.extend_from_slice(
+        b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file\"\r\n\
+          Content-Type: application/octet-stream\r\n\r\n",
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(b"\r\n--");
+    body.extend_from_slice(boundary.as_bytes());
+    body.extend_from_slice(b"--\r\n");
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        Bytes::from(body),
+    )
+}
+
+/// A pubsub topic as the newer APIs take it: multibase base64url (`u`).
+fn encode_topic(topic: &str) -> String {
+    multibase::encode(multibase::Base::Base64Url, topic.as_bytes())
+}
+
+/// The message of an error answer, from its JSON `Message` if there is one.
+fn error_message(status: StatusCode, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ApiError {
+        #[serde(rename = "Message")]
+        message: String,
+    }
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => format!("{status}: {}", e.message),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                status.to_string()
+            } else {
+                let short: String = text.chars().take(300).collect();
+                format!("{status}: {short}")
+            }
+        }
+    }
+}
+
+/// A failed fetch that ran out of time (the node's own timeout, or ours)
+/// becomes `NotFound`; other errors pass through.
+fn not_found_on_timeout(e: IpfsError, cid: &Cid) -> IpfsError {
+    match &e {
+        IpfsError::Backend { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            if m.contains("timed out")
+                || m.contains("timeout")
+                || m.contains("deadline exceeded")
+                || m.contains("not found")
+                || m.contains("aborted")
+            {
+                IpfsError::NotFound(Box::new(*cid))
+            } else {
+                e
+            }
+        }
+        IpfsError::Unavailable(message) if message.contains("no answer within") => {
+            IpfsError::NotFound(Box::new(*cid))
+        }
+        _ => e,
+    }
+}
+
+/// An error and its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(
+    operation: &'static str,
+    body: &'a [u8],
+) -> Result<T, IpfsError> {
+    serde_json::from_slice(body).map_err(|e| IpfsError::Backend {
+        operation,
+        message: format!(
+            "unexpected answer ({e}): {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ),
+    })
+}
+
+fn parse_cid(operation: &'static str, text: &str) -> Result<Cid, IpfsError> {
+    Cid::try_from(text).map_err(|e| IpfsError::Backend {
+        operation,
+        message: format!("the node returned an invalid CID {text:?}: {e}"),
+    })
+}
+
+/// The `id` answer, with every address ending in `/p2p/<peer id>`.
+fn parse_id(body: &[u8]) -> Result<NodeInfo, IpfsError> {
+    #[derive(Deserialize)]
+    struct Id {
+        #[serde(rename = "ID")]
+        id: String,
+        #[serde(rename = "Addresses", default)]
+        addresses: Option<Vec<String>>,
+    }
+    let id: Id = parse_json("id", body)?;
+    if id.id.is_empty() {
+        return Err(IpfsError::Backend {
+            operation: "id",
+            message: "the node reported an empty peer ID".into(),
+        });
+    }
+    let suffix = format!("/p2p/{}", id.id);
+    let addresses = id
+        .addresses
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| {
+            if a.ends_with(&suffix) || a.ends_with(&format!("/ipfs/{}", id.id)) {
+                a
+            } else {
+                format!("{a}{suffix}")
+            }
+        })
+        .collect();
+    Ok(NodeInfo {
+        peer_id: id.id,
+        addresses,
+    })
+}
+
+/// One decoded `pubsub/sub` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SubLine {
+    from: String,
+    data: Vec<u8>,
+    /// Informational only; any length (js-ipfs drops leading zero bytes).
+    seqno: Vec<u8>,
+}
+
+/// How a `pubsub/sub` line encodes its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// Newer APIs (Kubo >= 0.11, js-ipfs): multibase (`u...`), `from` is a
+    /// peer ID string.
+    Multibase,
+    /// Older APIs: plain standard base64, `from` is the base64 of the peer
+    /// ID's bytes.
+    Base64,
+}
+
+/// Parses one line of a `pubsub/sub` stream: `Ok(None)` for a line without
+/// a message (the `{}` the stream may start with, blank lines).
+fn parse_sub_line(line: &[u8]) -> Result<Option<SubLine>, String> {
+    #[derive(Deserialize)]
+    struct Raw {
+        from: Option<String>,
+        data: Option<String>,
+        seqno: Option<String>,
+    }
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let raw: Raw = serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
+    let Some(data) = raw.data else {
+        // `{}` or another line without data: nothing to deliver.
+        return Ok(None);
+    };
+    let encoding = match raw.from.as_deref() {
+        // A peer ID string is base58btc (or a CIDv1 in base32, all
+        // lowercase); the base64 of its bytes is neither (it has `I`,
+        // `+`, `/` or `=`).
+        Some(from) if is_peer_id_text(from) => Encoding::Multibase,
+        Some(_) => Encoding::Base64,
+        None => guess_encoding(&data),
+    };
+    let data = decode_bytes(&data, encoding).map_err(|e| format!("data: {e}"))?;
+    let from = match (raw.from, encoding) {
+        (None, _) => String::new(),
+        (Some(from), Encoding::Multibase) => from,
+        (Some(from), Encoding::Base64) => {
+            let bytes = decode_bytes(&from, Encoding::Base64).map_err(|e| format!("from: {e}"))?;
+            // The peer ID's usual text form: base58btc without the `z`.
+            multibase::encode(multibase::Base::Base58Btc, bytes)[1..].to_string()
+        }
+    };
+    // The seqno is never trusted to have 8 bytes, nor to decode at all.
+    let seqno = raw
+        .seqno
+        .and_then(|s| decode_bytes(&s, encoding).ok())
+        .unwrap_or_default();
+    Ok(Some(SubLine { from, data, seqno }))
+}
+
+fn is_peer_id_text(s: &str) -> bool {
+    const BASE58: &str = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    !s.is_empty() && s.chars().all(|c| BASE58.contains(c))
+}
+
+/// Without a `from` to tell: `u` + valid base64url is multibase, anything
+/// else is taken as plain base64.
+fn guess_encoding(data: &str) -> Encoding {
+    match data.strip_prefix('u') {
+        Some(rest)
+            if base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(rest)
+                .is_ok() =>
+        {
+            Encoding::Multibase
+        }
+        _ => Encoding::Base64,
+    }
+}
+
+fn decode_bytes(text: &str, encoding: Encoding) -> Result<Vec<u8>, String> {
+    match encoding {
+        Encoding::Multibase if text.is_empty() => Ok(Vec::new()),
+        Encoding::Multibase => multibase::decode(text)
+            .map(|(_, bytes)| bytes)
+            .map_err(|e| format!("invalid multibase: {e}")),
+        Encoding::Base64 => {
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            engine
+                .decode(text)
+                .map_err(|e| format!("invalid base64: {e}"))
+        }
+    }
+}
+
+/// Splits a streaming body into lines and decodes each into a message; the
+/// stream ends when the body does (node stopped, connection lost) and the
+/// connection closes when the stream is dropped.
+fn message_stream(body: Incoming, topic: String) -> BoxStream<'static, PubsubMessage> {
+    struct State {
+        body: Incoming,
+        buf: Vec<u8>,
+        topic: String,
+        done: bool,
+    }
+    let state = State {
+        body,
+        buf: Vec::new(),
+        topic,
+        done: false,
+    };
+    Box::pin(stream::unfold(state, |mut st| async move {
+        loop {
+            // Deliver every complete line already buffered.
+            while let Some(pos) = st.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = st.buf.drain(..=pos).collect();
+                match parse_sub_line(&line) {
+                    Ok(Some(m)) => {
+                        tracing::trace!(topic = %st.topic, seqno_len = m.seqno.len(), "pubsub message");
+                        return Some((
+                            PubsubMessage {
+                                from: m.from,
+                                data: m.data,
+                            },
+                            st,
+                        ));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(topic = %st.topic, "pubsub/sub: skipping a line: {e}"),
+                }
+            }
+            if st.done {
+                if !st.buf.is_empty() {
+                    let line = std::mem::take(&mut st.buf);
+                    if let Ok(Some(m)) = parse_sub_line(&line) {
+                        return Some((
+                            PubsubMessage {
+                                from: m.from,
+                                data: m.data,
+                            },
+                            st,
+                        ));
+                    }
+                }
+                return None;
+            }
+            if st.buf.len() > MAX_LINE {
+                tracing::warn!(topic = %st.topic, "pubsub/sub: line over {MAX_LINE} bytes, ending the subscription");
+                return None;
+            }
+            match st.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        st.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(topic = %st.topic, "pubsub/sub: connection lost: {}", error_chain(&e));
+                    st.done = true;
+                }
+                None => {
+                    tracing::debug!(topic = %st.topic, "pubsub/sub: the node ended the subscription");
+                    st.done = true;
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: &str = "12D3KooWGRUVh7hCQ1iWuo8m3xQ8qXN1rq9K3rJ3Uyd3uZ5Yb6nL";
+
+    #[test]
+    fn first_line_braces_and_blank_lines_carry_no_message() {
+        assert_eq!(parse_sub_line(b"{}\n"), Ok(None));
+        assert_eq!(parse_sub_line(b"{}"), Ok(None));
+        assert_eq!(parse_sub_line(b"  \r\n"), Ok(None));
+    }
+
+    #[test]
+    fn multibase_line_with_a_short_seqno() {
+        // js-ipfs: from as a peer ID string, data and seqno as multibase
+        // base64url; this seqno has 3 bytes, not 8.
+        let line = format!(
+            r#"{{"from":"{PEER}","data":"uaGVsbG8gd29ybGQ","seqno":"uAQID","topicIDs":["udGVzdA"]}}"#
+        );
+        let m = parse_sub_line(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(m.from, PEER);
+        assert_eq!(m.data, b"hello world");
+        assert_eq!(m.seqno, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn empty_and_one_byte_seqnos_and_other_multibases() {
+        let line = format!(r#"{{"from":"{PEER}","data":"mAP8","seqno":"u","topicIDs":[]}}"#);
+        let m = parse_sub_line(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(m.data, vec![0x00, 0xff]);
+        assert!(m.seqno.is_empty());
+        let line = format!(r#"{{"from":"{PEER}","data":"f0001","seqno":"uAA"}}"#);
+        let m = parse_sub_line(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(m.data, vec![0x00, 0x01]);
+        assert_eq!(m.seqno, vec![0]);
+    }
+
+    #[test]
+    fn legacy_base64_line() {
+        // Older APIs: from is the base64 of the peer ID bytes, data and
+        // seqno plain padded base64.
+        let peer_bytes = multibase::decode(format!("z{PEER}")).unwrap().1;
+        let from = base64::engine::general_purpose::STANDARD.encode(&peer_bytes);
+        let line = format!(
+            r#"{{"from":"{from}","data":"aGVsbG8gd29ybGQ=","seqno":"AQID","topicIDs":["test"]}}"#
+        );
+        let m = parse_sub_line(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(m.from, PEER, "the peer ID is given in its text form");
+        assert_eq!(m.data, b"hello world");
+        assert_eq!(m.seqno, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn legacy_data_starting_with_u_is_not_mistaken_for_multibase() {
+        // Standard base64 "uAAA" is 3 bytes; as multibase it would be 2.
+        let from = base64::engine::general_purpose::STANDARD
+            .encode(multibase::decode(format!("z{PEER}")).unwrap().1);
+        let line = format!(r#"{{"from":"{from}","data":"uAAA"}}"#);
+        let m = parse_sub_line(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(m.data, vec![0xb8, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn lines_without_from_are_guessed() {
+        let m = parse_sub_line(br#"{"data":"uaGk"}"#).unwrap().unwrap();
+        assert_eq!(m.data, b"hi");
+        assert_eq!(m.from, "");
+        let m = parse_sub_line(br#"{"data":"aGk="}"#).unwrap().unwrap();
+        assert_eq!(m.data, b"hi");
+    }
+
+    #[test]
+    fn a_bad_seqno_does_not_lose_the_message() {
+        let line = format!(r#"{{"from":"{PEER}","data":"uaGk","seqno":"not multibase!"}}"#);
+        let m = parse_sub_line(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(m.data, b"hi");
+        assert!(m.seqno.is_empty());
+    }
+
+    #[test]
+    fn garbage_lines_are_errors() {
+        assert!(parse_sub_line(b"not json").is_err());
+        let line = format!(r#"{{"from":"{PEER}","data":"u!!!"}}"#);
+        assert!(parse_sub_line(line.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn topics_are_multibase_base64url() {
+        assert_eq!(encode_topic("test"), "udGVzdA");
+        assert_eq!(
+            multibase::decode(encode_topic("/milagro/1/inbox/bafy"))
+                .unwrap()
+                .1,
+            b"/milagro/1/inbox/bafy"
+        );
+    }
+
+    #[test]
+    fn api_addresses() {
+        assert_eq!(
+            normalise_base("http://127.0.0.1:5001").unwrap(),
+            "http://127.0.0.1:5001"
+        );
+        assert_eq!(
+            normalise_base("http://127.0.0.1:5001/").unwrap(),
+            "http://127.0.0.1:5001"
+        );
+        assert_eq!(
+            normalise_base("http://localhost:5001/api/v0").unwrap(),
+            "http://localhost:5001"
+        );
+        assert_eq!(
+            normalise_base("/ip4/127.0.0.1/tcp/5001").unwrap(),
+            "http://127.0.0.1:5001"
+        );
+        assert_eq!(
+            normalise_base("/ip6/::1/tcp/5001").unwrap(),
+            "http://[::1]:5001"
+        );
+        for bad in [
+            "https://x:5001",
+            "127.0.0.1:5001",
+            "/ip4/1.2.3.4/udp/5",
+            "http://a:b@x:1",
+            "http://x:1/other",
+        ] {
+            assert!(
+                matches!(normalise_base(bad), Err(IpfsError::Config(_))),
+                "{bad}"
+            );
+        }
+        let e = normalise_base("http://user:secret@x:1")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        let c = KuboClient::new("http://127.0.0.1:1").unwrap();
+        assert_eq!(
+            c.url(
+                "swarm/connect",
+                &[("arg", "/ip4/127.0.0.1/tcp/4001/p2p/Qm")]
+            ),
+            "http://127.0.0.1:1/api/v0/swarm/connect?arg=%2Fip4%2F127.0.0.1%2Ftcp%2F4001%2Fp2p%2FQm"
+        );
+    }
+
+    #[test]
+    fn multipart_body_wraps_the_data_once() {
+        let (ct, body) = multipart(b"abc\r\n--x");
+        let boundary = ct.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with(&format!("--{boundary}\r\n")));
+        assert!(text.ends_with(&format!("\r\n--{boundary}--\r\n")));
+        assert!(text.contains("\r\n\r\nabc\r\n--x\r\n--"));
+    }
+
+    #[test]
+    fn error_answers_give_the_node_message() {
+        let m = error_message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"Message":"PublishError.InsufficientPeers","Code":0,"Type":"error"}"#,
+        );
+        assert!(m.contains("InsufficientPeers"), "{m}");
+        assert_eq!(error_message(StatusCode::NOT_FOUND, b""), "404 Not Found");
+    }
+
+    #[test]
+    fn id_addresses_end_in_the_peer_id() {
+        let body = format!(
+            r#"{{"ID":"{PEER}","Addresses":["/ip4/127.0.0.1/tcp/4001/p2p/{PEER}","/ip4/127.0.0.1/tcp/4002"]}}"#
+        );
+        let info = parse_id(body.as_bytes()).unwrap();
+        assert_eq!(info.peer_id, PEER);
+        assert!(
+            info.addresses
+                .iter()
+                .all(|a| a.ends_with(&format!("/p2p/{PEER}")))
+        );
+        let info = parse_id(format!(r#"{{"ID":"{PEER}","Addresses":null}}"#).as_bytes()).unwrap();
+        assert!(info.addresses.is_empty());
+    }
+
+    #[test]
+    fn cids_from_the_node_are_parsed_in_any_base() {
+        let cid = crate::cid_of(RAW, b"x");
+        let base58 = multibase::encode(multibase::Base::Base58Btc, cid.to_bytes());
+        assert_eq!(parse_cid("block/put", &base58).unwrap(), cid);
+        assert_eq!(parse_cid("block/put", &cid.to_string()).unwrap(), cid);
+        assert!(parse_cid("block/put", "nonsense").is_err());
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_unavailable() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = KuboClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        match c.id().await {
+            Err(IpfsError::Unavailable(m)) => assert!(m.contains("cannot connect"), "{m}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
     }
 }

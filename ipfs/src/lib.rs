@@ -30,6 +30,8 @@
 mod embedded;
 mod kubo;
 
+pub use kubo::KuboClient;
+
 use std::{path::Path, sync::Arc, time::Duration};
 
 use futures::stream::BoxStream;
