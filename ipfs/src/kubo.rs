@@ -492,8 +492,9 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
     }
 }
 
-/// A failed fetch that ran out of time (the node's own timeout, or ours)
-/// becomes `NotFound`; other errors pass through.
+/// A fetch the node itself gave up on (its `timeout` passed, or it knows
+/// the block is not to be had) becomes `NotFound`. A node that does not
+/// answer at all, even past that timeout, stays `Unavailable`.
 fn not_found_on_timeout(e: IpfsError, cid: &Cid) -> IpfsError {
     match &e {
         IpfsError::Backend { message, .. } => {
@@ -502,15 +503,11 @@ fn not_found_on_timeout(e: IpfsError, cid: &Cid) -> IpfsError {
                 || m.contains("timeout")
                 || m.contains("deadline exceeded")
                 || m.contains("not found")
-                || m.contains("aborted")
             {
                 IpfsError::NotFound(Box::new(*cid))
             } else {
                 e
             }
-        }
-        IpfsError::Unavailable(message) if message.contains("no answer within") => {
-            IpfsError::NotFound(Box::new(*cid))
         }
         _ => e,
     }

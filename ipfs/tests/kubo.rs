@@ -95,6 +95,17 @@ async fn blocks_put_on_one_daemon_are_fetched_verified_from_another() {
         cbor.len() as u64
     );
 
+    // A block of 1 MB crosses too (multipart upload, bitswap, bounded
+    // body). js-ipfs refuses request bodies over 1 MiB, so that is about
+    // the largest block it takes.
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let t = Instant::now();
+    let big_cid = ia.put(RAW, big.clone()).await.expect("put 1 MB");
+    let big_put = t.elapsed();
+    let t = Instant::now();
+    assert!(ib.get(&big_cid).await.expect("get 1 MB from B") == big);
+    eprintln!("1 MB block: put {big_put:?}, remote get {:?}", t.elapsed());
+
     // Round trips, averaged over a few more blocks.
     let n = 20u32;
     let (mut put_total, mut get_total) = (Duration::ZERO, Duration::ZERO);
@@ -348,4 +359,40 @@ async fn a_stopped_daemon_is_unavailable_not_a_hang() {
         .await
         .expect("the subscription ends when the daemon dies");
     assert!(end.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_daemon_is_unavailable_within_the_timeout() {
+    let a = tokio::task::spawn_blocking(JsIpfs::start).await.unwrap();
+    let backend = Arc::new(
+        KuboClient::new(&a.api_url())
+            .unwrap()
+            .with_timeout(Duration::from_secs(2)),
+    );
+    let ia = Ipfs::with_backend(backend, Duration::from_secs(1));
+    let cid = ia
+        .put(RAW, b"kept across the pause".to_vec())
+        .await
+        .unwrap();
+
+    a.pause();
+    let t = Instant::now();
+    match ia.id().await {
+        Err(IpfsError::Unavailable(m)) => assert!(m.contains("no answer within"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // A fetch the node does not even refuse is not reported as NotFound.
+    match ia.get(&cid).await {
+        Err(IpfsError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let waited = t.elapsed();
+    assert!(waited < Duration::from_secs(8), "took {waited:?}");
+
+    // Once it runs again, the same client works.
+    a.resume();
+    assert_eq!(
+        ia.get(&cid).await.expect("get after resume"),
+        b"kept across the pause"
+    );
 }
