@@ -122,6 +122,8 @@ pub struct NodeConfig {
     pub name: String,
     pub port: u16,
     pub extra_http: String,
+    /// Further tables (`[ipfs]`, `[transport]`, ...), as TOML text.
+    pub sections: String,
     pub plugins: Vec<PluginEntry>,
 }
 
@@ -131,8 +133,16 @@ impl NodeConfig {
             name: name.into(),
             port: free_port(),
             extra_http: String::new(),
+            sections: String::new(),
             plugins: Vec::new(),
         }
+    }
+
+    /// Appends TOML tables, e.g. `[ipfs]` or `[transport]`.
+    pub fn section(mut self, toml: &str) -> Self {
+        self.sections.push_str(toml);
+        self.sections.push('\n');
+        self
     }
 
     pub fn plugin(mut self, entry: PluginEntry) -> Self {
@@ -152,6 +162,8 @@ impl NodeConfig {
             "[node]\nname = \"{}\"\ndata_dir = \"data\"\n\n[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
             self.name, self.port, self.extra_http
         );
+        s.push_str(&self.sections);
+        s.push('\n');
         for p in &self.plugins {
             let _ = write!(
                 s,
@@ -198,7 +210,11 @@ fn write_config(config: &NodeConfig) -> tempfile::TempDir {
 }
 
 fn spawn(dir: &Path) -> Child {
-    let log = std::fs::File::create(dir.join("node.log")).expect("log file");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
+        .expect("log file");
     Command::new(artifact("milagro"))
         .arg("serve")
         .arg("--config")
@@ -221,21 +237,58 @@ impl Node {
             port: config.port,
             dir,
         };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if node.get("/v1/status").0 == 200 {
-                return node;
+            if self.get("/v1/status").0 == 200 {
+                return;
             }
-            if let Ok(Some(status)) = node.child.try_wait() {
-                panic!("milagro exited during start ({status}):\n{}", node.log());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("milagro exited during start ({status}):\n{}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
                 "milagro did not answer within {START_TIMEOUT:?}:\n{}",
-                node.log()
+                self.log()
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Starts the node again on the same config and data (after `kill`).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.dir.path());
+        self.wait_ready();
+    }
+
+    /// This node's identity document (`GET /v1/identity`).
+    pub fn identity(&self) -> serde_json::Value {
+        json(&self.get("/v1/identity").1)
+    }
+
+    /// This node's ID.
+    pub fn id(&self) -> String {
+        self.identity()["id"]
+            .as_str()
+            .expect("identity has an id")
+            .to_string()
+    }
+
+    /// Its IPFS multiaddrs (with `/p2p/`), for other nodes' bootstrap lists.
+    pub fn ipfs_addresses(&self) -> Vec<String> {
+        self.identity()["endpoints"]["multiaddrs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Runs a node that is expected to refuse to start; returns how it exited.
