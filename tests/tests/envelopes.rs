@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library, request};
+use milagro_tests::{Node, NodeConfig, PluginEntry, jsipfs::JsIpfs, json, plugin_library, request};
 use serde_json::{Value, json as j};
 
 const KINDS: &str = "consumes = [\"test/note\", \"test/slow\", \"test/reply\"]";
@@ -51,7 +51,14 @@ fn peers(nodes: &[&Node]) -> Vec<String> {
     nodes.iter().flat_map(|n| n.ipfs_addresses()).collect()
 }
 
-fn send(from: &Node, kind: &str, to: &[String], body: &str, secret: &str, links: &[String]) -> String {
+fn send(
+    from: &Node,
+    kind: &str,
+    to: &[String],
+    body: &str,
+    secret: &str,
+    links: &[String],
+) -> String {
     let body = j!({"kind": kind, "recipients": to, "body": body, "secret": secret, "links": links});
     let r = from.call("POST", "/v1/probe/send", Some(body.to_string().as_bytes()));
     assert_eq!(r.0, 200, "send failed: {}\n{}", r.1, from.log());
@@ -66,13 +73,20 @@ fn received(node: &Node, cid: &str) -> Value {
         if let Some(r) = list.as_array().unwrap().iter().find(|r| r["cid"] == cid) {
             return r.clone();
         }
-        assert!(Instant::now() < deadline, "{cid} never processed:\n{}", node.log());
+        assert!(
+            Instant::now() < deadline,
+            "{cid} never processed:\n{}",
+            node.log()
+        );
         thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn received_count(node: &Node) -> usize {
-    json(&node.get_auth("/v1/probe/received").1).as_array().unwrap().len()
+    json(&node.get_auth("/v1/probe/received").1)
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -84,7 +98,14 @@ fn three_nodes_exchange_sealed_envelopes_over_pubsub_and_outsiders_cannot_open_t
     let (ida, idb, idc) = (a.id(), b.id(), c.id());
 
     let started = Instant::now();
-    let cid = send(&a, "test/note", &[idb.clone(), idc.clone()], "hello", "s3cret", &[]);
+    let cid = send(
+        &a,
+        "test/note",
+        &[idb.clone(), idc.clone()],
+        "hello",
+        "s3cret",
+        &[],
+    );
     for n in [&b, &c] {
         let r = received(n, &cid);
         assert_eq!(r["sender"], ida);
@@ -92,7 +113,10 @@ fn three_nodes_exchange_sealed_envelopes_over_pubsub_and_outsiders_cannot_open_t
         assert_eq!(r["secret"], "s3cret");
         assert_eq!(r["processed"], 1);
     }
-    println!("sealed envelope to 2 recipients delivered and processed in {:?}", started.elapsed());
+    println!(
+        "sealed envelope to 2 recipients delivered and processed in {:?}",
+        started.elapsed()
+    );
 
     // Anyone can resolve and verify A's identity by its ID alone.
     let a_doc = a.identity();
@@ -110,7 +134,11 @@ fn three_nodes_exchange_sealed_envelopes_over_pubsub_and_outsiders_cannot_open_t
     let bytes = a_block_bytes(&a, &cid);
     let refused = request(ureq::post(&d.url("/v1/inbox")), Some(&bytes));
     assert_eq!(refused.0, 422, "{}", refused.1);
-    assert!(refused.1.contains("not one of its recipients"), "{}", refused.1);
+    assert!(
+        refused.1.contains("not one of its recipients"),
+        "{}",
+        refused.1
+    );
     assert_eq!(received_count(&d), 0);
     // Delivering it again to B is a harmless duplicate, processed once.
     let again = request(ureq::post(&b.url("/v1/inbox")), Some(&bytes));
@@ -153,7 +181,10 @@ fn replies_link_to_requests_and_audit_walks_the_chain() {
     received(&b, &e1);
     let e2 = send(&b, "test/reply", &[ida.clone()], "reply", "", &[e1.clone()]);
     // A awaits the reply linked to e1 (already there, or arriving).
-    let reply = json(&a.get_auth(&format!("/v1/probe/await/{e1}/test.reply?ms=20000")).1);
+    let reply = json(
+        &a.get_auth(&format!("/v1/probe/await/{e1}/test.reply?ms=20000"))
+            .1,
+    );
     assert_eq!(reply["cid"], e2);
     let e3 = send(&a, "test/note", &[idb], "follow-up", "", &[e2.clone()]);
     received(&b, &e3);
@@ -175,7 +206,11 @@ fn replies_link_to_requests_and_audit_walks_the_chain() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("chain verified: 3 envelope(s)"), "{stdout}");
 
     // A waiter for a reply that never comes times out cleanly.
@@ -212,7 +247,11 @@ fn init_prints_the_node_id_and_keeps_it() {
         .arg(&config_path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id);
     let show = std::process::Command::new(milagro_tests::artifact("milagro"))
         .args(["identity", "show", "--config"])
@@ -221,4 +260,55 @@ fn init_prints_the_node_id_and_keeps_it() {
         .unwrap();
     assert!(show.status.success());
     assert_eq!(json(&String::from_utf8_lossy(&show.stdout))["id"], id);
+}
+
+/// A node whose IPFS facility is its own js-ipfs daemon's Kubo RPC API; the
+/// daemon dials the others' at start.
+fn kubo_node(name: &str, daemon: &JsIpfs, others: &[&JsIpfs]) -> NodeConfig {
+    let peers: Vec<String> = others.iter().map(|d| d.peer_multiaddr()).collect();
+    NodeConfig::new(name)
+        .section(&format!(
+            "[ipfs]\nmode = \"kubo\"\napi = \"{}\"\nbootstrap = {peers:?}\n",
+            daemon.api_url()
+        ))
+        .plugin(probe())
+}
+
+#[test]
+fn the_same_exchange_in_kubo_mode_against_js_ipfs_daemons() {
+    let daemons = JsIpfs::start_many(4);
+    let [da, db, dc, dd] = [&daemons[0], &daemons[1], &daemons[2], &daemons[3]];
+    let a = Node::start(kubo_node("a", da, &[]));
+    let b = Node::start(kubo_node("b", db, &[da]));
+    let c = Node::start(kubo_node("c", dc, &[da, db]));
+    let d = Node::start(kubo_node("d", dd, &[da]));
+    let (ida, idb, idc) = (a.id(), b.id(), c.id());
+
+    let started = Instant::now();
+    let cid = send(&a, "test/note", &[idb, idc], "hello kubo", "s3cret", &[]);
+    for n in [&b, &c] {
+        let r = received(n, &cid);
+        assert_eq!(r["sender"], ida);
+        assert_eq!(r["secret"], "s3cret");
+    }
+    println!(
+        "kubo mode: delivered and processed in {:?}",
+        started.elapsed()
+    );
+    for n in [&b, &c, &d] {
+        let (status, body) = n.get(&format!("/v1/identity/{ida}"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(json(&body)["signing_key"], a.identity()["signing_key"]);
+    }
+    assert_eq!(json(&d.get_auth(&format!("/v1/audit/{cid}")).1)["ok"], true);
+    let refused = request(
+        ureq::post(&d.url("/v1/inbox")),
+        Some(&a_block_bytes(&a, &cid)),
+    );
+    assert_eq!(refused.0, 422, "{}", refused.1);
+    assert!(
+        refused.1.contains("not one of its recipients"),
+        "{}",
+        refused.1
+    );
 }
