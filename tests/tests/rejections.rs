@@ -33,7 +33,10 @@ use milagro_proto::{
 use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library, request};
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// An identity the test holds the keys of.
@@ -80,7 +83,11 @@ fn sealed(from: &Party, to: &[&VerifiedIdentity], body: &str, time_ms: u64) -> V
         secret_body: Some(b"secret"),
         ..EnvelopeDraft::new("test/note", time_ms)
     };
-    seal(&from.signer, &from.doc, to, &draft).unwrap().block().bytes().to_vec()
+    seal(&from.signer, &from.doc, to, &draft)
+        .unwrap()
+        .block()
+        .bytes()
+        .to_vec()
 }
 
 fn to_map(bytes: &[u8]) -> BTreeMap<String, Ipld> {
@@ -116,7 +123,10 @@ fn deliver(node: &Node, bytes: &[u8], cid: Option<&str>) -> (u16, String) {
 }
 
 fn processed(node: &Node) -> usize {
-    json(&node.get_auth("/v1/probe/received").1).as_array().unwrap().len()
+    json(&node.get_auth("/v1/probe/received").1)
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 fn wait_processed(node: &Node, n: usize) {
@@ -130,11 +140,13 @@ fn wait_processed(node: &Node, n: usize) {
 #[test]
 fn forged_and_malformed_envelopes_are_refused_with_specific_errors() {
     let b = Node::start(
-        NodeConfig::new("b").http("max_body_bytes = 8388608").plugin(PluginEntry::new(
-            "probe",
-            &plugin_library("milagro-test-probe"),
-            "{ label = \"b\", consumes = [\"test/note\"] }",
-        )),
+        NodeConfig::new("b")
+            .http("max_body_bytes = 8388608")
+            .plugin(PluginEntry::new(
+                "probe",
+                &plugin_library("milagro-test-probe"),
+                "{ label = \"b\", consumes = [\"test/note\"] }",
+            )),
     );
     let b_doc = fetch_identity(&b, &b.id());
     let (x, y, z) = (party("x"), party("y"), party("z-unpublished"));
@@ -166,7 +178,13 @@ fn forged_and_malformed_envelopes_are_refused_with_specific_errors() {
     cases.push(("bad signature", encode(&map), None, 422, "signature"));
 
     // 3. Sender identity that does not resolve (never published).
-    cases.push(("unresolvable sender", sealed(&z, &[&b_doc], "z", now_ms()), None, 422, "sender identity"));
+    cases.push((
+        "unresolvable sender",
+        sealed(&z, &[&b_doc], "z", now_ms()),
+        None,
+        422,
+        "sender identity",
+    ));
 
     // 4. Sender identity that does not verify: X's document with its name
     //    changed, published under its new CID.
@@ -175,24 +193,48 @@ fn forged_and_malformed_envelopes_are_refused_with_specific_errors() {
     let forged_doc = publish(&b, &encode(&doc_map));
     let mut map = to_map(&sealed(&x, &[&b_doc], "forged-sender", now_ms()));
     map.insert("sender".into(), link(&forged_doc));
-    cases.push(("sender identity does not verify", encode(&map), None, 422, "sender identity"));
+    cases.push((
+        "sender identity does not verify",
+        encode(&map),
+        None,
+        422,
+        "sender identity",
+    ));
 
     // 5. Re-signed by another identity: Y takes X's envelope as its own.
     let mut map = to_map(&sealed(&x, &[&b_doc], "resigned", now_ms()));
     map.insert("sender".into(), link(&y.doc.id().to_string()));
-    cases.push(("re-signed by another identity", resign(map, &y.signer), None, 422, "unwrap failed"));
+    cases.push((
+        "re-signed by another identity",
+        resign(map, &y.signer),
+        None,
+        422,
+        "unwrap failed",
+    ));
 
     // 6. Re-addressed: X's envelope to {B, Y} with Y replaced by Z.
     let mut map = to_map(&sealed(&x, &[&b_doc, &y.doc], "readdressed", now_ms()));
     if let Some(Ipld::List(recipients)) = map.get_mut("recipients") {
         recipients[1] = link(&z.doc.id().to_string());
     }
-    cases.push(("re-addressed", resign(map, &x.signer), None, 422, "unwrap failed"));
+    cases.push((
+        "re-addressed",
+        resign(map, &x.signer),
+        None,
+        422,
+        "unwrap failed",
+    ));
 
     // 7. Replayed message id: the genuine envelope's id in a new envelope.
     let mut map = to_map(&good);
     map.insert("body".into(), Ipld::Bytes(b"replayed".to_vec()));
-    cases.push(("replayed message id", resign(map, &x.signer), None, 409, "already used"));
+    cases.push((
+        "replayed message id",
+        resign(map, &x.signer),
+        None,
+        409,
+        "already used",
+    ));
 
     // 8. Time outside the skew window.
     let stale = sealed(&x, &[&b_doc], "stale", now_ms() - 2 * 60 * 60 * 1000);
@@ -200,26 +242,57 @@ fn forged_and_malformed_envelopes_are_refused_with_specific_errors() {
 
     // 9. Oversized body.
     let big = "x".repeat(5 * 1024 * 1024);
-    cases.push(("oversized", sealed(&x, &[&b_doc], &big, now_ms()), None, 413, "exceeds"));
+    cases.push((
+        "oversized",
+        sealed(&x, &[&b_doc], &big, now_ms()),
+        None,
+        413,
+        "exceeds",
+    ));
 
     // 10. Unknown version.
     let mut map = to_map(&sealed(&x, &[&b_doc], "v2", now_ms()));
     map.insert("version".into(), Ipld::Integer(2));
-    cases.push(("unknown version", resign(map, &x.signer), None, 422, "version"));
+    cases.push((
+        "unknown version",
+        resign(map, &x.signer),
+        None,
+        422,
+        "version",
+    ));
 
     // 11. Truncated and garbage CBOR.
     let whole = sealed(&x, &[&b_doc], "truncated", now_ms());
-    cases.push(("truncated", whole[..whole.len() / 2].to_vec(), None, 422, "truncated"));
-    cases.push(("garbage", b"\xff\x00garbage-not-cbor".to_vec(), None, 422, "CBOR"));
+    cases.push((
+        "truncated",
+        whole[..whole.len() / 2].to_vec(),
+        None,
+        422,
+        "truncated",
+    ));
+    cases.push((
+        "garbage",
+        b"\xff\x00garbage-not-cbor".to_vec(),
+        None,
+        422,
+        "CBOR",
+    ));
 
     for (name, bytes, cid, status, fragment) in &cases {
         let r = deliver(&b, bytes, cid.as_deref());
         assert_eq!(r.0, *status, "{name}: {}", r.1);
         let message = json(&r.1)["error"]["message"].as_str().unwrap().to_string();
-        assert!(message.contains(fragment), "{name}: {message:?} lacks {fragment:?}");
+        assert!(
+            message.contains(fragment),
+            "{name}: {message:?} lacks {fragment:?}"
+        );
         println!("refused {name}: {} {message}", r.0);
     }
     thread::sleep(Duration::from_millis(500));
     assert_eq!(processed(&b), 1, "nothing refused was processed");
-    assert_eq!(b.get("/v1/status").0, 200, "node healthy after the refusals");
+    assert_eq!(
+        b.get("/v1/status").0,
+        200,
+        "node healthy after the refusals"
+    );
 }
