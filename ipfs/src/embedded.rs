@@ -15,16 +15,430 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! The `embedded` backend: an in-process rust-ipfs node (work in progress).
+//! The `embedded` backend: an in-process rust-ipfs node.
+//!
+//! The node keeps its blocks, pins and libp2p identity in the repo directory
+//! (`blockstore/`, `datastore/` and `identity.key`, written by us: rust-ipfs
+//! does not persist the keypair itself), listens on the configured tcp
+//! multiaddrs, and runs identify, ping, bitswap and gossipsub only: no mDNS,
+//! no Kademlia, no public bootstrap, no relay or autonat. Peers are reached
+//! only by dialing them ([`Backend::connect`], or `bootstrap` in the config).
+//!
+//! Blocks fetched from peers are cached unpinned; no garbage collector runs.
+//! Pins are direct (this facility stores single blocks; it never asks a node
+//! to pin a whole DAG).
 
-use std::path::Path;
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
-use crate::{IpfsConfig, IpfsError};
+use futures::{Stream, StreamExt, stream::BoxStream};
+use rust_ipfs::{
+    Block, DialOpts, Ipfs as RustIpfs, Keypair, Multiaddr, PeerId, Protocol,
+    builder::DefaultIpfsBuilder,
+    p2p::{IdentifyConfiguration, PubsubConfig},
+    repo::LockError,
+};
+use tokio::sync::Mutex;
 
-pub struct EmbeddedNode;
+use crate::{Backend, Cid, IpfsConfig, IpfsError, NodeInfo, PubsubMessage, cid_of};
+
+/// File in the repo holding the node's libp2p keypair (protobuf encoding).
+const IDENTITY_FILE: &str = "identity.key";
+/// How long `start` waits for the listeners to report their addresses.
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
+/// How long `start` waits for a repo lock held by a node being stopped.
+const REPO_LOCK_WAIT: Duration = Duration::from_secs(2);
+/// Connections without traffic stay open this long (libp2p's default closes
+/// them within seconds, which would drop the peers we were told to dial).
+const IDLE_CONNECTION_TIMEOUT_SECS: u64 = 600;
+/// Largest pubsub message accepted or sent (rust-ipfs' default).
+const MAX_PUBSUB_MESSAGE: usize = 2 * 1024 * 1024;
+
+/// An in-process IPFS node.
+pub struct EmbeddedNode {
+    ipfs: RustIpfs,
+    peer_id: PeerId,
+    /// Bound on `connect` and on fetching a block for `pin`.
+    timeout: Duration,
+    /// Live subscription streams per topic: the node subscribes on the first
+    /// and unsubscribes when the last one is dropped.
+    topics: Arc<Mutex<HashMap<String, usize>>>,
+}
 
 impl EmbeddedNode {
-    pub async fn start(_config: &IpfsConfig, _repo: &Path) -> Result<EmbeddedNode, IpfsError> {
-        Err(IpfsError::Config("embedded mode is not implemented yet".into()))
+    /// Opens (or creates) the repo at `repo`, starts the node and waits until
+    /// it listens on every configured address.
+    pub async fn start(config: &IpfsConfig, repo: &Path) -> Result<EmbeddedNode, IpfsError> {
+        let listen = config
+            .listen
+            .iter()
+            .map(|addr| {
+                addr.parse::<Multiaddr>()
+                    .map_err(|e| IpfsError::Config(format!("listen address {addr:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        std::fs::create_dir_all(repo).map_err(|e| {
+            IpfsError::Config(format!("creating IPFS repo {}: {e}", repo.display()))
+        })?;
+        let keypair = load_or_create_identity(&repo.join(IDENTITY_FILE))?;
+        let peer_id = keypair.public().to_peer_id();
+
+        let ipfs = start_node(&keypair, repo, &listen).await?;
+        let node = EmbeddedNode {
+            ipfs,
+            peer_id,
+            timeout: Duration::from_millis(config.timeout_ms),
+            topics: Arc::default(),
+        };
+        node.wait_listening(listen.len()).await?;
+        tracing::info!(peer_id = %peer_id, repo = %repo.display(), "embedded IPFS node started");
+        Ok(node)
+    }
+
+    /// Waits until the node reports at least `count` listen addresses.
+    async fn wait_listening(&self, count: usize) -> Result<(), IpfsError> {
+        let deadline = Instant::now() + LISTEN_WAIT;
+        loop {
+            let addrs = self
+                .ipfs
+                .listening_addresses()
+                .await
+                .map_err(|e| backend("listening_addresses", e))?;
+            if addrs.len() >= count {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(IpfsError::Unavailable(format!(
+                    "the embedded node listens on {} of {count} configured addresses after {LISTEN_WAIT:?} \
+                     (address in use or not local?)",
+                    addrs.len()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for EmbeddedNode {
+    /// Stops the node so that its repo lock and ports are released.
+    fn drop(&mut self) {
+        let ipfs = self.ipfs.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(ipfs.exit_daemon());
+            }
+            // The runtime is gone, and the node's tasks with it.
+            Err(_) => drop(ipfs),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for EmbeddedNode {
+    async fn put_block(&self, codec: u64, data: Vec<u8>) -> Result<Cid, IpfsError> {
+        let cid = cid_of(codec, &data);
+        let block =
+            Block::new(cid, data).map_err(|e| backend("put_block", format!("{cid}: {e}")))?;
+        let stored = self
+            .ipfs
+            .put_block(&block)
+            .await
+            .map_err(|e| backend("put_block", format!("{cid}: {e:#}")))?;
+        self.pin_local(&stored).await?;
+        Ok(stored)
+    }
+
+    async fn get_block(&self, cid: &Cid, timeout: Duration) -> Result<Vec<u8>, IpfsError> {
+        let started = Instant::now();
+        let fetch = self.ipfs.get_block(cid).timeout(timeout);
+        match tokio::time::timeout(timeout, fetch).await {
+            Ok(Ok(block)) => Ok(block.into_inner().1.to_vec()),
+            // rust-ipfs' own deadline fired first (it reports that as an error).
+            Ok(Err(_)) if started.elapsed() >= timeout => Err(IpfsError::NotFound(Box::new(*cid))),
+            Ok(Err(e)) => Err(backend("get_block", format!("{cid}: {e:#}"))),
+            Err(_) => Err(IpfsError::NotFound(Box::new(*cid))),
+        }
+    }
+
+    async fn pin(&self, cid: &Cid) -> Result<(), IpfsError> {
+        if self.is_pinned(cid).await? {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let pin = self.ipfs.insert_pin(cid).timeout(self.timeout);
+        match tokio::time::timeout(self.timeout, pin).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) if started.elapsed() >= self.timeout => {
+                Err(IpfsError::NotFound(Box::new(*cid)))
+            }
+            Ok(Err(e)) => Err(backend("pin", format!("{cid}: {e:#}"))),
+            Err(_) => Err(IpfsError::NotFound(Box::new(*cid))),
+        }
+    }
+
+    async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), IpfsError> {
+        self.ipfs
+            .pubsub_publish(topic, data)
+            .await
+            .map_err(|e| backend("publish", format!("topic {topic:?}: {e:#}")))
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<BoxStream<'static, PubsubMessage>, IpfsError> {
+        let mut topics = self.topics.lock().await;
+        // The listener first, so nothing that arrives after the subscription is missed.
+        let events = self
+            .ipfs
+            .pubsub_listener(topic)
+            .await
+            .map_err(|e| backend("subscribe", format!("topic {topic:?}: {e:#}")))?;
+        let count = topics.entry(topic.to_string()).or_insert(0);
+        if *count == 0 {
+            self.ipfs
+                .pubsub_subscribe(topic)
+                .await
+                .map_err(|e| backend("subscribe", format!("topic {topic:?}: {e:#}")))?;
+        }
+        *count += 1;
+        let messages = events.filter_map(|event| {
+            futures::future::ready(match event {
+                connexa::prelude::GossipsubEvent::Message { message } => Some(PubsubMessage {
+                    from: message
+                        .source
+                        .unwrap_or(message.propagated_source)
+                        .to_string(),
+                    data: message.data.to_vec(),
+                }),
+                _ => None,
+            })
+        });
+        Ok(Box::pin(Subscription {
+            inner: Box::pin(messages),
+            topic: topic.to_string(),
+            topics: Arc::clone(&self.topics),
+            ipfs: self.ipfs.clone(),
+        }))
+    }
+
+    async fn id(&self) -> Result<NodeInfo, IpfsError> {
+        let addrs = self
+            .ipfs
+            .listening_addresses()
+            .await
+            .map_err(|e| backend("id", e))?;
+        let addresses = addrs
+            .into_iter()
+            .map(|addr| with_peer_id(addr, self.peer_id).to_string())
+            .collect();
+        Ok(NodeInfo {
+            peer_id: self.peer_id.to_string(),
+            addresses,
+        })
+    }
+
+    async fn connect(&self, address: &str) -> Result<(), IpfsError> {
+        let addr: Multiaddr = address
+            .parse()
+            .map_err(|e| IpfsError::Config(format!("peer address {address:?}: {e}")))?;
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+            return Err(IpfsError::Config(format!(
+                "peer address {address:?} does not end in /p2p/<peer id>"
+            )));
+        };
+        if peer == self.peer_id {
+            return Err(IpfsError::Config(format!(
+                "peer address {address:?} is this node's own"
+            )));
+        }
+        if self.is_connected(peer).await? {
+            return Ok(());
+        }
+        let dial = DialOpts::peer_id(peer).addresses(vec![addr]).build();
+        match tokio::time::timeout(self.timeout, self.ipfs.connect(dial)).await {
+            Ok(Ok(_)) => Ok(()),
+            // A concurrent dial to the same peer may have won.
+            Ok(Err(_)) if self.is_connected(peer).await? => Ok(()),
+            Ok(Err(e)) => Err(backend("connect", format!("{address}: {e:#}"))),
+            Err(_) => Err(backend(
+                "connect",
+                format!("{address}: no connection after {:?}", self.timeout),
+            )),
+        }
+    }
+}
+
+impl EmbeddedNode {
+    async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {
+        self.ipfs
+            .is_pinned(cid)
+            .await
+            .map_err(|e| backend("pin", format!("{cid}: {e:#}")))
+    }
+
+    /// Pins a block that is in the local blockstore.
+    async fn pin_local(&self, cid: &Cid) -> Result<(), IpfsError> {
+        if self.is_pinned(cid).await? {
+            return Ok(());
+        }
+        self.ipfs
+            .insert_pin(cid)
+            .local()
+            .await
+            .map_err(|e| backend("pin", format!("{cid}: {e:#}")))
+    }
+
+    async fn is_connected(&self, peer: PeerId) -> Result<bool, IpfsError> {
+        self.ipfs
+            .is_connected(peer)
+            .await
+            .map_err(|e| backend("connect", format!("{peer}: {e:#}")))
+    }
+}
+
+/// The messages of one `subscribe` call; dropping it releases the topic.
+struct Subscription {
+    inner: BoxStream<'static, PubsubMessage>,
+    topic: String,
+    topics: Arc<Mutex<HashMap<String, usize>>>,
+    ipfs: RustIpfs,
+}
+
+impl Stream for Subscription {
+    type Item = PubsubMessage;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PubsubMessage>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let topic = std::mem::take(&mut self.topic);
+        let topics = Arc::clone(&self.topics);
+        let ipfs = self.ipfs.clone();
+        handle.spawn(async move {
+            let mut topics = topics.lock().await;
+            let Some(count) = topics.get_mut(&topic) else {
+                return;
+            };
+            *count -= 1;
+            if *count == 0 {
+                topics.remove(&topic);
+                if let Err(e) = ipfs.pubsub_unsubscribe(topic.as_str()).await {
+                    tracing::debug!(topic = %topic, "pubsub unsubscribe: {e:#}");
+                }
+            }
+        });
+    }
+}
+
+/// Starts rust-ipfs on `repo`. A node of this process that was just dropped
+/// releases the repo lock a moment later, so a busy lock is retried briefly.
+async fn start_node(
+    keypair: &Keypair,
+    repo: &Path,
+    listen: &[Multiaddr],
+) -> Result<RustIpfs, IpfsError> {
+    let deadline = Instant::now() + REPO_LOCK_WAIT;
+    loop {
+        let pubsub = PubsubConfig {
+            max_transmit_size: MAX_PUBSUB_MESSAGE,
+            ..Default::default()
+        };
+        let builder = DefaultIpfsBuilder::with_keypair(keypair)
+            .map_err(|e| IpfsError::Config(format!("identity key: {e}")))?
+            .set_path(repo)
+            .enable_tcp()
+            .with_identify(IdentifyConfiguration {
+                agent_version: format!("milagro/{}", env!("CARGO_PKG_VERSION")),
+                ..Default::default()
+            })
+            .with_ping(Default::default())
+            .with_bitswap()
+            .with_pubsub(pubsub)
+            .set_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT_SECS)
+            .set_listening_addrs(listen.to_vec());
+        match builder.start().await {
+            Ok(ipfs) => return Ok(ipfs),
+            Err(e) if matches!(e.downcast_ref::<LockError>(), Some(LockError::RepoInUse)) => {
+                if Instant::now() >= deadline {
+                    return Err(IpfsError::Unavailable(format!(
+                        "IPFS repo {} is in use by another node (waited {REPO_LOCK_WAIT:?})",
+                        repo.display()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                return Err(IpfsError::Unavailable(format!(
+                    "starting the embedded node on repo {}: {e:#}",
+                    repo.display()
+                )));
+            }
+        }
+    }
+}
+
+/// Loads the node's keypair from `path`, or creates one and stores it there
+/// (readable by the owner only).
+fn load_or_create_identity(path: &Path) -> Result<Keypair, IpfsError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
+            .map_err(|e| IpfsError::Config(format!("identity key {}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keypair = Keypair::generate_ed25519();
+            let bytes = keypair
+                .to_protobuf_encoding()
+                .map_err(|e| IpfsError::Config(format!("encoding the identity key: {e}")))?;
+            write_private(path, &bytes).map_err(|e| {
+                IpfsError::Config(format!("writing identity key {}: {e}", path.display()))
+            })?;
+            Ok(keypair)
+        }
+        Err(e) => Err(IpfsError::Config(format!(
+            "reading identity key {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), mode 0600.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp: PathBuf = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+/// `addr` ending in `/p2p/<peer>`.
+fn with_peer_id(addr: Multiaddr, peer: PeerId) -> Multiaddr {
+    match addr.iter().last() {
+        Some(Protocol::P2p(_)) => addr,
+        _ => addr.with(Protocol::P2p(peer)),
+    }
+}
+
+fn backend(operation: &'static str, message: impl std::fmt::Display) -> IpfsError {
+    IpfsError::Backend {
+        operation,
+        message: message.to_string(),
     }
 }
