@@ -670,6 +670,35 @@ mod tests {
         assert!(!o.is_threshold());
     }
 
+    /// The test vector written down in docs/custody.md.
+    #[test]
+    fn order_vector() {
+        let o = order();
+        assert_eq!(
+            o.principal,
+            "bafyreicl6ujc6ncfktctxxroxognfn7d2fqavvrryoc2lv6m4i6hpbkfti"
+        );
+        assert_eq!(
+            hex::encode(encode(&o).unwrap()),
+            concat!(
+                "a664636f696e63627463697072696e636970616c783b62616679726569636c36",
+                "756a63366e63666b7463747878726f786f676e666e3764326671617676727279",
+                "6f63326c76366d3469366870626b667469697265666572656e6365676f726465",
+                "722d31697468726573686f6c64026b62656e6566696369617279783b62616679",
+                "72656967337967326d73616837347367766f7732357578646471626162657833",
+                "66336d68366879736573733377356b6d676976367a71796b6669647563696172",
+                "69657382783b6261667972656961696a377771726f6c797635677832676c6b6f",
+                "72646b7132327961637067673233626477797765656e776c6b6e6b33377a6a79",
+                "75783b62616679726569686666776f6662646371656e647469746d6d6136777a",
+                "6473367761326670793570376d6b6a706179766174737279647365366f65",
+            )
+        );
+        assert_eq!(
+            o.cid().unwrap().to_string(),
+            "bafyreidccesamif5tnx4p5mylpd6l2kiabpjdwfr66xxxa2vyxzwysp7za"
+        );
+    }
+
     #[test]
     fn coin_names() {
         for (c, s) in [

@@ -158,6 +158,31 @@ mod tests {
         }
     }
 
+    /// The challenge vector written down in docs/custody.md (K = 1*G, R = 2*G).
+    #[test]
+    fn challenge_vector() {
+        let key = |n: u8| {
+            let mut b = [0u8; 32];
+            b[31] = n;
+            SecretScalar::from_bytes(&b).unwrap().public_key()
+        };
+        let cid =
+            hex::decode("017112206211240620bd9b6fc7f5985bc7e5e948005e91d8b1f7af7b8355c5f36c49ffc8")
+                .unwrap();
+        let c = challenge(
+            &key(1),
+            &key(2),
+            &ctx(
+                &cid,
+                "bafyreiaij7wqrolyv5gx2glkordkq22yacpgg23bdwyweenwlknk37zjyu",
+            ),
+        );
+        assert_eq!(
+            hex::encode(*keys::encode_scalar(&c)),
+            "b7894b6d442f49424504c5413dd674604fd86b3a03f960019a2daeac17eac79f"
+        );
+    }
+
     #[test]
     fn prove_verify_roundtrip() {
         let k = SecretScalar::random().unwrap();
