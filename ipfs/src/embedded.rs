@@ -27,6 +27,10 @@
 //! Blocks fetched from peers are cached unpinned; no garbage collector runs.
 //! Pins are direct (this facility stores single blocks; it never asks a node
 //! to pin a whole DAG).
+//!
+//! Pubsub is libp2p gossipsub: a node does not receive its own messages, and
+//! a subscriber that falls more than 50 messages behind loses messages (the
+//! libp2p layer's per-listener buffer). Callers must tolerate lost messages.
 
 use std::{
     collections::HashMap,
