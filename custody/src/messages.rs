@@ -41,10 +41,11 @@ use serde_ipld_dagcbor::DecodeError;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
+use crate::feldman::{self, Commitments};
 use crate::keys::{self, PUBLIC_KEY_LEN, SecretScalar};
 use crate::pok::{self, PROOF_LEN, PokContext};
-use crate::shamir::MAX_PARTIES;
-use crate::{Error, Result};
+use crate::shamir::{self, MAX_PARTIES, Share};
+use crate::{Error, Result, wallet};
 
 /// Multicodec code of DAG-CBOR.
 pub const DAG_CBOR: u64 = 0x71;
@@ -472,6 +473,216 @@ impl Commitment {
             },
         )?;
         Ok(public)
+    }
+}
+
+impl Commitment {
+    /// t-of-n: fiduciary `fiduciary`'s report after the DKG: its public
+    /// share S_j, a proof of knowledge of s_j, and every dealer's commitments
+    /// (in the order's fiduciary order).
+    pub fn new_threshold(
+        order_cid: &Cid,
+        fiduciary: &str,
+        share: &Share,
+        dealers: &[Commitments],
+    ) -> Result<Self> {
+        let secret = SecretScalar::from_scalar(*share.value())?;
+        let mut c = Self::new(order_cid, fiduciary, &secret)?;
+        c.dealer_commitments = Some(encode_dealers(dealers)?);
+        Ok(c)
+    }
+
+    /// The dealers' commitments, decoded (`None` in the n-of-n mode).
+    pub fn dealers(&self) -> Result<Option<Vec<Commitments>>> {
+        decode_dealers(&self.dealer_commitments)
+    }
+}
+
+fn encode_dealers(dealers: &[Commitments]) -> Result<Vec<Vec<ByteArray<PUBLIC_KEY_LEN>>>> {
+    dealers
+        .iter()
+        .map(|d| Ok(d.to_bytes()?.into_iter().map(ByteArray::new).collect()))
+        .collect()
+}
+
+fn decode_dealers(
+    dealers: &Option<Vec<Vec<ByteArray<PUBLIC_KEY_LEN>>>>,
+) -> Result<Option<Vec<Commitments>>> {
+    dealers
+        .as_ref()
+        .map(|all| {
+            all.iter()
+                .map(|list| {
+                    let raw: Vec<[u8; PUBLIC_KEY_LEN]> = list.iter().map(|b| **b).collect();
+                    Commitments::from_bytes(&raw)
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()
+}
+
+/// What the principal keeps from one verified commitment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCommitment {
+    /// The fiduciary's 1-based index in the order.
+    pub index: u32,
+    /// K_i (n-of-n) or S_j (t-of-n).
+    pub share_public_key: PublicKey,
+    /// t-of-n: the dealers' commitments this fiduciary reported (the
+    /// principal checks that all fiduciaries report the same ones).
+    pub dealers: Option<Vec<Commitments>>,
+}
+
+/// The principal's check of fiduciary `fiduciary`'s commitment to `order`:
+/// it answers this order, the fiduciary is in the order, the proof verifies,
+/// and in the t-of-n mode the dealers' commitments have the order's shape
+/// (n lists of t points) and S_j matches them.
+pub fn verify_commitment(
+    order: &Order,
+    fiduciary: &str,
+    commitment: &Commitment,
+) -> Result<VerifiedCommitment> {
+    let cid = order.cid()?;
+    let index = order
+        .fiduciary_index(fiduciary)
+        .ok_or(Error::InvalidField {
+            field: "fiduciary",
+            reason: "not a fiduciary of this order",
+        })?;
+    let share_public_key = commitment.verify(&cid, fiduciary)?;
+    let dealers = commitment.dealers()?;
+    match (&dealers, order.is_threshold()) {
+        (None, false) => {}
+        (Some(d), true) => {
+            let t = order.threshold as usize;
+            if d.len() != order.fiduciaries.len() || d.iter().any(|c| c.threshold() != t) {
+                return Err(Error::InvalidField {
+                    field: "dealer_commitments",
+                    reason: "expected n lists of t commitments",
+                });
+            }
+            let expected = Commitments::sum(d)?.public_share(index)?;
+            if expected != share_public_key {
+                return Err(Error::ShareMismatch { index });
+            }
+        }
+        _ => {
+            return Err(Error::InvalidField {
+                field: "dealer_commitments",
+                reason: "present exactly when t < n",
+            });
+        }
+    }
+    Ok(VerifiedCommitment {
+        index,
+        share_public_key,
+        dealers,
+    })
+}
+
+/// The principal's aggregation once every fiduciary's commitment verified
+/// (`verified` in any order, one per fiduciary): the fiduciaries' key
+/// (ΣK_i, or the DKG group key K after checking every fiduciary reported the
+/// same commitments) and the wallet key P = B + that.
+pub fn wallet_key(
+    order: &Order,
+    beneficiary: &PublicKey,
+    verified: &[VerifiedCommitment],
+) -> Result<PublicKey> {
+    let n = order.fiduciaries.len();
+    let mut seen = vec![false; n];
+    for v in verified {
+        let slot = seen
+            .get_mut(v.index as usize - 1)
+            .ok_or(Error::InvalidIndex { index: v.index })?;
+        if *slot {
+            return Err(Error::InvalidIndex { index: v.index });
+        }
+        *slot = true;
+    }
+    if verified.len() != n {
+        return Err(Error::NotEnoughShares {
+            have: verified.len(),
+            need: n,
+        });
+    }
+    if order.is_threshold() {
+        let first = verified[0]
+            .dealers
+            .as_ref()
+            .ok_or(Error::InconsistentDealings)?;
+        if verified.iter().any(|v| v.dealers.as_ref() != Some(first)) {
+            return Err(Error::InconsistentDealings);
+        }
+        let k = feldman::group_key(first)?;
+        wallet::aggregate_public_key(beneficiary, &[k])
+    } else {
+        let keys: Vec<PublicKey> = verified.iter().map(|v| v.share_public_key).collect();
+        wallet::aggregate_public_key(beneficiary, &keys)
+    }
+}
+
+impl Notice {
+    /// The beneficiary's check of a released share from `fiduciary`: it must
+    /// match that fiduciary's share public key (and, t-of-n, the dealers'
+    /// commitments). Returns the fiduciary's 1-based index.
+    pub fn check_release(&self, fiduciary: &str, share: &SecretScalar) -> Result<u32> {
+        let pos = self
+            .fiduciaries
+            .iter()
+            .position(|f| f.id == fiduciary)
+            .ok_or(Error::InvalidField {
+                field: "fiduciary",
+                reason: "not a fiduciary of this order",
+            })?;
+        let index = pos as u32 + 1;
+        let expected = keys::decode_public_key(&self.fiduciaries[pos].share_public_key)?;
+        if share.public_key() != expected {
+            return Err(Error::ShareMismatch { index });
+        }
+        if let Some(dealers) = decode_dealers(&self.dealer_commitments)? {
+            let sum = Commitments::sum(&dealers)?;
+            sum.verify_share(&Share::new(index, *share.as_scalar())?)?;
+        }
+        Ok(index)
+    }
+
+    /// The beneficiary's rebuild: from checked releases `(index, share)`
+    /// (n-of-n: all n; t-of-n: at least t, the first t are used) and its key
+    /// b, x = b + Σk_i or x = b + k, returned only if x*G == P.
+    pub fn rebuild_secret(
+        &self,
+        beneficiary: &SecretScalar,
+        releases: &[(u32, SecretScalar)],
+    ) -> Result<SecretScalar> {
+        let p = keys::decode_public_key(&self.public_key)?;
+        let n = self.fiduciaries.len();
+        let t = self.threshold as usize;
+        let mut indices: Vec<u32> = releases.iter().map(|(i, _)| *i).collect();
+        indices.sort_unstable();
+        if let Some(w) = indices.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::InvalidIndex { index: w[0] });
+        }
+        if let Some(&bad) = indices.iter().find(|&&i| i == 0 || i as usize > n) {
+            return Err(Error::InvalidIndex { index: bad });
+        }
+        if t < n {
+            let shares = releases
+                .iter()
+                .map(|(i, s)| Share::new(*i, *s.as_scalar()))
+                .collect::<Result<Vec<_>>>()?;
+            let k = shamir::reconstruct(&shares, t)?;
+            wallet::aggregate_secret(beneficiary, &[k], &p)
+        } else {
+            if releases.len() < n {
+                return Err(Error::NotEnoughShares {
+                    have: releases.len(),
+                    need: n,
+                });
+            }
+            let ks: Vec<SecretScalar> = releases.iter().map(|(_, s)| s.clone()).collect();
+            wallet::aggregate_secret(beneficiary, &ks, &p)
+        }
     }
 }
 
