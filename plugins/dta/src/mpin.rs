@@ -268,8 +268,18 @@ mod tests {
     fn hash_to_g1_matches_the_rfc_9380_vectors() {
         for (msg, x, y) in rfc_vectors() {
             let p = hash_to_g1(&msg, RFC_DST).to_uncompressed();
-            assert_eq!(hex::encode(&p[..48]), x, "P.x for msg of {} bytes", msg.len());
-            assert_eq!(hex::encode(&p[48..]), y, "P.y for msg of {} bytes", msg.len());
+            assert_eq!(
+                hex::encode(&p[..48]),
+                x,
+                "P.x for msg of {} bytes",
+                msg.len()
+            );
+            assert_eq!(
+                hex::encode(&p[48..]),
+                y,
+                "P.y for msg of {} bytes",
+                msg.len()
+            );
         }
     }
 
@@ -301,8 +311,15 @@ mod tests {
     #[test]
     fn wrong_shares_fail_their_checks() {
         let s = MasterShare::generate().unwrap();
-        assert!(!verify_client_share(&s.wrong_client_share(b"id"), b"id", &s.public_share()));
-        assert!(!verify_server_share(&s.wrong_server_share(), &s.public_share()));
+        assert!(!verify_client_share(
+            &s.wrong_client_share(b"id"),
+            b"id",
+            &s.public_share()
+        ));
+        assert!(!verify_server_share(
+            &s.wrong_server_share(),
+            &s.public_share()
+        ));
     }
 
     #[test]
@@ -310,9 +327,18 @@ mod tests {
         let s = MasterShare::generate().unwrap();
         let back = MasterShare::from_bytes(s.to_bytes().as_slice()).unwrap();
         assert_eq!(back.public_share(), s.public_share());
-        assert_eq!(MasterShare::from_bytes(&[0u8; 32]).unwrap_err(), DecodeError::Scalar);
-        assert_eq!(MasterShare::from_bytes(&[0xffu8; 32]).unwrap_err(), DecodeError::Scalar);
-        assert!(matches!(MasterShare::from_bytes(&[1u8; 31]), Err(DecodeError::Length { .. })));
+        assert_eq!(
+            MasterShare::from_bytes(&[0u8; 32]).unwrap_err(),
+            DecodeError::Scalar
+        );
+        assert_eq!(
+            MasterShare::from_bytes(&[0xffu8; 32]).unwrap_err(),
+            DecodeError::Scalar
+        );
+        assert!(matches!(
+            MasterShare::from_bytes(&[1u8; 31]),
+            Err(DecodeError::Length { .. })
+        ));
 
         let c = s.client_share(b"id");
         assert_eq!(g1_from_hex(&g1_to_hex(&c)).unwrap(), c);
