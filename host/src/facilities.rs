@@ -380,3 +380,32 @@ impl HostObj for PluginHost {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a node (as in the ABI benchmark), the network facilities
+    /// answer `unavailable`, never a fake result.
+    #[test]
+    fn facilities_without_a_node_are_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let host = PluginHost::new("p", store.namespace("plugin/p"), None);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let error = runtime
+            .block_on(host.ipfs_put(0x55, RVec::new()))
+            .into_result()
+            .unwrap_err();
+        assert_eq!(error.code.as_str(), "unavailable");
+        assert!(error.message.contains("ipfs facility is not available"));
+        let error = runtime
+            .block_on(host.secret_get("s".into()))
+            .into_result()
+            .unwrap_err();
+        assert_eq!(error.code.as_str(), "unavailable");
+    }
+}

@@ -216,6 +216,48 @@ fn replies_link_to_requests_and_audit_walks_the_chain() {
     // A waiter for a reply that never comes times out cleanly.
     let none = a.get_auth(&format!("/v1/probe/await/{e3}/test.reply?ms=300"));
     assert_eq!(none.0, 504, "{}", none.1);
+
+    // Swap one block of the chain in A's blockstore: e2's file now holds
+    // e1's bytes. The audit names e2 as the break, and the CLI fails.
+    let (e1_bytes, e2_bytes) = (a_block_bytes(&a, &e1), a_block_bytes(&a, &e2));
+    let mut a = a;
+    a.kill();
+    let swapped = replace_file_content(&a.dir.path().join("data/ipfs"), &e2_bytes, &e1_bytes);
+    assert_eq!(swapped, 1, "e2's block file found in the blockstore");
+    a.restart();
+    let report = json(&a.get_auth(&format!("/v1/audit/{e3}")).1);
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["broken"]["cid"], e2, "{report}");
+    // rust-ipfs checks blocks it reads and treats a corrupt one as absent;
+    // either way the swapped block is never accepted.
+    let reason = report["broken"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("hash") || reason.contains("not found"),
+        "{report}"
+    );
+    let out = std::process::Command::new(milagro_tests::artifact("milagro"))
+        .args(["audit", &e3, "--config"])
+        .arg(a.dir.path().join("host.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BROKEN"));
+}
+
+/// Overwrites every file under `dir` whose content is `from` with `to`;
+/// returns how many.
+fn replace_file_content(dir: &std::path::Path, from: &[u8], to: &[u8]) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            count += replace_file_content(&path, from, to);
+        } else if std::fs::read(&path).is_ok_and(|b| b == from) {
+            std::fs::write(&path, to).unwrap();
+            count += 1;
+        }
+    }
+    count
 }
 
 #[test]

@@ -357,7 +357,6 @@ fn http_errors_are_json_with_the_right_status() {
         413,
         "payload_too_large",
     );
-    assert_error(&node.get_auth("/v1/probe/ipfs"), 503, "unavailable");
 }
 
 #[test]
