@@ -90,10 +90,13 @@ fn core_paths() -> Map<String, Value> {
                 "http": {"type": "array", "items": {"type": "string"}},
                 "peer_id": {"type": "string", "nullable": true},
                 "multiaddrs": {"type": "array", "items": {"type": "string"}}}}}});
-    paths.insert("/v1/identity".into(), json!({"get": {
+    paths.insert(
+        "/v1/identity".into(),
+        json!({"get": {
         "operationId": "identity", "summary": "This node's identity document", "tags": ["core"],
         "responses": {"200": {"description": "The document; its id is the node ID",
-            "content": {"application/json": {"schema": identity.clone()}}}}}}));
+            "content": {"application/json": {"schema": identity.clone()}}}}}}),
+    );
     paths.insert("/v1/identity/{cid}".into(), json!({"get": {
         "operationId": "identity_lookup", "summary": "Resolve and verify a node's identity by its ID",
         "tags": ["core"],
