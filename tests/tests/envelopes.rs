@@ -279,7 +279,14 @@ fn envelope_persisted_before_a_crash_is_processed_exactly_once_after_restart() {
 
 #[test]
 fn init_prints_the_node_id_and_keeps_it() {
-    let config = NodeConfig::new("init").plugin(probe());
+    // A fixed IPFS port, so the addresses in the documents stay valid
+    // across the restarts of this test.
+    let ipfs_port = milagro_tests::free_port();
+    let config = NodeConfig::new("init")
+        .section(&format!(
+            "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/{ipfs_port}\"]\n"
+        ))
+        .plugin(probe());
     let mut n = Node::start(config);
     let id = n.id();
     let config_path = n.dir.path().join("host.toml");
@@ -302,6 +309,33 @@ fn init_prints_the_node_id_and_keeps_it() {
         .unwrap();
     assert!(show.status.success());
     assert_eq!(json(&String::from_utf8_lossy(&show.stdout))["id"], id);
+
+    // Rotation: new keys and a new document linked to the old one, signed
+    // by both; the node serves it after a restart and peers verify the chain.
+    let rotate = std::process::Command::new(milagro_tests::artifact("milagro"))
+        .args(["identity", "rotate", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    let new_id = String::from_utf8_lossy(&rotate.stdout).trim().to_string();
+    assert_ne!(new_id, id);
+    n.restart();
+    let doc = n.identity();
+    assert_eq!(doc["id"], new_id);
+    assert_eq!(doc["previous"], id);
+    let other = Node::start(node("other", &n.ipfs_addresses(), ""));
+    let (status, body) = other.get(&format!("/v1/identity/{new_id}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["previous"], id);
+    assert_ne!(
+        json(&body)["signing_key"],
+        json(&other.get(&format!("/v1/identity/{id}")).1)["signing_key"]
+    );
 }
 
 /// A node whose IPFS facility is its own js-ipfs daemon's Kubo RPC API; the
