@@ -258,6 +258,14 @@ impl Plugin for Dta {
                 .response(404, "An authority could not be resolved", None)
                 .response(422, "A D-TA's share failed its check; the message names it", None)
                 .response(504, "A D-TA did not answer in time", None),
+            Route::post("/check", "check")
+                .summary("Check a combined client secret against a combined server secret: e(C, Q) == e(H(mpin_id), S)")
+                .json_body(json!({"type": "object", "required": ["mpin_id", "client_secret", "server_secret"],
+                    "properties": {"mpin_id": {"type": "string"}, "client_secret": hex,
+                                   "server_secret": hex}}))
+                .response(200, "Whether the pair matches", Some(json!({"type": "object",
+                    "properties": {"match": {"type": "boolean"}}})))
+                .response(400, "Bad input", None),
             Route::get("/issuances", "issuances")
                 .summary("This D-TA's decisions: who, kind, mpin_id, when, outcome (never a secret)")
                 .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer"}))
@@ -274,6 +282,7 @@ impl Plugin for Dta {
             "public_share" => self.public_share().await,
             "secrets" => self.secrets(&request).await,
             "issuances" => self.issuances(&request).await,
+            "check" => check(&request),
             other => Err(Error::not_found(format!("no operation {other}"))),
         }
     }
@@ -687,6 +696,37 @@ impl Dta {
             &json!({ "issuances": records, "next_cursor": next_cursor }),
         )
     }
+}
+
+/// `POST /check` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    mpin_id: String,
+    client_secret: String,
+    server_secret: String,
+}
+
+impl Drop for CheckBody {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.client_secret.zeroize();
+        self.server_secret.zeroize();
+    }
+}
+
+/// `POST /check`: the M-Pin relation between a client and a server secret.
+fn check(request: &Request) -> Result<Response, Error> {
+    let body: CheckBody = request.json()?;
+    if body.mpin_id.is_empty() {
+        return Err(Error::bad_request("mpin_id must not be empty"));
+    }
+    let client = mpin::g1_from_hex(&body.client_secret)
+        .map_err(|e| Error::bad_request(format!("client_secret: {e}")))?;
+    let server = mpin::g2_from_hex(&body.server_secret)
+        .map_err(|e| Error::bad_request(format!("server_secret: {e}")))?;
+    let ok = mpin::secrets_match(&client, body.mpin_id.as_bytes(), &server);
+    Response::json(200, &json!({ "match": ok }))
 }
 
 enum Share {
