@@ -39,7 +39,7 @@ fn dta_config(client_allow: &[String], server_allow: &[String], extra: &str) -> 
 }
 
 /// A node with the dta plugin (`library`), its embedded IPFS dialling `bootstrap`.
-fn node(name: &str, bootstrap: &[String], library: &PathBuf, config: &str) -> Node {
+fn node(name: &str, bootstrap: &[String], library: &Path, config: &str) -> Node {
     Node::start(
         NodeConfig::new(name)
             .section(&format!(
