@@ -357,4 +357,34 @@ mod tests {
         assert!(g1_from_bytes(&bad).is_err() || g1_from_bytes(&bad).unwrap() != c);
         assert_eq!(format!("{s:?}"), "MasterShare(..)");
     }
+
+    /// Cost of the arithmetic alone; run with
+    /// `cargo test --release -p milagro-plugin-dta -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing figures, not a check"]
+    fn timings() {
+        use std::time::Instant;
+        let s = MasterShare::generate().unwrap();
+        let public = s.public_share();
+        let n = 200;
+        let t = Instant::now();
+        let shares: Vec<G1Affine> = (0..n)
+            .map(|i| s.client_share(format!("user{i}").as_bytes()))
+            .collect();
+        let issue = t.elapsed() / n;
+        let t = Instant::now();
+        for (i, c) in shares.iter().enumerate() {
+            assert!(verify_client_share(
+                c,
+                format!("user{i}").as_bytes(),
+                &public
+            ));
+        }
+        let verify = t.elapsed() / n;
+        println!(
+            "client share: issue {issue:?} ({:.0}/s), pairing check {verify:?} ({:.0}/s)",
+            1.0 / issue.as_secs_f64(),
+            1.0 / verify.as_secs_f64()
+        );
+    }
 }
