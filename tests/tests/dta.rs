@@ -24,7 +24,12 @@
 //! `test-faults` feature into its own target dir (`<target>/dta-test-faults`);
 //! the library the workspace build makes has no fault injection at all.
 
-use std::{path::PathBuf, process::Command, sync::OnceLock, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::Instant,
+};
 
 use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library, target_dir};
 use serde_json::{Value, json as j};
@@ -334,4 +339,62 @@ fn unknown_node_id(id: &str) -> String {
     let i = chars.len() / 2;
     chars[i] = if chars[i] == 'a' { 'b' } else { 'a' };
     chars.into_iter().collect()
+}
+
+/// The ordinary build has no fault injection: a config asking for one is
+/// refused at start, with one error line naming the field.
+#[test]
+fn the_workspace_build_refuses_test_faults() {
+    let config = NodeConfig::new("nofault").plugin(PluginEntry::new(
+        "dta",
+        &plugin_library("milagro-plugin-dta"),
+        "{ test_fault = \"wrong-share\" }",
+    ));
+    let exited = Node::start_expecting_exit(config);
+    assert!(!exited.status.success());
+    let error = exited
+        .stderr
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", exited.stderr));
+    assert!(
+        error.contains("test_fault") && error.contains("\"dta\""),
+        "{error}"
+    );
+}
+
+/// The plugin's routes are in `/openapi.json`, which a real OpenAPI 3
+/// validator accepts (as in host.rs).
+#[test]
+fn openapi_document_with_the_dta_plugin_is_valid() {
+    let node = Node::start(NodeConfig::new("openapi").plugin(PluginEntry::new(
+        "dta",
+        &plugin_library("milagro-plugin-dta"),
+        "{}",
+    )));
+    let (status, body) = node.get_auth("/openapi.json");
+    assert_eq!(status, 200);
+    let doc = json(&body);
+    for (path, method) in [
+        ("/v1/dta/public-share", "get"),
+        ("/v1/dta/secrets", "post"),
+        ("/v1/dta/check", "post"),
+        ("/v1/dta/issuances", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    let file = node.dir.path().join("openapi.json");
+    std::fs::write(&file, &body).unwrap();
+    let python = std::env::var("MILAGRO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
