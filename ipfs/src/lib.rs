@@ -55,11 +55,17 @@ pub enum IpfsError {
     #[error("block {0} not found before the timeout")]
     NotFound(Box<Cid>),
     #[error("block returned for {expected} hashes to {actual}: refusing it")]
-    HashMismatch { expected: Box<Cid>, actual: Box<Cid> },
+    HashMismatch {
+        expected: Box<Cid>,
+        actual: Box<Cid>,
+    },
     #[error("unsupported CID {cid}: {reason}")]
     Unsupported { cid: Box<Cid>, reason: String },
     #[error("IPFS {operation} failed: {message}")]
-    Backend { operation: &'static str, message: String },
+    Backend {
+        operation: &'static str,
+        message: String,
+    },
     #[error("invalid IPFS configuration: {0}")]
     Config(String),
 }
@@ -220,7 +226,10 @@ impl Ipfs {
         self.backend.publish(topic, data).await
     }
 
-    pub async fn subscribe(&self, topic: &str) -> Result<BoxStream<'static, PubsubMessage>, IpfsError> {
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+    ) -> Result<BoxStream<'static, PubsubMessage>, IpfsError> {
         self.backend.subscribe(topic).await
     }
 

@@ -79,14 +79,23 @@ mod tests {
             block: ByteBuf::from(block.bytes().to_vec()),
         })
         .unwrap();
-        assert!(matches!(decode_delivery(&forged, 1024), Err(Error::HashMismatch { .. })));
-        assert!(matches!(decode_delivery(&message, 4), Err(Error::Oversize { .. })));
+        assert!(matches!(
+            decode_delivery(&forged, 1024),
+            Err(Error::HashMismatch { .. })
+        ));
+        assert!(matches!(
+            decode_delivery(&message, 4),
+            Err(Error::Oversize { .. })
+        ));
         assert!(decode_delivery(b"\xa1garbage", 1024).is_err());
     }
 
     #[test]
     fn topic_names_the_node() {
         let block = Block::encode(&1u8).unwrap();
-        assert_eq!(inbox_topic(block.cid()), format!("/milagro/1/inbox/{}", block.cid()));
+        assert_eq!(
+            inbox_topic(block.cid()),
+            format!("/milagro/1/inbox/{}", block.cid())
+        );
     }
 }

@@ -177,16 +177,37 @@ fn replies_link_to_requests_and_audit_walks_the_chain() {
     let a = Node::start(node("a", &[], ""));
     let b = Node::start(node("b", &peers(&[&a]), ""));
     let (ida, idb) = (a.id(), b.id());
-    let e1 = send(&a, "test/note", &[idb.clone()], "request", "", &[]);
+    let e1 = send(
+        &a,
+        "test/note",
+        std::slice::from_ref(&idb),
+        "request",
+        "",
+        &[],
+    );
     received(&b, &e1);
-    let e2 = send(&b, "test/reply", &[ida.clone()], "reply", "", &[e1.clone()]);
+    let e2 = send(
+        &b,
+        "test/reply",
+        &[ida],
+        "reply",
+        "",
+        std::slice::from_ref(&e1),
+    );
     // A awaits the reply linked to e1 (already there, or arriving).
     let reply = json(
         &a.get_auth(&format!("/v1/probe/await/{e1}/test.reply?ms=20000"))
             .1,
     );
     assert_eq!(reply["cid"], e2);
-    let e3 = send(&a, "test/note", &[idb], "follow-up", "", &[e2.clone()]);
+    let e3 = send(
+        &a,
+        "test/note",
+        &[idb],
+        "follow-up",
+        "",
+        std::slice::from_ref(&e2),
+    );
     received(&b, &e3);
 
     let report = json(&a.get_auth(&format!("/v1/audit/{e3}")).1);

@@ -137,6 +137,9 @@ fn wait_processed(node: &Node, n: usize) {
     }
 }
 
+/// (what, block bytes, `milagro-cid` header, expected status, message fragment)
+type Case = (&'static str, Vec<u8>, Option<String>, u16, &'static str);
+
 #[test]
 fn forged_and_malformed_envelopes_are_refused_with_specific_errors() {
     let b = Node::start(
@@ -160,7 +163,7 @@ fn forged_and_malformed_envelopes_are_refused_with_specific_errors() {
     assert_eq!(r.0, 202, "{}", r.1);
     wait_processed(&b, 1);
 
-    let mut cases: Vec<(&str, Vec<u8>, Option<String>, u16, &str)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
 
     // 1. Tampered block: one byte changed, delivered under its original CID.
     let original = sealed(&x, &[&b_doc], "tamper", now_ms());

@@ -98,8 +98,10 @@ impl Plugin for Probe {
             Route::get("/identity", "identity").summary("This node's identity"),
             Route::get("/resolve/{id}", "resolve").summary("Another node's identity"),
             Route::post("/send", "send").summary("Sends an envelope"),
-            Route::get("/received", "received").summary("Envelopes received, with processing counts"),
-            Route::get("/await/{cid}/{kind}", "await").summary("Waits for a reply (kind with '/' as '.')"),
+            Route::get("/received", "received")
+                .summary("Envelopes received, with processing counts"),
+            Route::get("/await/{cid}/{kind}", "await")
+                .summary("Waits for a reply (kind with '/' as '.')"),
         ]
     }
 
@@ -129,7 +131,10 @@ impl Plugin for Probe {
         });
         store
             .write(vec![
-                Write::Put(format!("recv/{}", envelope.cid).into_bytes(), record.to_string().into_bytes()),
+                Write::Put(
+                    format!("recv/{}", envelope.cid).into_bytes(),
+                    record.to_string().into_bytes(),
+                ),
                 Write::Put(count_key.into_bytes(), (count + 1).to_be_bytes().to_vec()),
             ])
             .await
@@ -156,7 +161,11 @@ impl Plugin for Probe {
                 Response::json(200, &json!({ "cid": cid }))
             }
             "ipfs_get" => {
-                let data = self.host.ipfs().get(request.param("cid").unwrap_or_default()).await?;
+                let data = self
+                    .host
+                    .ipfs()
+                    .get(request.param("cid").unwrap_or_default())
+                    .await?;
                 Ok(Response {
                     status: 200,
                     headers: vec![("content-type".into(), "application/octet-stream".into())],
@@ -170,8 +179,11 @@ impl Plugin for Probe {
             "resolve" => {
                 let id = request.param("id").unwrap_or_default();
                 let other = self.host.identity().resolve(id).await?;
-                Response::json(200, &json!({ "id": other.id, "name": other.name,
-                    "signing_key": hex(&other.signing_key) }))
+                Response::json(
+                    200,
+                    &json!({ "id": other.id, "name": other.name,
+                    "signing_key": hex(&other.signing_key) }),
+                )
             }
             "send" => {
                 let body: SendBody = request.json()?;
@@ -199,14 +211,20 @@ impl Plugin for Probe {
             "await" => {
                 let cid = request.param("cid").unwrap_or_default();
                 let kind = request.param("kind").unwrap_or_default().replace('.', "/");
-                let ms: u64 = request.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(5000);
+                let ms: u64 = request
+                    .query_param("ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(5000);
                 let reply = self
                     .host
                     .transport()
                     .await_reply(cid, &kind, Duration::from_millis(ms))
                     .await?;
-                Response::json(200, &json!({ "cid": reply.cid, "kind": reply.kind,
-                    "body": String::from_utf8_lossy(&reply.body) }))
+                Response::json(
+                    200,
+                    &json!({ "cid": reply.cid, "kind": reply.kind,
+                    "body": String::from_utf8_lossy(&reply.body) }),
+                )
             }
             "echo" => Ok(Response {
                 status: 200,
