@@ -23,17 +23,12 @@
 //! benchmark) answers `unavailable` for them, so a plugin can tell "not
 //! here" from "failed". Keystore labels are namespaced per instance.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use abi_stable::std_types::{ROption, RResult, RString, RVec};
 use async_ffi::{FfiFuture, FutureExt};
-use milagro_ipfs::IpfsError;
 use milagro_plugin_api::{
-    Error, ErrorCode,
+    Error,
     abi::{
         AbiError, AbiFuture, HostObj, IdentityInfo, KeyKind, KvEntry, KvWrite, LogLevel,
         OutgoingEnvelope, ReceivedEnvelope,
@@ -43,10 +38,11 @@ use milagro_proto::{Cid, EcPublicKey, VerifiedIdentity};
 use zeroize::Zeroize;
 
 use crate::{
+    api_error,
     keystore::KeystoreError,
     node::{Node, now_ms},
     store::{Namespace, StoreError, Write},
-    transport::{Outgoing, TransportError, inbox::InboxError},
+    transport::{Outgoing, inbox::InboxError},
 };
 
 /// What one plugin instance can reach of its host.
@@ -106,15 +102,7 @@ async fn keystore_call<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, KeystoreError> + Send + 'static,
 ) -> Result<T, Error> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(KeystoreError::Missing(label))) => Err(Error::not_found(format!(
-            "no key or secret labelled {label:?}"
-        ))),
-        Ok(Err(e @ (KeystoreError::Exists { .. } | KeystoreError::WrongKind { .. }))) => {
-            Err(Error::conflict(e.to_string()))
-        }
-        Ok(Err(e @ KeystoreError::Invalid(_))) => Err(Error::bad_request(e.to_string())),
-        Ok(Err(e)) => Err(Error::internal(e.to_string())),
+        Ok(result) => result.map_err(api_error::keystore),
         Err(e) => Err(Error::internal(format!("keystore task failed: {e}"))),
     }
 }
@@ -126,23 +114,11 @@ fn unavailable<T: Send + 'static>(facility: &str) -> AbiFuture<T> {
     async move { RResult::RErr(error) }.into_ffi()
 }
 
-fn ipfs_error(e: IpfsError) -> Error {
-    let code = match &e {
-        IpfsError::Unavailable(_) => ErrorCode::Unavailable,
-        IpfsError::NotFound(_) => ErrorCode::NotFound,
-        IpfsError::Unsupported { .. } => ErrorCode::BadRequest,
-        _ => ErrorCode::Internal,
-    };
-    Error::new(code, e.to_string())
-}
-
-fn parse_cid(text: &str, what: &str) -> Result<Cid, Error> {
-    Cid::try_from(text)
-        .map_err(|e| Error::bad_request(format!("{what} {text:?} is not a CID: {e}")))
-}
-
 fn parse_cids(texts: &RVec<RString>, what: &str) -> Result<Vec<Cid>, Error> {
-    texts.iter().map(|t| parse_cid(t.as_str(), what)).collect()
+    texts
+        .iter()
+        .map(|t| api_error::parse_cid(t.as_str(), what))
+        .collect()
 }
 
 fn identity_info(document: &VerifiedIdentity) -> IdentityInfo {
@@ -165,27 +141,6 @@ fn identity_info(document: &VerifiedIdentity) -> IdentityInfo {
     }
 }
 
-fn identity_error(id: &str, e: crate::identity::IdentityError) -> Error {
-    use crate::identity::IdentityError as E;
-    match e {
-        E::Ipfs(IpfsError::NotFound(_)) => Error::not_found(format!("identity {id} not found")),
-        E::Ipfs(other) => ipfs_error(other),
-        E::Invalid { .. } | E::Rotation { .. } | E::ChainTooLong(_) => {
-            Error::unprocessable(e.to_string())
-        }
-        other => Error::internal(other.to_string()),
-    }
-}
-
-fn transport_error(e: TransportError) -> Error {
-    match e {
-        TransportError::Recipient { .. } => Error::unprocessable(e.to_string()),
-        TransportError::Seal(_) => Error::bad_request(e.to_string()),
-        TransportError::Ipfs(e) => ipfs_error(e),
-        TransportError::Undelivered(_) => Error::unavailable(e.to_string()),
-    }
-}
-
 impl HostObj for PluginHost {
     fn log(&self, level: LogLevel, message: RString) {
         let plugin = &*self.instance;
@@ -200,10 +155,7 @@ impl HostObj for PluginHost {
     }
 
     fn now_unix_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        now_ms()
     }
 
     fn sleep_ms(&self, millis: u64) -> FfiFuture<()> {
@@ -253,15 +205,15 @@ impl HostObj for PluginHost {
                 .ipfs
                 .put(codec, data.into_vec())
                 .await
-                .map_err(ipfs_error)?;
+                .map_err(api_error::ipfs)?;
             Ok(RString::from(cid.to_string()))
         })
     }
 
     fn ipfs_get(&self, cid: RString) -> AbiFuture<RVec<u8>> {
         self.with_node("ipfs", move |node| async move {
-            let cid = parse_cid(cid.as_str(), "block")?;
-            Ok(node.ipfs.get(&cid).await.map_err(ipfs_error)?.into())
+            let cid = api_error::parse_cid(cid.as_str(), "block")?;
+            Ok(node.ipfs.get(&cid).await.map_err(api_error::ipfs)?.into())
         })
     }
 
@@ -273,12 +225,12 @@ impl HostObj for PluginHost {
 
     fn identity_resolve(&self, id: RString) -> AbiFuture<IdentityInfo> {
         self.with_node("identity", move |node| async move {
-            let cid = parse_cid(id.as_str(), "node ID")?;
+            let cid = api_error::parse_cid(id.as_str(), "node ID")?;
             let document = node
                 .resolver
                 .resolve(&cid)
                 .await
-                .map_err(|e| identity_error(id.as_str(), e))?;
+                .map_err(|e| api_error::identity(&id, e))?;
             Ok(identity_info(&document))
         })
     }
@@ -297,7 +249,9 @@ impl HostObj for PluginHost {
             };
             let result = node.transport.send(outgoing, now_ms()).await;
             sealed.as_mut_slice().zeroize();
-            Ok(RString::from(result.map_err(transport_error)?.to_string()))
+            Ok(RString::from(
+                result.map_err(api_error::transport)?.to_string(),
+            ))
         })
     }
 
@@ -308,7 +262,7 @@ impl HostObj for PluginHost {
         timeout_ms: u64,
     ) -> AbiFuture<ReceivedEnvelope> {
         self.with_node("transport", move |node| async move {
-            let cid = parse_cid(cid.as_str(), "envelope")?;
+            let cid = api_error::parse_cid(cid.as_str(), "envelope")?;
             node.transport
                 .inbox
                 .await_reply(cid, kind.as_str(), Duration::from_millis(timeout_ms))

@@ -18,6 +18,7 @@
 //! The `milagro` host: loads the plugins named in its config, lends them
 //! the node's facilities and serves their routes beside its own.
 
+pub mod api_error;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -102,6 +103,13 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
         })?;
     let store = Store::open(&data_dir.join("milagro.redb"))?;
     let auth = Auth::load_or_create(&config.token_file())?;
+    // Bound before the slower steps, so a port in use fails at once.
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
     let node = Arc::new(Node::open(&config.node_settings(), &store).await?);
     let plugins = Arc::new(plugins::construct_all(opened, &store, Some(&node))?);
     node.transport
@@ -110,12 +118,6 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
         .map_err(StartError::Consumers)?;
     let router = Router::build(&plugins)?;
     let openapi = openapi::document(env!("CARGO_PKG_VERSION"), &plugins)?;
-    let listener = TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
     let app = App {
         node_name: config.node.name.clone(),
         started: Instant::now(),

@@ -45,9 +45,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::{
-    audit,
+    api_error, audit,
     auth::Auth,
-    identity::{self, IdentityError},
+    identity,
     metrics::Metrics,
     node::Node,
     plugins::LoadedPlugin,
@@ -310,7 +310,7 @@ impl App {
                 StatusCode::OK,
                 identity::to_json(&document).to_string().into_bytes(),
             ),
-            Err(e) => error_response(&identity_error(&cid, e)),
+            Err(e) => error_response(&api_error::identity(&cid, e)),
         }
     }
 
@@ -336,7 +336,7 @@ impl App {
             self.node.limits.max_envelope_bytes,
         ) {
             Ok(block) => block,
-            Err(e) => return error_response(&inbox_error(InboxError::Invalid(e))),
+            Err(e) => return error_response(&api_error::inbox(InboxError::Invalid(e))),
         };
         match self.node.transport.receive(block).await {
             Ok((accepted, cid)) => {
@@ -351,7 +351,7 @@ impl App {
                         .into_bytes(),
                 )
             }
-            Err(e) => error_response(&inbox_error(e)),
+            Err(e) => error_response(&api_error::inbox(e)),
         }
     }
 
@@ -386,35 +386,7 @@ fn param_cid(params: &[(String, String)]) -> Result<milagro_proto::Cid, Error> {
         .find(|(k, _)| k == "cid")
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
-    milagro_proto::Cid::try_from(text)
-        .map_err(|e| Error::bad_request(format!("{text:?} is not a CID: {e}")))
-}
-
-fn identity_error(cid: &milagro_proto::Cid, e: IdentityError) -> Error {
-    match e {
-        IdentityError::Ipfs(milagro_ipfs::IpfsError::NotFound(_)) => {
-            Error::not_found(format!("identity {cid} not found on IPFS"))
-        }
-        IdentityError::Ipfs(e @ milagro_ipfs::IpfsError::Unavailable(_)) => {
-            Error::unavailable(e.to_string())
-        }
-        e @ (IdentityError::Invalid { .. }
-        | IdentityError::Rotation { .. }
-        | IdentityError::ChainTooLong(_)) => Error::unprocessable(e.to_string()),
-        other => Error::internal(other.to_string()),
-    }
-}
-
-fn inbox_error(e: InboxError) -> Error {
-    match e {
-        InboxError::Replayed { .. } => Error::conflict(e.to_string()),
-        InboxError::Store(_) => Error::internal(e.to_string()),
-        InboxError::Unavailable(_) => Error::unavailable(e.to_string()),
-        InboxError::Invalid(milagro_proto::Error::Oversize { .. }) => {
-            Error::new(ErrorCode::PayloadTooLarge, e.to_string())
-        }
-        _ => Error::unprocessable(e.to_string()),
-    }
+    api_error::parse_cid(text, "path parameter")
 }
 
 /// Turns a plugin's answer into an HTTP response, dropping what it may not set.

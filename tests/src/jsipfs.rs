@@ -40,9 +40,13 @@ use crate::{free_port, workspace_root};
 /// longer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `jsipfs` CLI that `tests/js-ipfs/install` installs.
+/// The `jsipfs` CLI that `tests/js-ipfs/install` installs, or the one named
+/// by `MILAGRO_JSIPFS` (the release test points an unpacked source tarball,
+/// which has no `node_modules`, at the checkout's install).
 pub fn jsipfs_bin() -> PathBuf {
-    workspace_root().join("tests/js-ipfs/node_modules/.bin/jsipfs")
+    std::env::var_os("MILAGRO_JSIPFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("tests/js-ipfs/node_modules/.bin/jsipfs"))
 }
 
 /// A running `jsipfs daemon`; its process group is killed on drop.

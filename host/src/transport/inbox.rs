@@ -28,7 +28,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, OnceLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use abi_stable::std_types::{RString, RVec};
@@ -38,6 +38,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     identity::{NodeIdentity, Resolver},
+    node::now_ms,
     plugins::LoadedPlugin,
     store::{Namespace, Write},
 };
@@ -102,13 +103,6 @@ fn reply_prefix(linked: &Cid, kind: &str) -> Vec<u8> {
         b"\0",
     ]
     .concat()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Inbox {
@@ -311,6 +305,17 @@ impl Inbox {
         }
     }
 
+    /// Drops waiters that gave up, so unanswered requests do not pile up.
+    fn forget_closed_waiters(&self, key: &(Cid, String)) {
+        let mut waiters = self.waiters.lock().expect("waiters lock");
+        if let Some(list) = waiters.get_mut(key) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiters.remove(key);
+            }
+        }
+    }
+
     /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
     /// (one already received counts).
     pub async fn await_reply(
@@ -320,10 +325,11 @@ impl Inbox {
         timeout: Duration,
     ) -> Result<ReceivedEnvelope, InboxError> {
         let (tx, rx) = oneshot::channel();
+        let waiter_key = (linked, kind.to_string());
         self.waiters
             .lock()
             .expect("waiters lock")
-            .entry((linked, kind.to_string()))
+            .entry(waiter_key.clone())
             .or_default()
             .push(tx);
         let prefix = reply_prefix(&linked, kind);
@@ -333,6 +339,7 @@ impl Inbox {
             None => match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(cid)) => cid,
                 _ => {
+                    self.forget_closed_waiters(&waiter_key);
                     return Err(InboxError::Unavailable(format!(
                         "no {kind} reply to {linked} within {} ms",
                         timeout.as_millis()

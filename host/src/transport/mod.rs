@@ -28,10 +28,10 @@ pub mod inbox;
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, stream::BoxStream};
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use milagro_ipfs::{DAG_CBOR, Ipfs};
+use milagro_ipfs::{DAG_CBOR, Ipfs, PubsubMessage};
 use milagro_proto::{
     Cid, EnvelopeDraft, VerifiedIdentity, decode_delivery, encode_delivery, inbox_topic, seal,
 };
@@ -101,6 +101,8 @@ pub struct Transport {
 
 /// Delay between delivery attempts.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Delay before subscribing again to the inbox topic.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
 impl Transport {
     pub fn new(
@@ -259,17 +261,30 @@ impl Transport {
         Ok((accepted, cid))
     }
 
-    /// Listens on this node's inbox topic until the stream ends, and first
-    /// resumes envelopes left pending by an earlier run.
-    pub async fn run_receiver(self: Arc<Self>) -> Result<(), TransportError> {
+    /// Listens on this node's inbox topic for as long as the node runs
+    /// (subscribing again whenever the IPFS node drops the subscription),
+    /// after first resuming envelopes left pending by an earlier run.
+    pub async fn run_receiver(self: Arc<Self>) {
         for cid in self.inbox.pending().unwrap_or_default() {
             if let Err(e) = self.inbox.process(cid).await {
                 tracing::warn!(%cid, "pending envelope not processed: {e}");
             }
         }
         let topic = inbox_topic(self.identity.id());
-        let mut messages = self.ipfs.subscribe(&topic).await?;
-        tracing::info!(%topic, "listening for envelopes");
+        loop {
+            match self.ipfs.subscribe(&topic).await {
+                Ok(messages) => {
+                    tracing::info!(%topic, "listening for envelopes");
+                    Arc::clone(&self).consume(messages).await;
+                    tracing::warn!(%topic, "inbox subscription ended; subscribing again");
+                }
+                Err(e) => tracing::warn!(%topic, "cannot subscribe to the inbox topic: {e}"),
+            }
+            tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+        }
+    }
+
+    async fn consume(self: Arc<Self>, mut messages: BoxStream<'static, PubsubMessage>) {
         while let Some(message) = messages.next().await {
             let block = match decode_delivery(&message.data, self.inbox.max_block_bytes()) {
                 Ok(block) => block,
@@ -287,6 +302,5 @@ impl Transport {
                 }
             });
         }
-        Ok(())
     }
 }
