@@ -81,6 +81,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port below Linux's ephemeral range (32768-60999), for a service
+/// that must keep its port across restarts: no outgoing connection of a
+/// parallel test can be handed it in between, as can happen to a port from
+/// [`free_port`].
+pub fn stable_port() -> u16 {
+    let seed = std::process::id() as u64 * 7919
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+    (0..2000u64)
+        .map(|i| 20_000 + ((seed + i * 7) % 12_000) as u16)
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port in 20000-31999 on 127.0.0.1")
+}
+
 /// One `[[plugins]]` entry.
 #[derive(Clone)]
 pub struct PluginEntry {

@@ -173,6 +173,15 @@ fn three_dtas_issue_shares_that_combine_into_matching_mpin_secrets() {
         .map(|d| {
             let v = json(&d.get_auth("/v1/dta/public-share").1);
             assert_eq!(v["node_id"], d.id());
+            // ... announced in a signed envelope on IPFS that anyone can
+            // audit, the same one every time.
+            let cid = v["envelope_cid"].as_str().unwrap();
+            let again = json(&d.get_auth("/v1/dta/public-share").1);
+            assert_eq!(again["envelope_cid"], cid);
+            let audit = json(&r.get_auth(&format!("/v1/audit/{cid}")).1);
+            assert_eq!(audit["ok"], true, "{audit}");
+            assert_eq!(audit["envelopes"][0]["kind"], "dta/public-share");
+            assert_eq!(audit["envelopes"][0]["sender"], d.id());
             v["public_share"].as_str().unwrap().to_string()
         })
         .collect();

@@ -300,9 +300,9 @@ fn envelope_persisted_before_a_crash_is_processed_exactly_once_after_restart() {
 
 #[test]
 fn init_prints_the_node_id_and_keeps_it() {
-    // A fixed IPFS port, so the addresses in the documents stay valid
-    // across the restarts of this test.
-    let ipfs_port = milagro_tests::free_port();
+    // A fixed IPFS port, so the addresses in n's documents stay valid across
+    // the restarts of this test.
+    let ipfs_port = milagro_tests::stable_port();
     let config = NodeConfig::new("init")
         .section(&format!(
             "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/{ipfs_port}\"]\n"
@@ -346,10 +346,10 @@ fn init_prints_the_node_id_and_keeps_it() {
     let new_id = String::from_utf8_lossy(&rotate.stdout).trim().to_string();
     assert_ne!(new_id, id);
     n.restart();
+    let other = Node::start(node("other", &n.ipfs_addresses(), ""));
     let doc = n.identity();
     assert_eq!(doc["id"], new_id);
     assert_eq!(doc["previous"], id);
-    let other = Node::start(node("other", &n.ipfs_addresses(), ""));
     let (status, body) = other.get(&format!("/v1/identity/{new_id}"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["previous"], id);

@@ -129,6 +129,11 @@ struct ShareRequest {
     mpin_id: String,
 }
 
+/// Kind of the signed envelope announcing a D-TA's public share.
+const PUBLIC_SHARE_KIND: &str = "dta/public-share";
+/// Store key of that envelope's CID.
+const PUBLIC_SHARE_ENVELOPE: &[u8] = b"public-share-envelope";
+
 /// The clear body of a `dta/share` envelope; the share itself is sealed.
 #[derive(Debug, Serialize, Deserialize)]
 struct ShareReply {
@@ -327,15 +332,45 @@ impl Dta {
     async fn public_share(&self) -> Result<Response, Error> {
         let master = self.master().await?;
         let me = self.host.identity().this_node().await?;
+        let public_share = mpin::g2_to_hex(&master.public_share());
+        let envelope_cid = self.public_share_envelope(&public_share).await?;
         Response::json(
             200,
             &json!({
                 "node_id": me.id,
-                "public_share": mpin::g2_to_hex(&master.public_share()),
+                "public_share": public_share,
                 "curve": "BLS12-381",
                 "hash_to_g1_dst": String::from_utf8_lossy(mpin::MPIN_DST),
+                "envelope_cid": envelope_cid,
             }),
         )
+    }
+
+    /// The CID of a signed `dta/public-share` envelope announcing this
+    /// D-TA's public share, published on IPFS once (addressed to no one:
+    /// it is a signed public record anyone can fetch and audit).
+    async fn public_share_envelope(&self, public_share: &str) -> Result<String, Error> {
+        let store = self.host.store();
+        if let Some(cid) = store.get(PUBLIC_SHARE_ENVELOPE).await? {
+            return String::from_utf8(cid).map_err(|e| Error::internal(e.to_string()));
+        }
+        let body = json!({
+            "v": 1,
+            "public_share": public_share,
+            "curve": "BLS12-381",
+            "hash_to_g1_dst": String::from_utf8_lossy(mpin::MPIN_DST),
+        });
+        let cid = self
+            .host
+            .transport()
+            .send(NewEnvelope {
+                kind: PUBLIC_SHARE_KIND.into(),
+                body: body.to_string().into_bytes(),
+                ..NewEnvelope::default()
+            })
+            .await?;
+        store.put(PUBLIC_SHARE_ENVELOPE, cid.as_bytes()).await?;
+        Ok(cid)
     }
 
     fn allowed(&self, kind: SecretKind, requester: &str) -> bool {
