@@ -19,6 +19,8 @@
 //! audit. Commands that need a running node ask it over its REST API, so
 //! they never contend with it for the IPFS repo or the database.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -29,6 +31,7 @@ use zeroize::Zeroizing;
 use crate::{
     config::Config,
     identity::{self, IdentityError, NodeIdentity},
+    keystore::Keystore,
     node::{self, NodeError},
     store::Store,
 };
@@ -39,14 +42,21 @@ fn open_store(config: &Config) -> Result<Store, String> {
     Store::open(&config.node.data_dir.join("milagro.redb")).map_err(|e| e.to_string())
 }
 
-/// `milagro init`: keys and identity, created once; prints the node ID.
-pub async fn init(config: &Config) -> Result<(), String> {
-    let settings = config.node_settings();
+/// Opens what a stopped node's commands work on: database, keystore and
+/// the IPFS node (embedded on the node's own repo, or its Kubo API).
+async fn open_offline(config: &Config) -> Result<(Store, Arc<dyn Keystore>, Ipfs), String> {
     let store = open_store(config)?;
-    let keystore = node::open_keystore(&settings).map_err(|e| e.to_string())?;
+    let keystore = node::open_keystore(&config.node_settings()).map_err(|e| e.to_string())?;
     let ipfs = Ipfs::open(&config.ipfs, &config.node.data_dir)
         .await
         .map_err(|e| NodeError::from(e).to_string())?;
+    Ok((store, keystore, ipfs))
+}
+
+/// `milagro init`: keys and identity, created once; prints the node ID.
+pub async fn init(config: &Config) -> Result<(), String> {
+    let settings = config.node_settings();
+    let (store, keystore, ipfs) = open_offline(config).await?;
     let (identity, created) =
         node::load_or_create_identity(&settings, &store, &keystore, &ipfs, &Limits::default())
             .await
@@ -73,11 +83,7 @@ pub fn show(config: &Config) -> Result<(), String> {
 /// `milagro identity rotate`: new keys, rotated document; prints the new ID.
 pub async fn rotate(config: &Config) -> Result<(), String> {
     let settings = config.node_settings();
-    let store = open_store(config)?;
-    let keystore = node::open_keystore(&settings).map_err(|e| e.to_string())?;
-    let ipfs = Ipfs::open(&config.ipfs, &config.node.data_dir)
-        .await
-        .map_err(|e| NodeError::from(e).to_string())?;
+    let (store, keystore, ipfs) = open_offline(config).await?;
     let identity = node::rotate_identity(&settings, &store, &keystore, &ipfs, &Limits::default())
         .await
         .map_err(|e| e.to_string())?;

@@ -413,3 +413,22 @@ pub fn assert_error(response: &(u16, String), status: u16, code: &str) {
             .is_some_and(|m| !m.is_empty())
     );
 }
+
+/// Checks an OpenAPI document with a real validator: the
+/// `openapi-spec-validator` package from PyPI (scripts/test installs it).
+pub fn assert_valid_openapi(dir: &Path, document: &str) {
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, document).expect("write openapi.json");
+    let python = std::env::var("MILAGRO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator rejected the document (pip install openapi-spec-validator, as scripts/test does):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -392,18 +392,5 @@ fn openapi_document_with_the_dta_plugin_is_valid() {
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }
-    let file = node.dir.path().join("openapi.json");
-    std::fs::write(&file, &body).unwrap();
-    let python = std::env::var("MILAGRO_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
-        .args(["-m", "openapi_spec_validator"])
-        .arg(&file)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    milagro_tests::assert_valid_openapi(node.dir.path(), &body);
 }
