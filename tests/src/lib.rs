@@ -244,6 +244,26 @@ fn spawn(dir: &Path) -> Child {
         .expect("spawn milagro")
 }
 
+impl Exited {
+    /// The one line a refusing node logs: asserts it exited non-zero with
+    /// exactly one ERROR line.
+    pub fn refusal_line(&self) -> &str {
+        assert!(!self.status.success(), "the node must exit non-zero");
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "exactly one error line, got:\n{}",
+            self.stderr
+        );
+        errors[0]
+    }
+}
+
 impl Node {
     /// Starts a node and waits until `/v1/status` answers.
     pub fn start(config: NodeConfig) -> Node {

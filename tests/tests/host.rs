@@ -163,19 +163,7 @@ fn refusal(config: NodeConfig, writes_nothing: bool) -> String {
             "a refused library must leave nothing on disk"
         );
     }
-    assert!(!exited.status.success(), "the node must exit non-zero");
-    let errors: Vec<&str> = exited
-        .stderr
-        .lines()
-        .filter(|l| l.contains("ERROR"))
-        .collect();
-    assert_eq!(
-        errors.len(),
-        1,
-        "exactly one error line, got:\n{}",
-        exited.stderr
-    );
-    errors[0].to_string()
+    exited.refusal_line().to_string()
 }
 
 #[test]
