@@ -85,18 +85,24 @@ pub fn open_keystore(settings: &NodeSettings<'_>) -> Result<Arc<dyn Keystore>, N
     }
 }
 
-/// The endpoint hints of a new identity document.
-async fn endpoints(settings: &NodeSettings<'_>, ipfs: &Ipfs) -> Result<Endpoints, NodeError> {
+/// What a new identity document of this node says: name, creation time,
+/// endpoint hints (HTTP, IPFS peer ID and addresses), beneficiary key or not.
+async fn draft_parts(settings: &NodeSettings<'_>, ipfs: &Ipfs) -> Result<DraftParts, NodeError> {
     let info = ipfs.id().await?;
     let http = if settings.identity.http.is_empty() {
         vec![format!("http://{}", settings.listen)]
     } else {
         settings.identity.http.clone()
     };
-    Ok(Endpoints {
-        http,
-        peer_id: Some(info.peer_id),
-        multiaddrs: info.addresses,
+    Ok(DraftParts {
+        name: settings.name.into(),
+        created_ms: now_ms(),
+        endpoints: Endpoints {
+            http,
+            peer_id: Some(info.peer_id),
+            multiaddrs: info.addresses,
+        },
+        beneficiary: settings.identity.beneficiary,
     })
 }
 
@@ -113,12 +119,7 @@ pub async fn load_or_create_identity(
     if let Some(identity) = NodeIdentity::load(&node_ns, keystore, limits)? {
         return Ok((identity, false));
     }
-    let parts = DraftParts {
-        name: settings.name.into(),
-        created_ms: now_ms(),
-        endpoints: endpoints(settings, ipfs).await?,
-        beneficiary: settings.identity.beneficiary,
-    };
+    let parts = draft_parts(settings, ipfs).await?;
     let identity = NodeIdentity::create(&node_ns, keystore, ipfs, parts).await?;
     tracing::info!(node_id = %identity.id(), "created this node's identity");
     Ok((identity, true))
@@ -135,12 +136,7 @@ pub async fn rotate_identity(
     let node_ns = store.namespace("node");
     let current =
         NodeIdentity::load(&node_ns, keystore, limits)?.ok_or(IdentityError::NotInitialised)?;
-    let parts = DraftParts {
-        name: settings.name.into(),
-        created_ms: now_ms(),
-        endpoints: endpoints(settings, ipfs).await?,
-        beneficiary: settings.identity.beneficiary,
-    };
+    let parts = draft_parts(settings, ipfs).await?;
     Ok(current.rotate(&node_ns, keystore, ipfs, parts).await?)
 }
 
