@@ -31,7 +31,7 @@
 //! the same order. Fiduciary j of an order (1-based, for the t-of-n mode) is
 //! the one at position j-1 of [`Order::fiduciaries`].
 
-use ipld_core::cid::Cid;
+pub use ipld_core::cid::Cid;
 use ipld_core::cid::multihash::Multihash;
 use k256::PublicKey;
 use serde::de::DeserializeOwned;
@@ -214,7 +214,10 @@ pub struct NoticeFiduciary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Notice {
-    /// The order.
+    /// The order itself: lets the beneficiary check that the notice comes
+    /// from the order's principal and names it (its CID is `order_cid`).
+    pub order: Order,
+    /// The order's CID.
     pub order_cid: Cid,
     /// The order's reference.
     pub reference: String,
@@ -623,6 +626,23 @@ pub fn wallet_key(
 }
 
 impl Notice {
+    /// The beneficiary's part of the wallet key: B = P - ΣK_i (n-of-n) or
+    /// B = P - K (t-of-n, K the DKG group key).
+    pub fn beneficiary_public_key(&self) -> Result<PublicKey> {
+        let p = keys::decode_public_key(&self.public_key)?;
+        let fiduciaries = match decode_dealers(&self.dealer_commitments)? {
+            Some(dealers) => feldman::group_key(&dealers)?,
+            None => wallet::sum_public_keys(
+                &self
+                    .fiduciaries
+                    .iter()
+                    .map(|f| keys::decode_public_key(&f.share_public_key))
+                    .collect::<Result<Vec<_>>>()?,
+            )?,
+        };
+        keys::point_to_public_key(&(p.to_projective() - fiduciaries.to_projective()))
+    }
+
     /// The beneficiary's check of a released share from `fiduciary`: it must
     /// match that fiduciary's share public key (and, t-of-n, the dealers'
     /// commitments). Returns the fiduciary's 1-based index.
@@ -713,6 +733,24 @@ impl Body for Notice {
     fn validate(&self, limits: &Limits) -> Result<()> {
         check_order_cid("order_cid", &self.order_cid)?;
         check_text("reference", &self.reference, limits)?;
+        self.order.validate(limits)?;
+        let names_order = self.order.cid()? == self.order_cid
+            && self.order.reference == self.reference
+            && self.order.coin == self.coin
+            && self.order.threshold == self.threshold
+            && self.order.fiduciaries.len() == self.fiduciaries.len()
+            && self
+                .order
+                .fiduciaries
+                .iter()
+                .zip(&self.fiduciaries)
+                .all(|(o, f)| *o == f.id);
+        if !names_order {
+            return Err(Error::InvalidField {
+                field: "order",
+                reason: "does not match the notice (CID, reference, coin, threshold or fiduciaries)",
+            });
+        }
         keys::decode_public_key(&self.public_key)?;
         check_text("address", &self.address, limits)?;
         let n = self.fiduciaries.len();
@@ -966,7 +1004,16 @@ mod tests {
         let k = SecretScalar::random().unwrap();
         let pk = keys::encode_public_key(&k.public_key());
         let notice = Notice {
-            order_cid: cid,
+            order: Order {
+                coin: Coin::Eth,
+                ..order()
+            },
+            order_cid: Order {
+                coin: Coin::Eth,
+                ..order()
+            }
+            .cid()
+            .unwrap(),
             reference: "order-1".into(),
             coin: Coin::Eth,
             public_key: pk,
@@ -988,6 +1035,8 @@ mod tests {
         };
         roundtrip(&notice);
         let mut t = notice.clone();
+        t.order.threshold = 1;
+        t.order_cid = t.order.cid().unwrap();
         t.threshold = 1;
         assert!(encode(&t).is_err(), "t < n needs dealer commitments");
         t.dealer_commitments = Some(vec![vec![ByteArray::new(pk)], vec![ByteArray::new(pk)]]);

@@ -51,6 +51,7 @@ fn order(n: u8, t: u32, coin: Coin) -> Order {
 
 fn notice(order: &Order, p: &k256::PublicKey, commitments: &[Commitment]) -> Notice {
     wire(&Notice {
+        order: order.clone(),
         order_cid: order.cid().unwrap(),
         reference: order.reference.clone(),
         coin: order.coin,
@@ -94,6 +95,7 @@ fn n_of_n_flow() {
             .collect();
         let p = wallet_key(&o, &b.public_key(), &verified).unwrap();
         let n = notice(&o, &p, &commitments);
+        assert_eq!(n.beneficiary_public_key().unwrap(), b.public_key());
         // Releases reach the beneficiary.
         let mut releases = Vec::new();
         for (id, k) in o.fiduciaries.iter().zip(&ks) {
@@ -199,6 +201,7 @@ fn t_of_n_flow() {
             .collect();
         let p = wallet_key(&o, &b.public_key(), &verified).unwrap();
         let nt = notice(&o, &p, &commitments);
+        assert_eq!(nt.beneficiary_public_key().unwrap(), b.public_key());
 
         // n - t fiduciaries are gone; one of the remaining releases a wrong share.
         let up: Vec<usize> = (n as usize - t as usize..n as usize).collect();

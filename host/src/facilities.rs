@@ -38,7 +38,7 @@ use milagro_proto::{Cid, EcPublicKey, VerifiedIdentity};
 use zeroize::Zeroize;
 
 use crate::{
-    api_error,
+    api_error, identity,
     keystore::KeystoreError,
     node::{Node, now_ms},
     store::{Namespace, StoreError, Write},
@@ -330,6 +330,24 @@ impl HostObj for PluginHost {
         let label = self.key_label(label.as_str());
         self.with_node("keystore", move |node| async move {
             let secret = keystore_call(move || node.keystore.get_secret(&label)).await?;
+            Ok(secret.map(|s| RVec::from(s.as_slice())).into())
+        })
+    }
+
+    fn beneficiary_secret(&self) -> AbiFuture<ROption<RVec<u8>>> {
+        if &*self.instance != identity::BENEFICIARY_PLUGIN {
+            let error = AbiError::from(Error::forbidden(format!(
+                "only the plugin instance named {:?} may use the node's beneficiary key",
+                identity::BENEFICIARY_PLUGIN
+            )));
+            return async move { RResult::RErr(error) }.into_ffi();
+        }
+        self.with_node("keystore", move |node| async move {
+            if node.identity.document.beneficiary_key().is_none() {
+                return Ok(ROption::RNone);
+            }
+            let secret =
+                keystore_call(move || node.keystore.get_secret(identity::BENEFICIARY)).await?;
             Ok(secret.map(|s| RVec::from(s.as_slice())).into())
         })
     }

@@ -80,7 +80,10 @@ pub const MAX_ROTATIONS: usize = 32;
 
 const CURRENT: &[u8] = b"identity/current";
 const GENERATION: &[u8] = b"identity/generation";
-const BENEFICIARY: &str = "node/beneficiary";
+/// Keystore label of the beneficiary key b.
+pub const BENEFICIARY: &str = "node/beneficiary";
+/// The one plugin instance that may read b (see `HostObj::beneficiary_secret`).
+pub const BENEFICIARY_PLUGIN: &str = "beneficiary";
 
 fn label(generation: u32, what: &str) -> String {
     format!("node/{generation}/{what}")

@@ -33,7 +33,9 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+pub mod custody;
 pub mod jsipfs;
+pub mod wallet;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

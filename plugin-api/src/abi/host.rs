@@ -168,6 +168,12 @@ pub trait HostObj: Clone + Send + Sync {
     fn secret_put(&self, label: RString, secret: RVec<u8>) -> AbiFuture<()>;
     #[sabi(last_prefix_field)]
     fn secret_get(&self, label: RString) -> AbiFuture<ROption<RVec<u8>>>;
+
+    /// The node's beneficiary key b (a 32-byte scalar, the secret half of
+    /// the key its identity document publishes). Only the plugin instance
+    /// named `beneficiary` in host.toml may read it; `None` when the node
+    /// publishes no beneficiary key. Secret: zeroize after use.
+    fn beneficiary_secret(&self) -> AbiFuture<ROption<RVec<u8>>>;
 }
 
 /// A shared handle to the host facilities.

@@ -26,7 +26,7 @@ use std::time::Duration;
 use abi_stable::std_types::{RResult, RString, RVec};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::Error;
+use super::{Error, Request};
 use crate::abi::{
     AbiFuture, HostBox, IdentityInfo, KeyKind, KvWrite, LogLevel, OutgoingEnvelope,
     ReceivedEnvelope,
@@ -77,6 +77,16 @@ impl Host {
     pub async fn sleep(&self, duration: Duration) {
         let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         self.0.sleep_ms(millis).await
+    }
+
+    /// Runs `future` for at most `timeout`; `None` if it did not finish.
+    pub async fn within<F: Future>(&self, timeout: Duration, future: F) -> Option<F::Output> {
+        let future = std::pin::pin!(future);
+        let sleep = std::pin::pin!(self.sleep(timeout));
+        match futures::future::select(future, sleep).await {
+            futures::future::Either::Left((output, _)) => Some(output),
+            futures::future::Either::Right(_) => None,
+        }
     }
 
     /// This instance's namespace of the node's database.
@@ -176,6 +186,42 @@ impl Store<'_> {
             .into_iter()
             .map(|e| (e.key.into_vec(), e.value.into_vec()))
             .collect())
+    }
+}
+
+/// One page of a listing: entries after the cursor, and the cursor of the
+/// next page (`None` on the last page).
+#[derive(Debug, Default)]
+pub struct Page {
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    pub next_cursor: Option<String>,
+}
+
+impl Store<'_> {
+    /// The page of entries under `prefix` that a `GET ...?limit=&cursor=`
+    /// request asks for: `limit` 1-1000 (default 100, else a 400), `cursor`
+    /// the key suffix (after `prefix`) of the previous page's last entry.
+    pub async fn page(&self, prefix: &[u8], request: &Request) -> Result<Page, Error> {
+        let limit = match request.query_param("limit") {
+            None => 100,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| Error::bad_request("limit must be an integer from 1 to 1000"))?,
+        };
+        let cursor = request
+            .query_param("cursor")
+            .map(|c| [prefix, c.as_bytes()].concat());
+        let entries = self.scan(prefix, cursor.as_deref(), limit).await?;
+        let next_cursor = (entries.len() == limit as usize)
+            .then(|| entries.last())
+            .flatten()
+            .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+        Ok(Page {
+            entries,
+            next_cursor,
+        })
     }
 }
 
@@ -361,6 +407,14 @@ impl Keystore<'_> {
 
     pub async fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         Ok(call(self.0.secret_get(label.into()))
+            .await?
+            .into_option()
+            .map(secret_from_abi))
+    }
+
+    /// The node's beneficiary key b; see [`crate::abi::HostObj::beneficiary_secret`].
+    pub async fn beneficiary_secret(&self) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        Ok(call(self.0.beneficiary_secret())
             .await?
             .into_option()
             .map(secret_from_abi))

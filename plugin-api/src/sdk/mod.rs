@@ -29,7 +29,7 @@ mod route;
 
 pub use error::{Error, ErrorCode};
 pub use host::{
-    Envelope, Host, Identities, Identity, Ipfs, KeyType, Keystore, Level, NewEnvelope, Store,
+    Envelope, Host, Identities, Identity, Ipfs, KeyType, Keystore, Level, NewEnvelope, Page, Store,
     Transport, Write,
 };
 pub use http::{Request, Response};

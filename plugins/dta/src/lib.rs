@@ -41,10 +41,7 @@ pub mod mpin;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{
-    future::{Either, join_all, select},
-    lock::Mutex,
-};
+use futures::{future::join_all, lock::Mutex};
 use milagro_plugin_api::{
     Envelope, Error, ErrorCode, Host, NewEnvelope, Plugin, Request, Response, Route, Write,
 };
@@ -583,11 +580,13 @@ impl Dta {
     /// Resolves an authority's identity (bounded by the reply timeout).
     async fn check_authority(&self, id: &str) -> Result<(), Error> {
         let identities = self.host.identity();
-        let resolve = std::pin::pin!(identities.resolve(id));
-        let sleep = std::pin::pin!(self.host.sleep(self.reply_timeout));
-        match select(resolve, sleep).await {
-            Either::Left((Ok(_), _)) => Ok(()),
-            Either::Left((Err(e), _)) => Err(match e.code {
+        match self
+            .host
+            .within(self.reply_timeout, identities.resolve(id))
+            .await
+        {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(match e.code {
                 ErrorCode::NotFound | ErrorCode::Unavailable | ErrorCode::Timeout => {
                     Error::not_found(format!("unknown authority {id}: {}", e.message))
                 }
@@ -596,7 +595,7 @@ impl Dta {
                 }
                 code => Error::new(code, format!("authority {id}: {}", e.message)),
             }),
-            Either::Right(_) => Err(Error::not_found(format!(
+            None => Err(Error::not_found(format!(
                 "unknown authority {id}: its identity could not be resolved within {} ms",
                 self.reply_timeout.as_millis()
             ))),
@@ -701,34 +700,16 @@ impl Dta {
     }
 
     async fn issuances(&self, request: &Request) -> Result<Response, Error> {
-        let limit = match request.query_param("limit") {
-            None => 100,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| Error::bad_request("limit must be an integer from 1 to 1000"))?,
-        };
-        let cursor = request
-            .query_param("cursor")
-            .map(|c| [ISSUANCE_PREFIX, c.as_bytes()].concat());
-        let page = self
-            .host
-            .store()
-            .scan(ISSUANCE_PREFIX, cursor.as_deref(), limit)
-            .await?;
-        let next_cursor = (page.len() == limit as usize)
-            .then(|| page.last())
-            .flatten()
-            .map(|(k, _)| String::from_utf8_lossy(&k[ISSUANCE_PREFIX.len()..]).into_owned());
+        let page = self.host.store().page(ISSUANCE_PREFIX, request).await?;
         let records = page
+            .entries
             .iter()
             .map(|(_, v)| serde_json::from_slice::<Issuance>(v))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::internal(e.to_string()))?;
         Response::json(
             200,
-            &json!({ "issuances": records, "next_cursor": next_cursor }),
+            &json!({ "issuances": records, "next_cursor": page.next_cursor }),
         )
     }
 }

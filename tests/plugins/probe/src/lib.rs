@@ -65,6 +65,9 @@ struct SendBody {
     body: String,
     #[serde(default)]
     secret: String,
+    /// A binary sealed body, hex (instead of `secret`).
+    #[serde(default)]
+    secret_hex: Option<String>,
 }
 
 impl Plugin for Probe {
@@ -127,6 +130,7 @@ impl Plugin for Probe {
             "links": envelope.links,
             "body": String::from_utf8_lossy(&envelope.body),
             "secret": envelope.sealed.as_ref().map(|s| String::from_utf8_lossy(s).into_owned()),
+            "secret_hex": envelope.sealed.as_ref().map(|s| hex::encode(s.as_slice())),
             "processed": count + 1,
         });
         store
@@ -182,11 +186,17 @@ impl Plugin for Probe {
                 Response::json(
                     200,
                     &json!({ "id": other.id, "name": other.name,
-                    "signing_key": hex(&other.signing_key) }),
+                    "signing_key": hex::encode(&other.signing_key) }),
                 )
             }
             "send" => {
                 let body: SendBody = request.json()?;
+                let sealed = match &body.secret_hex {
+                    Some(h) => {
+                        hex::decode(h).map_err(|_| Error::bad_request("secret_hex is not hex"))?
+                    }
+                    None => body.secret.into_bytes(),
+                };
                 let cid = self
                     .host
                     .transport()
@@ -195,7 +205,7 @@ impl Plugin for Probe {
                         recipients: body.recipients,
                         links: body.links,
                         body: body.body.into_bytes(),
-                        sealed: body.secret.into_bytes().into(),
+                        sealed: sealed.into(),
                     })
                     .await?;
                 Response::json(200, &json!({ "cid": cid }))
@@ -234,10 +244,6 @@ impl Plugin for Probe {
             other => Err(Error::not_found(format!("no operation {other}"))),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 milagro_plugin_api::export_plugin!(Probe);

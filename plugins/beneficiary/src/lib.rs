@@ -1,0 +1,604 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The beneficiary plugin: receives custody wallets and, at redemption,
+//! rebuilds their keys (see `docs/custody.md`).
+//!
+//! - `custody/notice` (from the order's principal) announces a wallet: P,
+//!   the address and every fiduciary's K_i. When the order names this node
+//!   as beneficiary, B must be this node's published beneficiary key (read
+//!   through the host, which lets only the instance named `beneficiary` see
+//!   it); when the principal was its own beneficiary, B is a per-order key
+//!   the principal releases along with the fiduciaries' shares.
+//! - `custody/release` carries one share, sealed to this node. Each is
+//!   checked against the notice before it is kept (encrypted, in the
+//!   keystore); an invalid one is reported and not used. Releases that
+//!   arrive before their notice wait for it.
+//! - With every share in, x = b + Σk_i is rebuilt, checked against P, and
+//!   only then stored and shown: `GET /wallets/{reference}` gives the secret
+//!   key (hex) and, for Bitcoin, its WIF.
+
+#![forbid(unsafe_code)]
+
+use futures::future::join_all;
+use milagro_custody::messages::{self, Limits, Notice, Redeem, Release};
+use milagro_custody::{SecretScalar, messages::Body};
+use milagro_custody_common::{self as common, Locks, REFUSAL_PREFIX};
+use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+const WALLET_PREFIX: &str = "wallet/";
+const REFERENCE_PREFIX: &str = "reference/";
+const EARLY_PREFIX: &str = "early/";
+
+/// The plugin's `config` table in host.toml (no settings yet).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Pending,
+    Complete,
+}
+
+/// A share that failed its check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct InvalidShare {
+    from: String,
+    release_cid: String,
+    reason: String,
+}
+
+/// What this beneficiary keeps about one wallet (secrets are in the
+/// keystore: the accepted shares and, once rebuilt, the wallet key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Wallet {
+    /// The canonical notice body, hex.
+    notice: String,
+    notice_cid: String,
+    order_cid: String,
+    reference: String,
+    status: Status,
+    /// B is this node's published beneficiary key (else the principal's
+    /// per-order key, released with the shares).
+    node_key: bool,
+    /// Fiduciary indices (1-based) whose valid share is kept.
+    received: Vec<u32>,
+    /// The principal's per-order key arrived (only when `node_key` is false).
+    principal_part: bool,
+    invalid: Vec<InvalidShare>,
+    release_cids: Vec<String>,
+    redeem_cids: Vec<String>,
+    received_at: u64,
+    completed_at: Option<u64>,
+    error: Option<String>,
+}
+
+impl Wallet {
+    fn notice(&self) -> Result<Notice, Error> {
+        let bytes =
+            hex::decode(&self.notice).map_err(|_| Error::internal("a stored notice is not hex"))?;
+        messages::decode(&bytes, &Limits::default()).map_err(common::custody_error)
+    }
+}
+
+fn part_label(order_cid: &str, index: u32) -> String {
+    format!("part/{order_cid}/{index}")
+}
+
+fn wallet_label(order_cid: &str) -> String {
+    format!("wallet/{order_cid}")
+}
+
+fn scalar(bytes: &Zeroizing<Vec<u8>>) -> Result<SecretScalar, Error> {
+    let bytes: &[u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::internal("a stored key has the wrong length"))?;
+    SecretScalar::from_bytes(bytes).map_err(common::custody_error)
+}
+
+pub struct Beneficiary {
+    host: Host,
+    locks: Locks,
+}
+
+type Outcome = Result<Result<(), String>, Error>;
+
+impl Plugin for Beneficiary {
+    type Config = Config;
+    const NAME: &'static str = "beneficiary";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn new(_config: Config, host: Host) -> Result<Self, Error> {
+        Ok(Beneficiary {
+            host,
+            locks: Locks::default(),
+        })
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let text = json!({"type": "string"});
+        let wallet = json!({"type": "object", "properties": {
+            "reference": text, "coin": text, "address": text, "public_key": text,
+            "status": {"type": "string", "enum": ["pending", "complete"]},
+            "shares_received": {"type": "integer"}, "shares_needed": {"type": "integer"},
+            "order_cid": text, "principal": text, "secret_key": text, "wif": text}});
+        let page = |route: Route| {
+            route
+                .query(
+                    "limit",
+                    "Page size (1-1000, default 100)",
+                    json!({"type": "integer"}),
+                )
+                .query(
+                    "cursor",
+                    "next_cursor of the previous page",
+                    json!({"type": "string"}),
+                )
+                .response(400, "Bad paging parameters", None)
+        };
+        vec![
+            page(
+                Route::get("/wallets", "list_wallets")
+                    .summary("Wallets announced to this beneficiary"),
+            )
+            .response(
+                200,
+                "A page of wallets",
+                Some(json!({"type": "object", "properties": {
+                    "wallets": {"type": "array", "items": wallet.clone()},
+                    "next_cursor": {"type": "string", "nullable": true}}})),
+            ),
+            Route::get("/wallets/{reference}", "get_wallet")
+                .summary("One wallet (by reference or order CID); its key once complete")
+                .response(200, "The wallet", Some(wallet))
+                .response(400, "Bad reference", None)
+                .response(404, "No such wallet", None)
+                .response(
+                    409,
+                    "Several principals used this reference: ask by order CID",
+                    None,
+                ),
+            Route::post("/wallets/{reference}/redeem", "redeem")
+                .summary("Ask the wallet's fiduciaries to release their shares to this beneficiary")
+                .response(202, "Redemption sent", Some(json!({"type": "object"})))
+                .response(404, "No such wallet", None)
+                .response(
+                    409,
+                    "Several principals used this reference: ask by order CID",
+                    None,
+                ),
+            page(
+                Route::get("/refusals", "refusals")
+                    .summary("Notices and releases refused, and why"),
+            )
+            .response(200, "A page of refusals", Some(json!({"type": "object"}))),
+        ]
+    }
+
+    fn consumes(&self) -> Vec<String> {
+        vec![Notice::KIND.into(), Release::KIND.into()]
+    }
+
+    async fn handle(&self, request: Request) -> Result<Response, Error> {
+        match request.operation.as_str() {
+            "list_wallets" => {
+                let page = self
+                    .host
+                    .store()
+                    .page(WALLET_PREFIX.as_bytes(), &request)
+                    .await?;
+                let wallets: Vec<Wallet> = common::records(&page.entries)?;
+                let mut views = Vec::with_capacity(wallets.len());
+                for w in &wallets {
+                    views.push(self.view(w, false).await?);
+                }
+                Response::json(
+                    200,
+                    &json!({"wallets": views, "next_cursor": page.next_cursor}),
+                )
+            }
+            "get_wallet" => {
+                let wallet = self.find(&request).await?;
+                Response::json(200, &self.view(&wallet, true).await?)
+            }
+            "redeem" => self.redeem(&request).await,
+            "refusals" => {
+                let page = self
+                    .host
+                    .store()
+                    .page(REFUSAL_PREFIX.as_bytes(), &request)
+                    .await?;
+                let refusals: Vec<common::Refusal> = common::records(&page.entries)?;
+                Response::json(
+                    200,
+                    &json!({"refusals": refusals, "next_cursor": page.next_cursor}),
+                )
+            }
+            other => Err(Error::not_found(format!("no operation {other}"))),
+        }
+    }
+
+    async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {
+        let outcome = match envelope.kind.as_str() {
+            Notice::KIND => self.on_notice(&envelope).await?,
+            Release::KIND => self.on_release(&envelope).await?,
+            _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(reason) => common::refuse(&self.host, &envelope, &reason).await,
+        }
+    }
+}
+
+impl Beneficiary {
+    /// This node's beneficiary key b, if it publishes one.
+    async fn node_key(&self) -> Result<Option<SecretScalar>, Error> {
+        match self.host.keystore().beneficiary_secret().await? {
+            Some(bytes) => scalar(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn on_notice(&self, envelope: &Envelope) -> Outcome {
+        let notice: Notice = match common::open(envelope) {
+            Ok(n) => n,
+            Err(why) => return Ok(Err(why)),
+        };
+        let order = &notice.order;
+        if envelope.sender != order.principal {
+            return Ok(Err(
+                "the notice is not signed by the order's principal".into()
+            ));
+        }
+        let me = self.host.identity().this_node().await?.id;
+        let principal_is_beneficiary = order.beneficiary == order.principal;
+        if order.beneficiary != me && !principal_is_beneficiary {
+            return Ok(Err("the order names another beneficiary".into()));
+        }
+        let b = match notice.beneficiary_public_key() {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(format!("unusable wallet key: {e}"))),
+        };
+        let node_key = !principal_is_beneficiary;
+        if node_key {
+            let mine = self.node_key().await?.map(|k| k.public_key());
+            if mine != Some(b) {
+                return Ok(Err(
+                    "the wallet key does not include this node's beneficiary key".into(),
+                ));
+            }
+        }
+        let order_cid = notice.order_cid.to_string();
+        let _guard = self.locks.lock(&order_cid).await;
+        let store = self.host.store();
+        let key = format!("{WALLET_PREFIX}{order_cid}");
+        if common::get_json::<Wallet>(&store, &key).await?.is_some() {
+            return Ok(Ok(()));
+        }
+        let mut wallet = Wallet {
+            notice: hex::encode(messages::encode(&notice).map_err(common::custody_error)?),
+            notice_cid: envelope.cid.clone(),
+            order_cid: order_cid.clone(),
+            reference: order.reference.clone(),
+            status: Status::Pending,
+            node_key,
+            received: Vec::new(),
+            principal_part: false,
+            invalid: Vec::new(),
+            release_cids: Vec::new(),
+            redeem_cids: Vec::new(),
+            received_at: self.host.now_unix_ms(),
+            completed_at: None,
+            error: None,
+        };
+        // Releases that came first (their shares wait in the keystore).
+        let early_prefix = format!("{EARLY_PREFIX}{order_cid}/");
+        let early = store.scan(early_prefix.as_bytes(), None, 1000).await?;
+        for (k, sender) in &early {
+            let release_cid = String::from_utf8_lossy(&k[early_prefix.len()..]).into_owned();
+            let sender = String::from_utf8_lossy(sender).into_owned();
+            let label = format!("{EARLY_PREFIX}{order_cid}/{release_cid}");
+            if let Some(bytes) = self.host.keystore().get_secret(&label).await? {
+                // An invalid early share is recorded in the wallet, like a late one.
+                let _ = self
+                    .accept(&mut wallet, &notice, &sender, &release_cid, scalar(&bytes)?)
+                    .await?;
+            }
+        }
+        self.try_complete(&mut wallet, &notice).await?;
+        let mut writes = vec![
+            common::put_json(&key, &wallet)?,
+            common::put_json(
+                &format!("{REFERENCE_PREFIX}{}/{order_cid}", order.reference),
+                &order_cid,
+            )?,
+        ];
+        writes.extend(
+            early
+                .into_iter()
+                .map(|(k, _)| milagro_plugin_api::Write::Delete(k)),
+        );
+        store.write(writes).await?;
+        self.host.info(format!(
+            "wallet {} of order {order_cid} announced by {}",
+            notice.address, order.principal
+        ));
+        Ok(Ok(()))
+    }
+
+    async fn on_release(&self, envelope: &Envelope) -> Outcome {
+        let release: Release = match common::open(envelope) {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why)),
+        };
+        let order_cid = release.order_cid.to_string();
+        let _guard = self.locks.lock(&order_cid).await;
+        let store = self.host.store();
+        let key = format!("{WALLET_PREFIX}{order_cid}");
+        let Some(mut wallet) = common::get_json::<Wallet>(&store, &key).await? else {
+            // The notice has not arrived (yet): keep the share for it.
+            let early = format!("{EARLY_PREFIX}{order_cid}/{}", envelope.cid);
+            self.host
+                .keystore()
+                .put_secret(&early, release.share.to_bytes().as_slice())
+                .await?;
+            store
+                .write(vec![milagro_plugin_api::Write::Put(
+                    early.into_bytes(),
+                    envelope.sender.clone().into_bytes(),
+                )])
+                .await?;
+            return Ok(Ok(()));
+        };
+        if wallet.status == Status::Complete {
+            return Ok(Ok(()));
+        }
+        let notice = wallet.notice()?;
+        let accepted = self
+            .accept(
+                &mut wallet,
+                &notice,
+                &envelope.sender,
+                &envelope.cid,
+                release.share,
+            )
+            .await?;
+        self.try_complete(&mut wallet, &notice).await?;
+        store.write(vec![common::put_json(&key, &wallet)?]).await?;
+        Ok(accepted)
+    }
+
+    /// Checks one released share and keeps it if valid (or records why not).
+    async fn accept(
+        &self,
+        wallet: &mut Wallet,
+        notice: &Notice,
+        sender: &str,
+        release_cid: &str,
+        share: SecretScalar,
+    ) -> Outcome {
+        let index = match notice.check_release(sender, &share) {
+            Ok(index) => index,
+            Err(_)
+                if !wallet.node_key
+                    && sender == notice.order.principal
+                    && notice.beneficiary_public_key().ok() == Some(share.public_key()) =>
+            {
+                0
+            }
+            Err(e) => {
+                let reason = format!("invalid share: {e}");
+                wallet.invalid.push(InvalidShare {
+                    from: sender.to_string(),
+                    release_cid: release_cid.to_string(),
+                    reason: reason.clone(),
+                });
+                return Ok(Err(reason));
+            }
+        };
+        let have = if index == 0 {
+            wallet.principal_part
+        } else {
+            wallet.received.contains(&index)
+        };
+        if !have {
+            self.host
+                .keystore()
+                .put_secret(
+                    &part_label(&wallet.order_cid, index),
+                    share.to_bytes().as_slice(),
+                )
+                .await?;
+            if index == 0 {
+                wallet.principal_part = true;
+            } else {
+                wallet.received.push(index);
+            }
+        }
+        wallet.release_cids.push(release_cid.to_string());
+        Ok(Ok(()))
+    }
+
+    /// Rebuilds x once enough shares are in, checks x*G == P, stores it.
+    async fn try_complete(&self, wallet: &mut Wallet, notice: &Notice) -> Result<(), Error> {
+        let enough = wallet.received.len() >= notice.threshold as usize
+            && (wallet.node_key || wallet.principal_part);
+        if wallet.status == Status::Complete || !enough {
+            return Ok(());
+        }
+        let keystore = self.host.keystore();
+        let b = if wallet.node_key {
+            self.node_key()
+                .await?
+                .ok_or_else(|| Error::internal("this node's beneficiary key is missing"))?
+        } else {
+            let bytes = keystore
+                .get_secret(&part_label(&wallet.order_cid, 0))
+                .await?
+                .ok_or_else(|| Error::internal("a kept share is missing"))?;
+            scalar(&bytes)?
+        };
+        let mut releases = Vec::new();
+        for &index in &wallet.received {
+            let bytes = keystore
+                .get_secret(&part_label(&wallet.order_cid, index))
+                .await?
+                .ok_or_else(|| Error::internal("a kept share is missing"))?;
+            releases.push((index, scalar(&bytes)?));
+        }
+        match notice.rebuild_secret(&b, &releases) {
+            Ok(x) => {
+                keystore
+                    .put_secret(&wallet_label(&wallet.order_cid), x.to_bytes().as_slice())
+                    .await?;
+                wallet.status = Status::Complete;
+                wallet.completed_at = Some(self.host.now_unix_ms());
+                wallet.error = None;
+                self.host.info(format!(
+                    "wallet {} of order {} is complete",
+                    notice.address, wallet.order_cid
+                ));
+            }
+            Err(e) => {
+                wallet.error = Some(format!("the shares do not rebuild the wallet key: {e}"));
+                self.host.warn(format!(
+                    "wallet of order {}: {}",
+                    wallet.order_cid,
+                    wallet.error.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The wallet a `{reference}` path names: a reference (unique among
+    /// this beneficiary's principals) or an order CID.
+    async fn find(&self, request: &Request) -> Result<Wallet, Error> {
+        let reference = request.param("reference").unwrap_or_default();
+        let store = self.host.store();
+        if messages::check_node_id("order_cid", reference).is_ok()
+            && let Some(w) =
+                common::get_json::<Wallet>(&store, &format!("{WALLET_PREFIX}{reference}")).await?
+        {
+            return Ok(w);
+        }
+        common::check_reference(reference)?;
+        let prefix = format!("{REFERENCE_PREFIX}{reference}/");
+        let found = store.scan(prefix.as_bytes(), None, 2).await?;
+        match found.as_slice() {
+            [] => Err(Error::not_found(format!(
+                "no wallet with reference {reference:?}"
+            ))),
+            [(k, _)] => {
+                let order_cid = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                common::get_json(&store, &format!("{WALLET_PREFIX}{order_cid}"))
+                    .await?
+                    .ok_or_else(|| Error::internal("a wallet index entry has no wallet"))
+            }
+            _ => Err(Error::conflict(format!(
+                "several principals used reference {reference:?}: ask by order CID"
+            ))),
+        }
+    }
+
+    /// Asks every fiduciary of the wallet to release its share here.
+    async fn redeem(&self, request: &Request) -> Result<Response, Error> {
+        let found = self.find(request).await?;
+        let _guard = self.locks.lock(&found.order_cid).await;
+        let key = format!("{WALLET_PREFIX}{}", found.order_cid);
+        let mut wallet: Wallet = common::get_json(&self.host.store(), &key)
+            .await?
+            .ok_or_else(|| Error::internal("the wallet vanished"))?;
+        let notice = wallet.notice()?;
+        let redeem = Redeem {
+            order_cid: notice.order_cid,
+            reference: notice.reference.clone(),
+            new_beneficiary: None,
+        };
+        let sends = notice.order.fiduciaries.iter().map(|f| {
+            common::send(
+                &self.host,
+                &redeem,
+                vec![f.clone()],
+                vec![wallet.notice_cid.clone()],
+            )
+        });
+        let mut undelivered = Vec::new();
+        for (f, sent) in notice.order.fiduciaries.iter().zip(join_all(sends).await) {
+            match sent {
+                Ok(cid) => wallet.redeem_cids.push(cid),
+                Err(e) => undelivered.push(json!({"id": f, "error": e.message})),
+            }
+        }
+        self.host
+            .store()
+            .write(vec![common::put_json(&key, &wallet)?])
+            .await?;
+        let mut view = self.view(&wallet, false).await?;
+        view["undelivered"] = Value::Array(undelivered);
+        Response::json(202, &view)
+    }
+
+    /// The REST view; with `secret` and once complete, the wallet key.
+    async fn view(&self, wallet: &Wallet, secret: bool) -> Result<Value, Error> {
+        let notice = wallet.notice()?;
+        let mut view = json!({
+            "reference": wallet.reference,
+            "order_cid": wallet.order_cid,
+            "coin": notice.coin.as_str(),
+            "address": notice.address,
+            "public_key": hex::encode(notice.public_key),
+            "principal": notice.order.principal,
+            "status": wallet.status,
+            "shares_received": wallet.received.len(),
+            "shares_needed": notice.threshold,
+            "beneficiary_key": if wallet.node_key { "node" } else if wallet.principal_part { "received" } else { "waiting" },
+            "invalid_shares": wallet.invalid,
+            "error": wallet.error,
+            "received_at": wallet.received_at,
+            "completed_at": wallet.completed_at,
+            "envelopes": {
+                "notice": wallet.notice_cid,
+                "releases": wallet.release_cids,
+                "redeems": wallet.redeem_cids,
+            },
+        });
+        if secret && wallet.status == Status::Complete {
+            let bytes = self
+                .host
+                .keystore()
+                .get_secret(&wallet_label(&wallet.order_cid))
+                .await?
+                .ok_or_else(|| Error::internal("the wallet key is missing"))?;
+            let x = scalar(&bytes)?;
+            view["secret_key"] = Value::String(hex::encode(x.to_bytes().as_slice()));
+            if let Some(wif) = notice.coin.wif(&x) {
+                view["wif"] = Value::String(wif.to_string());
+            }
+        }
+        Ok(view)
+    }
+}
+
+milagro_plugin_api::export_plugin!(Beneficiary);

@@ -1,0 +1,209 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! What the three custody plugins (`custody-principal`,
+//! `custody-fiduciary`, `beneficiary`) share: custody message bodies carried
+//! in envelopes, JSON records in the plugin's store, the mapping of custody
+//! errors to API errors, and the checks on user-chosen names.
+//!
+//! Every custody body travels in the envelope's sealed part: only its
+//! recipients read it. The envelope header (kind, sender, links) stays in
+//! the clear, so `milagro audit` and IPFS tools can walk an order's history
+//! without reading it.
+
+#![forbid(unsafe_code)]
+
+use milagro_custody::messages::{self, Body, Limits};
+use milagro_plugin_api::{Envelope, Error, Host, NewEnvelope, Store, Write};
+use serde::{Serialize, de::DeserializeOwned};
+use zeroize::Zeroizing;
+
+/// Striped async locks: serialises the work on one order (drawing its
+/// share, recording its state) without serialising different orders.
+pub struct Locks(Vec<futures::lock::Mutex<()>>);
+
+impl Default for Locks {
+    fn default() -> Self {
+        Locks((0..64).map(|_| futures::lock::Mutex::new(())).collect())
+    }
+}
+
+impl Locks {
+    /// Locks the stripe of `key`.
+    pub async fn lock(&self, key: &str) -> futures::lock::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        self.0[(hasher.finish() % self.0.len() as u64) as usize]
+            .lock()
+            .await
+    }
+}
+
+/// Store prefix of [`Refusal`] records.
+pub const REFUSAL_PREFIX: &str = "refusal/";
+
+/// An envelope this node refused to act on, as recorded and listed.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub envelope_cid: String,
+    pub kind: String,
+    pub sender: String,
+    pub reason: String,
+    pub time_unix_ms: u64,
+}
+
+/// Records (durably) and logs the refusal of `envelope`. The envelope stays
+/// processed: refusing is the answer, not a failure to retry.
+pub async fn refuse(host: &Host, envelope: &Envelope, reason: &str) -> Result<(), Error> {
+    let now = host.now_unix_ms();
+    host.warn(format!(
+        "refused {} {} from {}: {reason}",
+        envelope.kind, envelope.cid, envelope.sender
+    ));
+    let record = Refusal {
+        envelope_cid: envelope.cid.clone(),
+        kind: envelope.kind.clone(),
+        sender: envelope.sender.clone(),
+        reason: reason.to_string(),
+        time_unix_ms: now,
+    };
+    let key = format!("{REFUSAL_PREFIX}{now:016x}/{}", envelope.cid);
+    host.store().write(vec![put_json(&key, &record)?]).await
+}
+
+/// Longest order reference, in bytes.
+pub const MAX_REFERENCE_LEN: usize = 128;
+
+/// Decodes the custody body sealed in `envelope`, strictly. The error is a
+/// short reason for a refusal record (never the body).
+pub fn open<T: Body>(envelope: &Envelope) -> Result<T, String> {
+    let sealed = envelope
+        .sealed
+        .as_ref()
+        .ok_or_else(|| format!("{} is not sealed", T::KIND))?;
+    messages::decode(sealed, &Limits::default()).map_err(|e| format!("malformed {}: {e}", T::KIND))
+}
+
+/// Signs, seals (to `recipients` only) and delivers a custody body; returns
+/// the envelope's CID.
+pub async fn send<T: Body>(
+    host: &Host,
+    body: &T,
+    recipients: Vec<String>,
+    links: Vec<String>,
+) -> Result<String, Error> {
+    let sealed = Zeroizing::new(messages::encode(body).map_err(custody_error)?);
+    host.transport()
+        .send(NewEnvelope {
+            kind: T::KIND.into(),
+            recipients,
+            links,
+            body: Vec::new(),
+            sealed,
+        })
+        .await
+}
+
+/// A custody-core error as an API error: the input was well-formed but does
+/// not verify or does not fit (422). Custody errors never carry secrets.
+pub fn custody_error(e: milagro_custody::Error) -> Error {
+    Error::unprocessable(e.to_string())
+}
+
+/// Reads a JSON record.
+pub async fn get_json<T: DeserializeOwned>(
+    store: &Store<'_>,
+    key: &str,
+) -> Result<Option<T>, Error> {
+    match store.get(key.as_bytes()).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("record {key} is unreadable: {e}"))),
+    }
+}
+
+/// A durable write of a JSON record (to combine with others in one
+/// [`Store::write`]).
+pub fn put_json<T: Serialize>(key: &str, value: &T) -> Result<Write, Error> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Write::Put(key.as_bytes().to_vec(), bytes))
+}
+
+/// Parses the JSON records of a listing page.
+pub fn records<T: DeserializeOwned>(entries: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<T>, Error> {
+    entries
+        .iter()
+        .map(|(_, v)| serde_json::from_slice(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::internal(format!("a stored record is unreadable: {e}")))
+}
+
+/// Checks an order reference: 1-128 bytes of `A-Z a-z 0-9 . _ -`, not
+/// starting with a dot. It appears in URL paths and store keys, so nothing
+/// else (no `/`, no `..`, no spaces or control characters) is accepted.
+pub fn check_reference(reference: &str) -> Result<(), Error> {
+    let ok = !reference.is_empty()
+        && reference.len() <= MAX_REFERENCE_LEN
+        && !reference.starts_with('.')
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!(
+            "reference must be 1 to {MAX_REFERENCE_LEN} characters of A-Z, a-z, 0-9, '.', '_' or '-', not starting with '.'"
+        )))
+    }
+}
+
+/// Checks a node ID given in a request (canonical CIDv1 text).
+pub fn check_node_id(field: &'static str, id: &str) -> Result<(), Error> {
+    messages::check_node_id(field, id).map(|_| ()).map_err(|_| {
+        Error::bad_request(format!(
+            "{field}: {id:?} is not a node ID (a CIDv1 dag-cbor sha2-256 in base32, bafyrei...)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_that_are_safe_in_paths_and_keys() {
+        for ok in ["a", "order-1", "A.b_c-9", &"x".repeat(MAX_REFERENCE_LEN)] {
+            assert!(check_reference(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a b",
+            "a\nb",
+            "é",
+            "%2e%2e",
+            &"x".repeat(MAX_REFERENCE_LEN + 1),
+        ] {
+            assert!(check_reference(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,405 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The custody-fiduciary plugin: one of the independent parties that each
+//! hold a share of a wallet key (see `docs/custody.md`).
+//!
+//! - On `custody/order` (from the order's principal, allowed by the
+//!   optional `principals` allowlist) it draws k_i, stores it in the keystore
+//!   **durably before answering**, and answers `custody/commitment`: K_i and
+//!   a proof of knowledge of k_i bound to the order. A repeated order (same
+//!   order CID) gets the same share and the same commitment; a reference
+//!   reused by its principal for a different order is refused.
+//! - On `custody/redeem` signed by the order's principal or beneficiary, it
+//!   seals k_i to the beneficiary only (`custody/release`). Where the order
+//!   lets the principal name a new beneficiary, the first release fixes it:
+//!   a later redeem naming anyone else is refused.
+//! - Every refusal is recorded (`GET /refusals`); `GET /shares` lists the
+//!   orders held, never a secret.
+
+#![forbid(unsafe_code)]
+
+use milagro_custody::messages::{self, Commitment, Limits, Order, Redeem, Release};
+use milagro_custody::{SecretScalar, messages::Body};
+use milagro_custody_common::{self as common, Locks, REFUSAL_PREFIX};
+use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+const HELD_PREFIX: &str = "held/";
+const REFERENCE_PREFIX: &str = "reference/";
+
+/// The plugin's `config` table in host.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Principals (node IDs) this fiduciary takes orders from; absent: any.
+    #[serde(default)]
+    pub principals: Option<Vec<String>>,
+}
+
+/// What this fiduciary keeps about one order (no secret: the share is in
+/// the keystore under [`share_label`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Held {
+    order_cid: String,
+    reference: String,
+    coin: String,
+    principal: String,
+    beneficiary: String,
+    fiduciaries: Vec<String>,
+    threshold: u32,
+    /// K_i, compressed, hex.
+    share_public_key: String,
+    /// The canonical commitment body, hex: re-sent as is to a repeated order.
+    commitment: String,
+    order_envelope_cids: Vec<String>,
+    commitment_cids: Vec<String>,
+    created_at_unix_ms: u64,
+    /// Whom the share was released to (fixed by the first release).
+    released_to: Option<String>,
+    redeem_cids: Vec<String>,
+    release_cids: Vec<String>,
+}
+
+/// Keystore label of the share of an order.
+fn share_label(order_cid: &str) -> String {
+    format!("share/{order_cid}")
+}
+
+pub struct Fiduciary {
+    host: Host,
+    principals: Option<Vec<String>>,
+    locks: Locks,
+}
+
+impl Plugin for Fiduciary {
+    type Config = Config;
+    const NAME: &'static str = "custody-fiduciary";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn new(config: Config, host: Host) -> Result<Self, Error> {
+        for id in config.principals.iter().flatten() {
+            common::check_node_id("principals", id)?;
+        }
+        host.info(match &config.principals {
+            None => "custody-fiduciary ready: orders from any principal".to_string(),
+            Some(p) => format!(
+                "custody-fiduciary ready: orders from {} principal(s)",
+                p.len()
+            ),
+        });
+        Ok(Fiduciary {
+            host,
+            principals: config.principals,
+            locks: Locks::default(),
+        })
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let page = |route: Route| {
+            route
+                .query(
+                    "limit",
+                    "Page size (1-1000, default 100)",
+                    json!({"type": "integer"}),
+                )
+                .query(
+                    "cursor",
+                    "next_cursor of the previous page",
+                    json!({"type": "string"}),
+                )
+                .response(400, "Bad paging parameters", None)
+        };
+        vec![
+            page(
+                Route::get("/shares", "shares")
+                    .summary("Orders this fiduciary holds a share of (never the share)"),
+            )
+            .response(200, "A page of orders", Some(json!({"type": "object"}))),
+            page(
+                Route::get("/refusals", "refusals")
+                    .summary("Orders and redemptions this fiduciary refused, and why"),
+            )
+            .response(200, "A page of refusals", Some(json!({"type": "object"}))),
+        ]
+    }
+
+    fn consumes(&self) -> Vec<String> {
+        vec![Order::KIND.into(), Redeem::KIND.into()]
+    }
+
+    async fn handle(&self, request: Request) -> Result<Response, Error> {
+        match request.operation.as_str() {
+            "shares" => {
+                let page = self
+                    .host
+                    .store()
+                    .page(HELD_PREFIX.as_bytes(), &request)
+                    .await?;
+                let held: Vec<Held> = common::records(&page.entries)?;
+                let shares: Vec<_> = held.iter().map(public_view).collect();
+                Response::json(
+                    200,
+                    &json!({"shares": shares, "next_cursor": page.next_cursor}),
+                )
+            }
+            "refusals" => {
+                let page = self
+                    .host
+                    .store()
+                    .page(REFUSAL_PREFIX.as_bytes(), &request)
+                    .await?;
+                let refusals: Vec<common::Refusal> = common::records(&page.entries)?;
+                Response::json(
+                    200,
+                    &json!({"refusals": refusals, "next_cursor": page.next_cursor}),
+                )
+            }
+            other => Err(Error::not_found(format!("no operation {other}"))),
+        }
+    }
+
+    async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {
+        let outcome = match envelope.kind.as_str() {
+            Order::KIND => self.on_order(&envelope).await?,
+            Redeem::KIND => self.on_redeem(&envelope).await?,
+            _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(reason) => common::refuse(&self.host, &envelope, &reason).await,
+        }
+    }
+}
+
+/// The outcome of handling an envelope: `Err(reason)` is a refusal to
+/// record; the outer `Result` is a failure of the node itself (retried).
+type Outcome = Result<Result<(), String>, Error>;
+
+impl Fiduciary {
+    async fn on_order(&self, envelope: &Envelope) -> Outcome {
+        let order: Order = match common::open(envelope) {
+            Ok(o) => o,
+            Err(why) => return Ok(Err(why)),
+        };
+        if envelope.sender != order.principal {
+            return Ok(Err("the order is not signed by its principal".into()));
+        }
+        let me = self.host.identity().this_node().await?.id;
+        if order.fiduciary_index(&me).is_none() {
+            return Ok(Err("this node is not a fiduciary of the order".into()));
+        }
+        if let Some(allowed) = &self.principals
+            && !allowed.contains(&order.principal)
+        {
+            return Ok(Err(
+                "the principal is not in this fiduciary's allowlist".into()
+            ));
+        }
+        if order.is_threshold() {
+            return Ok(Err(format!(
+                "{}-of-{} orders are not supported by this fiduciary",
+                order.threshold,
+                order.fiduciaries.len()
+            )));
+        }
+        let cid = order.cid().map_err(common::custody_error)?.to_string();
+        let _guard = self.locks.lock(&cid).await;
+        let store = self.host.store();
+        let reference_key = format!("{REFERENCE_PREFIX}{}/{}", order.principal, order.reference);
+        if let Some(existing) = common::get_json::<String>(&store, &reference_key).await?
+            && existing != cid
+        {
+            return Ok(Err(format!(
+                "reference {:?} is already used by this principal for order {existing}",
+                order.reference
+            )));
+        }
+        let held_key = format!("{HELD_PREFIX}{cid}");
+        let mut held = match common::get_json::<Held>(&store, &held_key).await? {
+            Some(held) => held,
+            None => {
+                let held = self.draw_share(&order, &cid, &me).await?;
+                store
+                    .write(vec![
+                        common::put_json(&reference_key, &cid)?,
+                        common::put_json(&held_key, &held)?,
+                    ])
+                    .await?;
+                held
+            }
+        };
+        let commitment: Commitment = messages::decode(
+            &hex::decode(&held.commitment).map_err(|e| Error::internal(e.to_string()))?,
+            &Limits::default(),
+        )
+        .map_err(common::custody_error)?;
+        let commitment_cid = common::send(
+            &self.host,
+            &commitment,
+            vec![order.principal.clone()],
+            vec![envelope.cid.clone()],
+        )
+        .await?;
+        held.order_envelope_cids.push(envelope.cid.clone());
+        held.commitment_cids.push(commitment_cid);
+        store
+            .write(vec![common::put_json(&held_key, &held)?])
+            .await?;
+        Ok(Ok(()))
+    }
+
+    /// Draws the share of a new order (or finds the one drawn before a
+    /// crash) and stores it durably; returns the record to keep.
+    async fn draw_share(&self, order: &Order, cid: &str, me: &str) -> Result<Held, Error> {
+        let keystore = self.host.keystore();
+        let label = share_label(cid);
+        let share = match keystore.get_secret(&label).await? {
+            Some(bytes) => {
+                let bytes: &[u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::internal(format!("share {label} has the wrong length")))?;
+                SecretScalar::from_bytes(bytes).map_err(common::custody_error)?
+            }
+            None => {
+                let share = SecretScalar::random().map_err(common::custody_error)?;
+                keystore
+                    .put_secret(&label, share.to_bytes().as_slice())
+                    .await?;
+                share
+            }
+        };
+        let order_cid = order.cid().map_err(common::custody_error)?;
+        let commitment = Commitment::new(&order_cid, me, &share).map_err(common::custody_error)?;
+        Ok(Held {
+            order_cid: cid.to_string(),
+            reference: order.reference.clone(),
+            coin: order.coin.to_string(),
+            principal: order.principal.clone(),
+            beneficiary: order.beneficiary.clone(),
+            fiduciaries: order.fiduciaries.clone(),
+            threshold: order.threshold,
+            share_public_key: hex::encode(commitment.share_public_key),
+            commitment: hex::encode(messages::encode(&commitment).map_err(common::custody_error)?),
+            order_envelope_cids: Vec::new(),
+            commitment_cids: Vec::new(),
+            created_at_unix_ms: self.host.now_unix_ms(),
+            released_to: None,
+            redeem_cids: Vec::new(),
+            release_cids: Vec::new(),
+        })
+    }
+
+    async fn on_redeem(&self, envelope: &Envelope) -> Outcome {
+        let redeem: Redeem = match common::open(envelope) {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why)),
+        };
+        let cid = redeem.order_cid.to_string();
+        let _guard = self.locks.lock(&cid).await;
+        let store = self.host.store();
+        let held_key = format!("{HELD_PREFIX}{cid}");
+        let Some(mut held) = common::get_json::<Held>(&store, &held_key).await? else {
+            return Ok(Err(format!("no order {cid} is held here")));
+        };
+        if redeem.reference != held.reference {
+            return Ok(Err("the reference does not match the order".into()));
+        }
+        let sender = envelope.sender.as_str();
+        if sender != held.principal && sender != held.beneficiary {
+            return Ok(Err(
+                "the redeem is signed by neither the order's principal nor its beneficiary".into(),
+            ));
+        }
+        let target = match &redeem.new_beneficiary {
+            Some(_) if held.beneficiary != held.principal => {
+                return Ok(Err(
+                    "the order names its beneficiary: nobody can change it".into()
+                ));
+            }
+            Some(_) if sender != held.principal => {
+                return Ok(Err("only the principal may name a new beneficiary".into()));
+            }
+            Some(new) => new.clone(),
+            None => held
+                .released_to
+                .clone()
+                .unwrap_or_else(|| held.beneficiary.clone()),
+        };
+        if let Some(before) = &held.released_to
+            && *before != target
+        {
+            return Ok(Err(format!(
+                "the share was already released to {before}; it goes to nobody else"
+            )));
+        }
+        if held.released_to.is_none() {
+            // Fixed before anything leaves: a crash after this point can only
+            // lead to a release to the same beneficiary.
+            held.released_to = Some(target.clone());
+            store
+                .write(vec![common::put_json(&held_key, &held)?])
+                .await?;
+        }
+        let bytes = self
+            .host
+            .keystore()
+            .get_secret(&share_label(&cid))
+            .await?
+            .ok_or_else(|| Error::internal(format!("the share of order {cid} is missing")))?;
+        let bytes: &[u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::internal("a stored share has the wrong length"))?;
+        let release = Release {
+            order_cid: redeem.order_cid,
+            share: SecretScalar::from_bytes(bytes).map_err(common::custody_error)?,
+        };
+        let mut links = vec![envelope.cid.clone()];
+        links.extend(held.commitment_cids.last().cloned());
+        let release_cid = common::send(&self.host, &release, vec![target.clone()], links).await?;
+        self.host.info(format!(
+            "released the share of order {cid} to beneficiary {target} (release {release_cid})"
+        ));
+        held.redeem_cids.push(envelope.cid.clone());
+        held.release_cids.push(release_cid);
+        store
+            .write(vec![common::put_json(&held_key, &held)?])
+            .await?;
+        Ok(Ok(()))
+    }
+}
+
+/// What `GET /shares` shows of a held order.
+fn public_view(held: &Held) -> serde_json::Value {
+    json!({
+        "order_cid": held.order_cid,
+        "reference": held.reference,
+        "coin": held.coin,
+        "principal": held.principal,
+        "beneficiary": held.beneficiary,
+        "share_public_key": held.share_public_key,
+        "commitment_cids": held.commitment_cids,
+        "created_at_unix_ms": held.created_at_unix_ms,
+        "released_to": held.released_to,
+        "release_cids": held.release_cids,
+    })
+}
+
+milagro_plugin_api::export_plugin!(Fiduciary);
