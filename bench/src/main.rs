@@ -20,6 +20,11 @@
 //!
 //! `milagro-bench http --url http://127.0.0.1:7070/v1/status -c 16 -d 10`
 //! keeps 16 keep-alive connections busy for 10 seconds.
+//!
+//! `milagro-bench orders --principal http://127.0.0.1:7070 --token-file T
+//! --fiduciary ID --coin btc -c 16 -n 400 --redeem` places 400 custody
+//! orders from 16 clients, redeems them, and compares the figures with the
+//! floor of one order measured in the same process.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +35,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Uri, client::conn::http1};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+mod floor;
+mod orders;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +51,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// GET one URL from many keep-alive connections.
     Http {
@@ -57,6 +67,67 @@ enum Command {
         /// File holding an operator token to send as `Authorization: Bearer`.
         #[arg(long)]
         token_file: Option<std::path::PathBuf>,
+    },
+    /// Place custody orders (and redeem them) from many keep-alive
+    /// connections; compare with the floor of one order.
+    Orders {
+        /// Base URL of the principal node.
+        #[arg(long)]
+        principal: Uri,
+        /// File holding the principal node's operator token.
+        #[arg(long)]
+        token_file: std::path::PathBuf,
+        /// A fiduciary's node ID (repeat for each).
+        #[arg(long = "fiduciary", required = true)]
+        fiduciaries: Vec<String>,
+        /// The beneficiary's node ID (default: the principal).
+        #[arg(long)]
+        beneficiary: Option<String>,
+        /// Base URL of the beneficiary node (default: the principal's).
+        #[arg(long)]
+        beneficiary_url: Option<Uri>,
+        /// Its operator token file (default: the principal's).
+        #[arg(long)]
+        beneficiary_token_file: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "btc")]
+        coin: String,
+        /// Concurrent clients.
+        #[arg(short, long, default_value_t = 16)]
+        concurrency: usize,
+        /// Orders to place.
+        #[arg(short = 'n', long, default_value_t = 400)]
+        orders: usize,
+        /// Then redeem every order and wait until the beneficiary has
+        /// every wallet complete.
+        #[arg(long)]
+        redeem: bool,
+        /// Prefix of the order references (default: from the clock).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Seconds to wait for the wallets after the redemptions.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Orders in each single-threaded floor measurement (at least).
+        #[arg(long, default_value_t = 50)]
+        floor_runs: usize,
+        /// Orders placed one by one before the load (not counted).
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+    },
+    /// Only the floor of one custody order (in-process crypto + one durable
+    /// write), single-threaded and on several threads.
+    Floor {
+        /// Fiduciaries per order.
+        #[arg(long, default_value_t = 1)]
+        fiduciaries: usize,
+        #[arg(long, default_value = "btc")]
+        coin: String,
+        /// Orders measured (at least).
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Threads for the throughput run (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -176,6 +247,57 @@ fn main() {
                 Duration::from_secs(duration),
                 auth,
             ));
+        }
+        Command::Orders {
+            principal,
+            token_file,
+            fiduciaries,
+            beneficiary,
+            beneficiary_url,
+            beneficiary_token_file,
+            coin,
+            concurrency,
+            orders,
+            redeem,
+            run_id,
+            timeout,
+            floor_runs,
+            warmup,
+        } => {
+            let coin: milagro_custody::Coin = coin
+                .parse()
+                .unwrap_or_else(|_| panic!("unknown coin {coin:?}: btc, btc-testnet or eth"));
+            let token = orders::read_token(&token_file);
+            let beneficiary_token = beneficiary_token_file
+                .map(|f| orders::read_token(&f))
+                .unwrap_or_else(|| token.clone());
+            runtime.block_on(orders::run(orders::Options {
+                beneficiary_url: beneficiary_url.unwrap_or_else(|| principal.clone()),
+                principal,
+                token,
+                fiduciaries,
+                beneficiary,
+                beneficiary_token,
+                coin,
+                concurrency: concurrency.max(1),
+                orders,
+                redeem,
+                run_id: run_id.unwrap_or_else(orders::default_run_id),
+                timeout: std::time::Duration::from_secs(timeout),
+                floor_runs: floor_runs.max(1),
+                warmup,
+            }));
+        }
+        Command::Floor {
+            fiduciaries,
+            coin,
+            runs,
+            threads,
+        } => {
+            let coin: milagro_custody::Coin = coin
+                .parse()
+                .unwrap_or_else(|_| panic!("unknown coin {coin:?}: btc, btc-testnet or eth"));
+            orders::floor_only(fiduciaries.max(1), coin, runs.max(1), threads);
         }
     }
 }
