@@ -33,6 +33,7 @@ use crate::{
     identity::{self, IdentityError, NodeIdentity},
     keystore::Keystore,
     node::{self, NodeError},
+    plugins,
     store::Store,
 };
 
@@ -42,11 +43,20 @@ fn open_store(config: &Config) -> Result<Store, String> {
     Store::open(&config.node.data_dir.join("milagro.redb")).map_err(|e| e.to_string())
 }
 
-/// Opens what a stopped node's commands work on: database, keystore and
+/// Opens the configured keystore: a plugin's (e.g. an HSM) before anything
+/// is written to the data dir, so a wrong PIN or a missing token leaves
+/// nothing behind.
+fn open_keystore(config: &Config) -> Result<Arc<dyn Keystore>, String> {
+    let from_plugin = plugins::open_keystore(&config.plugins, &config.keystore.backend)
+        .map_err(|e| e.to_string())?;
+    node::open_keystore(&config.node_settings(), from_plugin).map_err(|e| e.to_string())
+}
+
+/// Opens what a stopped node's commands work on: keystore, database and
 /// the IPFS node (embedded on the node's own repo, or its Kubo API).
 async fn open_offline(config: &Config) -> Result<(Store, Arc<dyn Keystore>, Ipfs), String> {
+    let keystore = open_keystore(config)?;
     let store = open_store(config)?;
-    let keystore = node::open_keystore(&config.node_settings()).map_err(|e| e.to_string())?;
     let ipfs = Ipfs::open(&config.ipfs, &config.node.data_dir)
         .await
         .map_err(|e| NodeError::from(e).to_string())?;
@@ -71,8 +81,8 @@ pub async fn init(config: &Config) -> Result<(), String> {
 
 /// `milagro identity show`: this node's document, from the local store.
 pub fn show(config: &Config) -> Result<(), String> {
+    let keystore = open_keystore(config)?;
     let store = open_store(config)?;
-    let keystore = node::open_keystore(&config.node_settings()).map_err(|e| e.to_string())?;
     let identity = NodeIdentity::load(&store.namespace("node"), &keystore, &Limits::default())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| IdentityError::NotInitialised.to_string())?;

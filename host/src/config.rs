@@ -170,6 +170,12 @@ impl Config {
         if self.http.max_body_bytes == 0 || self.http.handler_timeout_ms == 0 {
             return Err("[http] max_body_bytes and handler_timeout_ms must be positive".into());
         }
+        let backend = self.keystore.backend.as_str();
+        if backend != "file" && !self.plugins.iter().any(|p| p.enabled && p.name == backend) {
+            return Err(format!(
+                "[keystore] backend {backend:?} must be \"file\" or the name of an enabled [[plugins]] entry"
+            ));
+        }
         let mut names = HashSet::new();
         let mut mounts = HashSet::new();
         for p in &self.plugins {

@@ -91,7 +91,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// anything is written), data dir, database, token, plugin instances,
 /// routes and the listening socket. Nothing is served until all succeeded.
 pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartError> {
-    let opened = plugins::open_all(&config.plugins)?;
+    let mut opened = plugins::open_all(&config.plugins)?;
+    let plugin_keystore = plugins::take_keystore(&mut opened, &config.keystore.backend)?;
     let data_dir = &config.node.data_dir;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -110,7 +111,9 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
             addr: config.http.listen,
             source,
         })?;
-    let node = Arc::new(Node::open(&config.node_settings(), &store).await?);
+    let settings = config.node_settings();
+    let keystore = node::open_keystore(&settings, plugin_keystore)?;
+    let node = Arc::new(Node::open(&settings, &store, keystore).await?);
     let plugins = Arc::new(plugins::construct_all(opened, &store, Some(&node))?);
     node.transport
         .inbox

@@ -30,7 +30,9 @@ use milagro_proto::{Endpoints, Limits};
 
 use crate::{
     identity::{DraftParts, IdentityConfig, IdentityError, NodeIdentity, Resolver},
-    keystore::{Keystore, KeystoreConfig, KeystoreError, file::FileKeystore},
+    keystore::{
+        Keystore, KeystoreConfig, KeystoreError, file::FileKeystore, plugin::PluginKeystore,
+    },
     store::Store,
     transport::{Transport, TransportConfig, inbox::Inbox},
 };
@@ -43,7 +45,9 @@ pub enum NodeError {
     Ipfs(#[from] IpfsError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
-    #[error("[keystore] backend {0:?} is not available in this host (use \"file\")")]
+    #[error(
+        "[keystore] backend {0:?} is neither \"file\" nor an enabled [[plugins]] entry providing a keystore"
+    )]
     UnknownKeystore(String),
 }
 
@@ -74,14 +78,19 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens the keystore named in the config.
-pub fn open_keystore(settings: &NodeSettings<'_>) -> Result<Arc<dyn Keystore>, NodeError> {
-    match settings.keystore.backend.as_str() {
-        "file" => Ok(Arc::new(FileKeystore::open(
+/// Opens the keystore named in the config: the file keystore, or the one a
+/// plugin library provided (see `plugins::take_keystore`).
+pub fn open_keystore(
+    settings: &NodeSettings<'_>,
+    from_plugin: Option<PluginKeystore>,
+) -> Result<Arc<dyn Keystore>, NodeError> {
+    match (settings.keystore.backend.as_str(), from_plugin) {
+        (_, Some(keystore)) => Ok(Arc::new(keystore)),
+        ("file", None) => Ok(Arc::new(FileKeystore::open(
             &settings.data_dir.join("keystore"),
             settings.keystore,
         )?)),
-        other => Err(NodeError::UnknownKeystore(other.into())),
+        (other, None) => Err(NodeError::UnknownKeystore(other.into())),
     }
 }
 
@@ -141,11 +150,15 @@ pub async fn rotate_identity(
 }
 
 impl Node {
-    /// Opens keystore and IPFS, loads (or creates) the identity, republishes
-    /// it, and prepares the transport. The receiver is started separately.
-    pub async fn open(settings: &NodeSettings<'_>, store: &Store) -> Result<Node, NodeError> {
+    /// Opens IPFS, loads (or creates) the identity with `keystore`,
+    /// republishes it, and prepares the transport. The receiver is started
+    /// separately.
+    pub async fn open(
+        settings: &NodeSettings<'_>,
+        store: &Store,
+        keystore: Arc<dyn Keystore>,
+    ) -> Result<Node, NodeError> {
         let limits = Limits::default();
-        let keystore = open_keystore(settings)?;
         let ipfs = Ipfs::open(settings.ipfs, settings.data_dir).await?;
         let (identity, _) =
             load_or_create_identity(settings, store, &keystore, &ipfs, &limits).await?;

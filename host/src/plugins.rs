@@ -39,7 +39,10 @@ use milagro_plugin_api::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{config::PluginConfig, facilities::PluginHost, node::Node, store::Store};
+use crate::{
+    config::PluginConfig, facilities::PluginHost, keystore::plugin::PluginKeystore, node::Node,
+    store::Store,
+};
 
 /// Why a plugin was refused, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,8 @@ pub enum LoadError {
     Construct { name: String, error: Error },
     #[error("plugin {name:?} refused: {reason}")]
     Describe { name: String, reason: String },
+    #[error("[keystore] backend {name:?} cannot open: {reason}")]
+    Keystore { name: String, reason: String },
 }
 
 /// A constructed plugin instance and what it declared.
@@ -112,6 +117,81 @@ pub fn open_all(configs: &[PluginConfig]) -> Result<Vec<OpenedPlugin>, LoadError
             })
         })
         .collect()
+}
+
+/// Takes the entry that `[keystore] backend` names out of `opened` and
+/// builds the keystore its library provides (`None` for the file backend).
+/// That entry serves no routes. Runs before the data dir is touched, so a
+/// keystore that cannot open (wrong PIN, missing token...) leaves nothing.
+pub fn take_keystore(
+    opened: &mut Vec<OpenedPlugin>,
+    backend: &str,
+) -> Result<Option<PluginKeystore>, LoadError> {
+    if backend == "file" {
+        return Ok(None);
+    }
+    let at = opened
+        .iter()
+        .position(|p| p.config.name == backend)
+        .ok_or_else(|| no_keystore_entry(backend))?;
+    construct_keystore(&opened.remove(at)).map(Some)
+}
+
+/// Opens only the keystore's library and builds the keystore (`None` for
+/// the file backend): what the commands for a stopped node need.
+pub fn open_keystore(
+    configs: &[PluginConfig],
+    backend: &str,
+) -> Result<Option<PluginKeystore>, LoadError> {
+    if backend == "file" {
+        return Ok(None);
+    }
+    let config = configs
+        .iter()
+        .find(|c| c.enabled && c.name == backend)
+        .ok_or_else(|| no_keystore_entry(backend))?;
+    let opened = OpenedPlugin {
+        sha256: verify_sha256(config)?,
+        module: open_module(&config.name, &config.path)?,
+        config: config.clone(),
+    };
+    construct_keystore(&opened).map(Some)
+}
+
+fn no_keystore_entry(backend: &str) -> LoadError {
+    LoadError::Keystore {
+        name: backend.into(),
+        reason: "no enabled [[plugins]] entry has this name".into(),
+    }
+}
+
+fn construct_keystore(opened: &OpenedPlugin) -> Result<PluginKeystore, LoadError> {
+    let name = &opened.config.name;
+    let refuse = |reason: String| LoadError::Keystore {
+        name: name.clone(),
+        reason,
+    };
+    let new_keystore = opened.module.new_keystore().ok_or_else(|| {
+        refuse(format!(
+            "{} provides no keystore",
+            opened.config.path.display()
+        ))
+    })?;
+    let config_json = serde_json::to_string(&opened.config.config)
+        .map_err(|e| refuse(format!("config table does not convert to JSON: {e}")))?;
+    match new_keystore(config_json.into()) {
+        RResult::ROk(object) => {
+            let keystore = PluginKeystore::new(object);
+            tracing::info!(
+                plugin = %name,
+                sha256 = %opened.sha256,
+                backend = %keystore.description(),
+                "keystore opened"
+            );
+            Ok(keystore)
+        }
+        RResult::RErr(e) => Err(refuse(Error::from(e).message)),
+    }
 }
 
 /// Constructs every opened plugin with its config and host facilities.

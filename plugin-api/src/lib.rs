@@ -67,6 +67,28 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        $crate::__export_root_module!($crate::root_module::<$plugin>);
+    };
+}
+
+/// Exports a [`KeystoreBackend`] type as this library's root module: the
+/// library then provides the node's keystore when `[keystore] backend`
+/// names its `[[plugins]]` entry, and serves no routes.
+///
+/// Use it once, in the crate's `lib.rs` (crate-type `cdylib`), instead of
+/// [`export_plugin!`].
+#[macro_export]
+macro_rules! export_keystore {
+    ($keystore:ty) => {
+        $crate::__export_root_module!($crate::keystore_root_module::<$keystore>);
+    };
+}
+
+/// The library header both export macros write.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_root_module {
+    ($constructor:expr) => {
         // The symbol abi_stable's loader looks up (its `ROOT_MODULE_LOADER_NAME`;
         // a test in plugin-api keeps the two equal). Written out here rather
         // than through `#[export_root_module]` so plugin crates need no direct
@@ -75,7 +97,7 @@ macro_rules! export_plugin {
         #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static MILAGRO_PLUGIN_LIB_HEADER: $crate::__private::LibHeader = {
             extern "C" fn root_module_loader() -> $crate::__private::RootModuleResult {
-                $crate::__private::__call_root_module_loader($crate::root_module::<$plugin>)
+                $crate::__private::__call_root_module_loader($constructor)
             }
             // SAFETY: the constructor returns the root module type named here,
             // which is what abi_stable requires of `from_constructor`.

@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 
 pub mod custody;
 pub mod jsipfs;
+pub mod softhsm;
 pub mod wallet;
 
 /// The workspace root.
@@ -143,6 +144,8 @@ pub struct NodeConfig {
     /// Further tables (`[ipfs]`, `[transport]`, ...), as TOML text.
     pub sections: String,
     pub plugins: Vec<PluginEntry>,
+    /// Environment variables of the node's processes (e.g. `SOFTHSM2_CONF`).
+    pub env: Vec<(String, String)>,
 }
 
 impl NodeConfig {
@@ -153,7 +156,20 @@ impl NodeConfig {
             extra_http: String::new(),
             sections: String::new(),
             plugins: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets an environment variable for the node's processes.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Writes host.toml into a new temp dir, for commands run before (or
+    /// instead of) `serve`; see [`milagro`] and [`Node::start_in`].
+    pub fn write(&self) -> tempfile::TempDir {
+        write_config(self)
     }
 
     /// Appends TOML tables, e.g. `[ipfs]` or `[transport]`.
@@ -207,6 +223,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Node {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    env: Vec<(String, String)>,
     child: Child,
 }
 
@@ -227,7 +244,7 @@ fn write_config(config: &NodeConfig) -> tempfile::TempDir {
     dir
 }
 
-fn spawn(dir: &Path) -> Child {
+fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -239,11 +256,26 @@ fn spawn(dir: &Path) -> Child {
         .arg(dir.join("host.toml"))
         .env("RUST_LOG", "info")
         .env_remove("RUST_BACKTRACE")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("spawn milagro")
+}
+
+/// Runs `milagro <args> --config <dir>/host.toml` to completion.
+pub fn milagro(dir: &Path, args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    Command::new(artifact("milagro"))
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("host.toml"))
+        .env("RUST_LOG", "info")
+        .env_remove("RUST_BACKTRACE")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run milagro")
 }
 
 impl Exited {
@@ -270,9 +302,16 @@ impl Node {
     /// Starts a node and waits until `/v1/status` answers.
     pub fn start(config: NodeConfig) -> Node {
         let dir = write_config(&config);
+        Node::start_in(dir, &config)
+    }
+
+    /// Starts a node in a dir [`NodeConfig::write`] prepared (and commands
+    /// may have used since).
+    pub fn start_in(dir: tempfile::TempDir, config: &NodeConfig) -> Node {
         let mut node = Node {
-            child: spawn(dir.path()),
+            child: spawn(dir.path(), &config.env),
             port: config.port,
+            env: config.env.clone(),
             dir,
         };
         node.wait_ready();
@@ -300,7 +339,7 @@ impl Node {
     /// Starts the node again on the same config and data (after `kill`).
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(self.dir.path());
+        self.child = spawn(self.dir.path(), &self.env);
         self.wait_ready();
     }
 
@@ -332,7 +371,7 @@ impl Node {
     /// Runs a node that is expected to refuse to start; returns how it exited.
     pub fn start_expecting_exit(config: NodeConfig) -> Exited {
         let dir = write_config(&config);
-        let mut child = spawn(dir.path());
+        let mut child = spawn(dir.path(), &config.env);
         let deadline = Instant::now() + START_TIMEOUT;
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait milagro") {

@@ -20,12 +20,13 @@
 //! rest.
 //!
 //! [`Keystore`] is the backend trait (the file backend lives in [`file`];
-//! the PKCS#11 backend comes as a plugin). [`KeystoreSigner`] and
+//! a plugin library's backend, e.g. PKCS#11, is adapted in [`plugin`]). [`KeystoreSigner`] and
 //! [`KeystoreEcdh`] adapt a stored key to the protocol's `Signer` and
 //! `EcdhKey` traits, so identity documents and envelopes are signed and
 //! opened without the host holding raw private keys.
 
 pub mod file;
+pub mod plugin;
 
 use std::sync::Arc;
 
@@ -61,7 +62,8 @@ pub enum KeystoreError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeystoreConfig {
-    /// `file` (default).
+    /// `file` (default), or the name of the `[[plugins]]` entry whose
+    /// library provides the keystore (e.g. `hsm-keystore`).
     pub backend: String,
     /// File backend: derive the master key from the passphrase in this
     /// environment variable (Argon2id) instead of the `master.key` file.

@@ -27,10 +27,12 @@
 
 mod host;
 mod http;
+mod keystore;
 mod plugin;
 
 pub use host::*;
 pub use http::*;
+pub use keystore::*;
 pub use plugin::*;
 
 use abi_stable::{StableAbi, std_types::RString};

@@ -26,7 +26,7 @@ use abi_stable::{
 };
 use async_ffi::FfiFuture;
 
-use super::{AbiError, AbiRequest, AbiResponse, HostBox, ReceivedEnvelope};
+use super::{AbiError, AbiRequest, AbiResponse, HostBox, KeystoreBox, ReceivedEnvelope};
 
 /// One REST route a plugin serves, relative to its mount point.
 #[repr(C)]
@@ -83,6 +83,13 @@ pub struct PluginMod {
     /// Builds an instance from its config table (as JSON) and its host handle.
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(config_json: RString, host: HostBox) -> RResult<PluginBox, AbiError>,
+    /// Builds the keystore backend this library provides, from the config
+    /// table (as JSON) of the plugin entry that `[keystore] backend` names.
+    /// `None` for libraries that provide no keystore, and read as `None`
+    /// from libraries built before this field existed (appended after the
+    /// last prefix field, so those still load).
+    #[sabi(missing_field(default))]
+    pub new_keystore: Option<extern "C" fn(config_json: RString) -> RResult<KeystoreBox, AbiError>>,
 }
 
 impl RootModule for PluginModRef {

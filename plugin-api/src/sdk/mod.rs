@@ -24,6 +24,7 @@
 mod error;
 mod host;
 mod http;
+mod keystore;
 mod plugin;
 mod route;
 
@@ -33,6 +34,9 @@ pub use host::{
     Transport, Write,
 };
 pub use http::{Request, Response};
+pub use keystore::KeystoreBackend;
+#[doc(hidden)]
+pub use keystore::keystore_root_module;
 pub use plugin::Plugin;
 #[doc(hidden)]
 pub use plugin::root_module;

@@ -167,6 +167,7 @@ extern "C" fn construct<P: Plugin>(
 pub fn root_module<P: Plugin>() -> PluginModRef {
     PluginMod {
         new: construct::<P>,
+        new_keystore: None,
     }
     .leak_into_prefix()
 }

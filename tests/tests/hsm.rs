@@ -1,0 +1,361 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The `hsm-keystore` plugin end to end (issue 7): real `milagro`
+//! processes whose keystore is a SoftHSM2 token the test creates in a temp
+//! dir (its own `SOFTHSM2_CONF`), inspected with `pkcs11-tool` (OpenSC).
+//!
+//! Needs Debian's `softhsm2` and `opensc`; `scripts/test` installs them.
+
+use std::{path::Path, process::Output};
+
+use milagro_plugin_api::KeystoreBackend;
+use milagro_plugin_hsm_keystore::{Config as HsmConfig, HsmKeystore};
+use milagro_proto::{LocalSigner, Signer};
+use milagro_tests::{
+    Node, NodeConfig, PluginEntry, json, milagro, plugin_library,
+    softhsm::{self, SoftHsm, files_under},
+};
+use serde_json::json as j;
+
+const PIN: &str = "4321-test-pin";
+const SO_PIN: &str = "8765-test-so";
+const PIN_ENV: &str = "MILAGRO_HSM_PIN";
+
+/// The `hsm-keystore` entry for `token`, labels prefixed `<prefix>/`.
+fn hsm_entry(token: &str, prefix: &str, module: &Path) -> PluginEntry {
+    PluginEntry::new(
+        "hsm-keystore",
+        &plugin_library("milagro-plugin-hsm-keystore"),
+        &format!(
+            "{{ module = {:?}, token_label = {token:?}, pin_env = {PIN_ENV:?}, key_prefix = \"{prefix}/\" }}",
+            module.display().to_string()
+        ),
+    )
+}
+
+/// A node whose keystore is `token` of `hsm`, given `pin`.
+fn hsm_node(name: &str, hsm: &SoftHsm, token: &str, pin: &str) -> NodeConfig {
+    hsm_node_with(name, hsm, token, pin, &softhsm::module())
+}
+
+fn hsm_node_with(name: &str, hsm: &SoftHsm, token: &str, pin: &str, module: &Path) -> NodeConfig {
+    let (conf_var, conf) = hsm.env();
+    NodeConfig::new(name)
+        .section("[keystore]\nbackend = \"hsm-keystore\"\n")
+        .plugin(hsm_entry(token, name, module))
+        .env(&conf_var, &conf)
+        .env(PIN_ENV, pin)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `pkcs11-tool --list-objects` output, one entry per object.
+fn objects(listing: &str) -> Vec<String> {
+    let mut objects: Vec<String> = Vec::new();
+    for line in listing.lines() {
+        if !line.starts_with([' ', '\t']) && !line.trim().is_empty() {
+            objects.push(String::new());
+        }
+        if let Some(current) = objects.last_mut() {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    objects
+}
+
+/// The object of `class` (e.g. "Private Key Object") labelled `label`.
+fn object<'a>(objects: &'a [String], class: &str, label: &str) -> &'a str {
+    objects
+        .iter()
+        .find(|o| {
+            o.starts_with(class)
+                && o.lines().any(|l| {
+                    let l = l.trim();
+                    l.starts_with("label:")
+                        && l.trim_start_matches("label:").trim().trim_matches('\'') == label
+                })
+        })
+        .unwrap_or_else(|| panic!("no {class} labelled {label} in:\n{}", objects.concat()))
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn found_in(dir: &Path, needle: &[u8]) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            std::fs::read(f)
+                .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .map(|f| f.display().to_string())
+        .collect()
+}
+
+/// Acceptance 1: `milagro init` on an HSM-backed node creates the identity
+/// keys in the token (sensitive, never extractable, generated there), and
+/// the node's data dir holds no private key material of the node.
+#[test]
+fn init_creates_the_identity_in_the_token_and_no_private_key_in_the_data_dir() {
+    let hsm = SoftHsm::new();
+    hsm.init_token("node-a", PIN, SO_PIN);
+    let config = hsm_node("a", &hsm, "node-a", PIN).section("[identity]\nbeneficiary = true\n");
+    let dir = config.write();
+    let out = milagro(dir.path(), &["init"], &config.env);
+    assert!(out.status.success(), "init failed:\n{}", stderr(&out));
+    let node_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(stderr(&out).contains("keystore opened"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(PIN), "the PIN must never be logged");
+
+    // The token: both identity key pairs, private halves sensitive, never
+    // extractable and generated on the token ("local"); the AES key that
+    // encrypts secrets likewise; secrets as private data objects.
+    let listing = hsm.list_objects("node-a", PIN);
+    let objects = objects(&listing);
+    for label in ["a/node/1/signing", "a/node/1/ecdh"] {
+        let private = object(&objects, "Private Key Object", label);
+        let access = private
+            .lines()
+            .find(|l| l.trim().starts_with("Access:"))
+            .unwrap_or_else(|| panic!("no Access line:\n{private}"));
+        for flag in [
+            "sensitive",
+            "always sensitive",
+            "never extractable",
+            "local",
+        ] {
+            assert!(
+                access.contains(flag),
+                "{label}: {flag} missing from {access}"
+            );
+        }
+        assert!(private.contains("EC"), "{private}");
+        object(&objects, "Public Key Object", label);
+    }
+    let aes = object(&objects, "Secret Key Object", "a/keystore/aes-256-gcm");
+    assert!(
+        aes.contains("never extractable") && aes.contains("sensitive"),
+        "{aes}"
+    );
+    for label in ["a/node/1/kem", "a/node/beneficiary"] {
+        let data = object(&objects, "Data object", label);
+        assert!(data.contains("private"), "{data}");
+    }
+
+    // The data dir: no keystore of the host's own, and neither secret the
+    // node keeps (read back through the token with the PIN, as an operator
+    // could) appears in any file. The EC private keys never left the token
+    // at all ("never extractable", "local" above), so they cannot be there.
+    let data = dir.path().join("data");
+    assert!(!data.join("keystore").exists());
+    // SAFETY: set before this process first loads SoftHSM; nextest runs
+    // each test in its own process.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
+    unsafe { std::env::set_var(PIN_ENV, PIN) };
+    let keystore = HsmKeystore::new(HsmConfig {
+        module: softhsm::module(),
+        token_label: "node-a".into(),
+        pin_env: Some(PIN_ENV.into()),
+        pin_file: None,
+        key_prefix: "a/".into(),
+        sessions: 2,
+    })
+    .unwrap();
+    let kem_seed = keystore.get_secret("node/1/kem").unwrap().unwrap();
+    let beneficiary = keystore.get_secret("node/beneficiary").unwrap().unwrap();
+    assert!(kem_seed.len() >= 32 && beneficiary.len() == 32);
+    let show = milagro(dir.path(), &["identity", "show"], &config.env);
+    assert!(show.status.success(), "{}", stderr(&show));
+    let document = json(&String::from_utf8_lossy(&show.stdout));
+    assert_eq!(document["id"], node_id);
+    let beneficiary_key = LocalSigner::from_bytes(&beneficiary.as_slice().try_into().unwrap())
+        .unwrap()
+        .public_key();
+    assert_eq!(
+        document["beneficiary_key"],
+        hex::encode(beneficiary_key.to_bytes()),
+        "the token holds the beneficiary key the document publishes"
+    );
+    for (what, secret) in [
+        ("ML-KEM seed", &kem_seed[..32]),
+        ("beneficiary key", &beneficiary[..]),
+    ] {
+        let found = found_in(&data, secret);
+        assert!(found.is_empty(), "the {what} is in {found:?}");
+        let found = found_in(hsm.dir.path(), secret);
+        assert!(
+            found.is_empty(),
+            "the {what} is in the token files {found:?}"
+        );
+    }
+    // What is there: database, API token, and the IPFS repo with its libp2p
+    // peer key (a transport identity; it signs and decrypts nothing of
+    // Milagro's, and is the Kubo daemon's business in kubo mode).
+    let mut names: Vec<String> = files_under(&data)
+        .iter()
+        .filter(|f| !f.starts_with(data.join("ipfs")))
+        .map(|f| f.strip_prefix(&data).unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["milagro.redb"], "{names:?}");
+
+    // Serving: the same identity, signed by the token's key; after a
+    // restart the keys are found again by label.
+    let mut node = Node::start_in(dir, &config);
+    assert_eq!(node.id(), node_id);
+    node.restart();
+    assert_eq!(node.id(), node_id);
+    assert_eq!(node.identity()["signing_key"], document["signing_key"]);
+    assert!(!node.log().contains(PIN), "the PIN must never be logged");
+}
+
+/// Acceptance 4: wrong PIN, missing token, missing module, a token without
+/// a needed mechanism: one clear line, and nothing written.
+#[test]
+fn wrong_pin_missing_token_module_or_mechanism_refuse_to_start_and_write_nothing() {
+    let hsm = SoftHsm::new();
+    hsm.init_token("node-r", PIN, SO_PIN);
+    let cases: Vec<(&str, NodeConfig, Vec<String>)> = vec![
+        (
+            "wrong PIN",
+            hsm_node("r", &hsm, "node-r", "0000-wrong"),
+            vec![
+                "node-r".into(),
+                "refused the PIN".into(),
+                format!("${PIN_ENV}"),
+                "CKR_PIN_INCORRECT".into(),
+            ],
+        ),
+        (
+            "missing token",
+            hsm_node("r", &hsm, "no-such-token", PIN),
+            vec![
+                "no token labelled \"no-such-token\"".into(),
+                "\"node-r\"".into(),
+            ],
+        ),
+        (
+            "missing module",
+            hsm_node_with(
+                "r",
+                &hsm,
+                "node-r",
+                PIN,
+                Path::new("/nonexistent/libpkcs11.so"),
+            ),
+            vec!["PKCS#11 module /nonexistent/libpkcs11.so does not exist".into()],
+        ),
+        (
+            "no PIN",
+            hsm_node("r", &hsm, "node-r", ""),
+            vec![format!("PIN variable {PIN_ENV} is not set")],
+        ),
+    ];
+    for (what, config, expected) in cases {
+        let env = config.env.clone();
+        // `milagro init` refuses too, before writing anything.
+        let dir = config.write();
+        let out = milagro(dir.path(), &["init"], &env);
+        assert!(!out.status.success(), "{what}: init must fail");
+        assert!(
+            !dir.path().join("data").exists(),
+            "{what}: init wrote the data dir"
+        );
+        let exited = Node::start_expecting_exit(config);
+        assert!(!exited.wrote_data, "{what}: nothing may be written");
+        let line = exited.refusal_line();
+        assert!(
+            line.contains("[keystore] backend \"hsm-keystore\""),
+            "{what}: {line}"
+        );
+        for text in &expected {
+            assert!(
+                line.contains(text.as_str()),
+                "{what}: {text:?} not in {line}"
+            );
+        }
+        assert!(!exited.stderr.contains(PIN), "{what}: the PIN was logged");
+    }
+
+    // A token whose module offers no ECDH (SoftHSM's slots.mechanisms
+    // allowlist; its "-CKM_X" form does not remove anything in 2.6.1).
+    let limited = SoftHsm::with_config(
+        "slots.mechanisms = CKM_EC_KEY_PAIR_GEN,CKM_ECDSA,CKM_AES_KEY_GEN,CKM_AES_GCM",
+    );
+    limited.init_token("no-ecdh", PIN, SO_PIN);
+    let exited = Node::start_expecting_exit(hsm_node("r", &limited, "no-ecdh", PIN));
+    assert!(!exited.wrote_data);
+    let line = exited.refusal_line();
+    assert!(line.contains("does not support CKM_ECDH1_DERIVE"), "{line}");
+}
+
+/// Acceptance 3: the D-TA plugin on an HSM-backed node: its master share
+/// is a token secret, it signs and opens envelopes with token keys, and
+/// after a restart it issues the same shares.
+#[test]
+fn dta_plugin_works_on_an_hsm_backed_node() {
+    let hsm = SoftHsm::new();
+    hsm.init_token("dta", PIN, SO_PIN);
+    let lib = plugin_library("milagro-plugin-dta");
+    let ipfs = |bootstrap: &[String]| {
+        format!("[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {bootstrap:?}\n")
+    };
+    let requester = Node::start(NodeConfig::new("requester").section(&ipfs(&[])).plugin(
+        PluginEntry::new(
+            "dta",
+            &lib,
+            "{ client_allow = [], server_allow = [], reply_timeout_ms = 20000 }",
+        ),
+    ));
+    let rid = requester.id();
+    let mut dta = Node::start(
+        hsm_node("dta1", &hsm, "dta", PIN)
+            .section(&ipfs(&requester.ipfs_addresses()))
+            .plugin(PluginEntry::new(
+                "dta",
+                &lib,
+                &format!("{{ client_allow = [{rid:?}], server_allow = [{rid:?}], reply_timeout_ms = 20000 }}"),
+            )),
+    );
+    let authorities = vec![dta.id()];
+    let secret = |kind: &str, dta: &Node| {
+        let body = j!({"kind": kind, "mpin_id": "alice@example.org", "authorities": authorities});
+        let r = requester.call("POST", "/v1/dta/secrets", Some(body.to_string().as_bytes()));
+        assert_eq!(r.0, 200, "{kind}: {}\n{}", r.1, dta.log());
+        json(&r.1)["secret"].as_str().unwrap().to_string()
+    };
+    let client = secret("client", &dta);
+    let server = secret("server", &dta);
+    let check =
+        j!({"mpin_id": "alice@example.org", "client_secret": client, "server_secret": server});
+    let r = requester.call("POST", "/v1/dta/check", Some(check.to_string().as_bytes()));
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(json(&r.1)["match"], true);
+
+    let objects = objects(&hsm.list_objects("dta", PIN));
+    object(&objects, "Data object", "dta1/plugin/dta/dta/master-share");
+
+    dta.restart();
+    assert_eq!(
+        secret("client", &dta),
+        client,
+        "the master share survives a restart"
+    );
+}
