@@ -1,0 +1,598 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! Install manifests (`manifests/*.toml`): what a node is for (its plugins
+//! and their configs) and where it listens. Parsed strictly, like host.toml
+//! (unknown keys are errors), and every error names the file, the line and
+//! column of the offending value, and what is expected.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    net::SocketAddr,
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::catalog::{self, KnownPlugin};
+
+/// A manifest that could not be read, parsed or accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `path:line:column: message`.
+    #[error("{}", .0)]
+    At(Located),
+}
+
+/// A message about a place in a file.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub path: PathBuf,
+    /// 1-based; 0 when the position is unknown.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+/// Where a byte span starts, as a 1-based (line, column) in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parses TOML text into `T`, turning toml's error (which carries a span)
+/// into a one-line `path:line:column: message`.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Located> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+        Located {
+            path: path.to_owned(),
+            line,
+            column,
+            message: e.message().trim().replace('\n', " "),
+        }
+    })
+}
+
+/// The manifest, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub node: Node,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub keystore: Keystore,
+    #[serde(default)]
+    pub install: InstallOptions,
+    #[serde(default)]
+    pub plugins: Vec<Plugin>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Human-readable node name (published in its identity document).
+    pub name: Spanned<String>,
+    /// Where the node keeps its database, keys and token; relative paths are
+    /// relative to the prefix. Default `<prefix>/var/lib/milagro`.
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpfsMode {
+    #[default]
+    Embedded,
+    Kubo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportMode {
+    #[default]
+    Pubsub,
+    Http,
+}
+
+impl TransportMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportMode::Pubsub => "pubsub",
+            TransportMode::Http => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// HTTP API address; default 127.0.0.1:7070.
+    pub listen: Option<Spanned<SocketAddr>>,
+    /// `embedded` (default) or `kubo` (an external node's RPC API).
+    #[serde(default)]
+    pub ipfs: IpfsMode,
+    /// Embedded IPFS: TCP address of the libp2p listener; default a random port.
+    pub ipfs_listen: Option<Spanned<SocketAddr>>,
+    /// Kubo mode: the RPC API's base URL.
+    pub ipfs_api: Option<String>,
+    /// Peers dialled at start: multiaddrs ending in `/p2p/<peer id>`, or the
+    /// `http://host:port` of a running node, resolved when installing.
+    #[serde(default)]
+    pub bootstrap: Vec<Spanned<String>>,
+    /// HTTP URLs peers reach this node at (identity document); default the
+    /// listen address.
+    #[serde(default)]
+    pub advertise: Vec<String>,
+    /// How envelopes travel: `pubsub` (default) or `http`.
+    #[serde(default)]
+    pub transport: TransportMode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keystore {
+    /// `file` (default) or `hsm-keystore` (needs the hsm-keystore plugin).
+    #[serde(default = "file_backend")]
+    pub backend: Spanned<String>,
+    /// File backend: derive the master key from the passphrase in this
+    /// environment variable instead of a master.key file.
+    pub passphrase_env: Option<String>,
+}
+
+fn file_backend() -> Spanned<String> {
+    Spanned::new(0..0, "file".into())
+}
+
+impl Default for Keystore {
+    fn default() -> Self {
+        Keystore {
+            backend: file_backend(),
+            passphrase_env: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallOptions {
+    /// Also write a systemd unit (`<prefix>/lib/systemd/system/milagro.service`).
+    #[serde(default)]
+    pub systemd: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plugin {
+    /// Instance name: unique in the node, `[a-z0-9-]`.
+    pub name: Spanned<String>,
+    /// Which plugin; default the instance name.
+    pub plugin: Option<Spanned<String>>,
+    /// `false`: installed and listed in host.toml, but not loaded.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Mount point; default the plugin's usual one, else `/v1/<name>`.
+    pub mount: Option<Spanned<String>>,
+    /// A prebuilt library instead of building it from this workspace
+    /// (relative to the manifest).
+    pub path: Option<Spanned<PathBuf>>,
+    /// With `path`: the library's expected SHA-256 (hex).
+    pub sha256: Option<Spanned<String>>,
+    /// Handed to the plugin's constructor.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Mount points the host keeps for its own routes.
+const RESERVED_MOUNTS: [&str; 7] = [
+    "/v1/status",
+    "/v1/plugins",
+    "/v1/identity",
+    "/v1/inbox",
+    "/v1/audit",
+    "/openapi.json",
+    "/metrics",
+];
+
+/// A plugin entry after validation.
+#[derive(Debug, Clone)]
+pub struct PluginPlan {
+    pub name: String,
+    pub known: &'static KnownPlugin,
+    pub enabled: bool,
+    pub mount: Option<String>,
+    /// A prebuilt library (absolute), with its expected hash if given.
+    pub prebuilt: Option<(PathBuf, Option<String>)>,
+    pub config: toml::Table,
+}
+
+/// A manifest that was read and accepted, with the text kept for messages.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub text: String,
+    pub manifest: Manifest,
+    pub plugins: Vec<PluginPlan>,
+}
+
+impl Loaded {
+    /// An error about the value at `span`.
+    pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> ManifestError {
+        let (line, column) = if span.is_empty() && span.start == 0 {
+            (0, 0)
+        } else {
+            line_col(&self.text, span.start)
+        };
+        ManifestError::At(Located {
+            path: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        })
+    }
+
+    /// Whether the node publishes a beneficiary key: it does when a
+    /// beneficiary plugin is listed (enabled or not, so that enabling it
+    /// later needs no new identity).
+    pub fn beneficiary(&self) -> bool {
+        self.plugins.iter().any(|p| p.known.name == "beneficiary")
+    }
+
+    pub fn listen(&self) -> SocketAddr {
+        self.manifest
+            .network
+            .listen
+            .as_ref()
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 7070)), |l| *l.get_ref())
+    }
+}
+
+/// Reads, parses and validates a manifest.
+pub fn load(path: &Path) -> Result<Loaded, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let manifest: Manifest = parse_toml(path, &text).map_err(ManifestError::At)?;
+    let mut loaded = Loaded {
+        path: path.to_owned(),
+        text,
+        manifest,
+        plugins: Vec::new(),
+    };
+    loaded.plugins = validate(&loaded)?;
+    Ok(loaded)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A bootstrap entry: a multiaddr with `/p2p/<peer id>`, or `http://` of a
+/// running node.
+pub fn valid_bootstrap(peer: &str) -> bool {
+    if peer.starts_with('/') {
+        peer.contains("/p2p/")
+    } else {
+        peer.starts_with("http://")
+    }
+}
+
+fn valid_mount(mount: &str) -> bool {
+    mount.starts_with('/')
+        && mount.len() > 1
+        && !mount.ends_with('/')
+        && !mount.contains(['{', '}', '*', '?', '#'])
+        && !mount.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+fn overlaps(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+}
+
+fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
+    let m = &loaded.manifest;
+    if m.node.name.get_ref().trim().is_empty() {
+        return Err(loaded.error_at(m.node.name.span(), "[node] name must not be empty"));
+    }
+    let net = &m.network;
+    if net.ipfs == IpfsMode::Kubo && net.ipfs_listen.is_some() {
+        let span = net.ipfs_listen.as_ref().map_or(0..0, Spanned::span);
+        return Err(loaded.error_at(
+            span,
+            "ipfs_listen is for the embedded IPFS node; with ipfs = \"kubo\" set ipfs_api",
+        ));
+    }
+    for peer in &net.bootstrap {
+        let p = peer.get_ref();
+        if !valid_bootstrap(p) {
+            return Err(loaded.error_at(
+                peer.span(),
+                format!(
+                    "bootstrap peer {p:?}: expected a multiaddr ending in /p2p/<peer id>, or http://host:port of a running node"
+                ),
+            ));
+        }
+    }
+    for url in &net.advertise {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(loaded.error_at(
+                0..0,
+                format!("[network] advertise: {url:?} is not an http(s) URL"),
+            ));
+        }
+    }
+
+    let manifest_dir = loaded.path.parent().unwrap_or(Path::new("."));
+    let mut names = HashSet::new();
+    let mut mounts: Vec<(String, String)> = Vec::new();
+    let mut plans = Vec::new();
+    for p in &m.plugins {
+        let name = p.name.get_ref();
+        if !valid_name(name) {
+            return Err(loaded.error_at(
+                p.name.span(),
+                format!("plugin name {name:?}: expected a non-empty name of a-z, 0-9 and '-'"),
+            ));
+        }
+        if !names.insert(name.clone()) {
+            return Err(
+                loaded.error_at(p.name.span(), format!("plugin name {name:?} appears twice"))
+            );
+        }
+        let (kind, kind_span) = match &p.plugin {
+            Some(k) => (k.get_ref().as_str(), k.span()),
+            None => (name.as_str(), p.name.span()),
+        };
+        let known = catalog::find(kind).ok_or_else(|| {
+            loaded.error_at(
+                kind_span.clone(),
+                format!(
+                    "unknown plugin {kind:?}: expected one of {}",
+                    catalog::names()
+                ),
+            )
+        })?;
+        if known.name == "beneficiary" && name != "beneficiary" {
+            return Err(loaded.error_at(
+                p.name.span(),
+                format!(
+                    "plugin name {name:?}: the beneficiary plugin's instance must be named \"beneficiary\" (the host lends the beneficiary key to that instance only)"
+                ),
+            ));
+        }
+        let mount = match &p.mount {
+            Some(m) => Some((m.get_ref().clone(), m.span())),
+            None if kind == name => known.mount.map(|m| (m.to_string(), p.name.span())),
+            None => None,
+        };
+        if p.enabled {
+            let (effective, span) = mount
+                .clone()
+                .unwrap_or_else(|| (format!("/v1/{name}"), p.name.span()));
+            if !valid_mount(&effective) {
+                return Err(loaded.error_at(
+                    span,
+                    format!(
+                        "mount {effective:?}: expected an absolute path without a trailing '/', '..' or route syntax"
+                    ),
+                ));
+            }
+            if let Some(reserved) = RESERVED_MOUNTS.iter().find(|r| overlaps(&effective, r)) {
+                return Err(loaded.error_at(
+                    span,
+                    format!("mount {effective:?} overlaps the host's own route {reserved}"),
+                ));
+            }
+            if let Some((other, _)) = mounts.iter().find(|(_, m)| overlaps(&effective, m)) {
+                return Err(loaded.error_at(
+                    span,
+                    format!("mount {effective:?} overlaps the mount of plugin {other:?}"),
+                ));
+            }
+            mounts.push((name.clone(), effective));
+        }
+        if let Some(sha) = &p.sha256 {
+            let s = sha.get_ref();
+            if p.path.is_none() {
+                return Err(loaded.error_at(
+                    sha.span(),
+                    "sha256 is only for a prebuilt library given with `path`; built plugins are hashed when installed",
+                ));
+            }
+            if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(loaded.error_at(sha.span(), "sha256: expected 64 hex digits"));
+            }
+        }
+        let prebuilt = match &p.path {
+            Some(path) => {
+                let file = manifest_dir.join(path.get_ref());
+                if !file.is_file() {
+                    return Err(loaded.error_at(
+                        path.span(),
+                        format!("plugin library {} does not exist", file.display()),
+                    ));
+                }
+                Some((
+                    file,
+                    p.sha256.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
+                ))
+            }
+            None => None,
+        };
+        plans.push(PluginPlan {
+            name: name.clone(),
+            known,
+            enabled: p.enabled,
+            mount: mount.map(|(m, _)| m),
+            prebuilt,
+            config: p.config.clone(),
+        });
+    }
+
+    let backend = m.keystore.backend.get_ref().as_str();
+    match backend {
+        "file" => {}
+        "hsm-keystore" => {
+            if !plans
+                .iter()
+                .any(|p| p.known.name == "hsm-keystore" && p.enabled)
+            {
+                return Err(loaded.error_at(
+                    m.keystore.backend.span(),
+                    "keystore backend \"hsm-keystore\" needs an enabled [[plugins]] entry for the hsm-keystore plugin",
+                ));
+            }
+            if m.keystore.passphrase_env.is_some() {
+                return Err(loaded.error_at(
+                    m.keystore.backend.span(),
+                    "passphrase_env is for the file keystore; the HSM's PIN goes in the hsm-keystore plugin's config",
+                ));
+            }
+        }
+        other => {
+            return Err(loaded.error_at(
+                m.keystore.backend.span(),
+                format!("keystore backend {other:?}: expected \"file\" or \"hsm-keystore\""),
+            ));
+        }
+    }
+    Ok(plans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Loaded, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path).map_err(|e| e.to_string())
+    }
+
+    const NODE: &str = "[node]\nname = \"n\"\n";
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    #[test]
+    fn a_minimal_manifest_gets_defaults() {
+        let l = load_str(NODE).unwrap();
+        assert_eq!(l.listen().to_string(), "127.0.0.1:7070");
+        assert!(l.plugins.is_empty() && !l.beneficiary());
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_what_is_expected() {
+        let cases = [
+            (
+                format!("{NODE}colour = 1\n"),
+                ":3:1: unknown field `colour`",
+            ),
+            ("[node\n".to_string(), ":1:"),
+            ("[network]\n".to_string(), "missing field `node`"),
+            (
+                format!("{NODE}[[plugins]]\nname = \"wallet\"\n"),
+                ":4:8: unknown plugin \"wallet\": expected one of example, dta",
+            ),
+            (
+                format!("{NODE}[network]\nlisten = \"nowhere\"\n"),
+                ":4:10: invalid socket address",
+            ),
+            (
+                format!("{NODE}[[plugins]]\nname = \"Ex\"\nplugin = \"example\"\n"),
+                ":4:8: plugin name \"Ex\"",
+            ),
+            (
+                format!("{NODE}[[plugins]]\nname = \"example\"\nmount = \"/v1/status\"\n"),
+                "overlaps the host's own route",
+            ),
+            (
+                format!("{NODE}[keystore]\nbackend = \"hsm-keystore\"\n"),
+                ":4:11: keystore backend \"hsm-keystore\" needs",
+            ),
+            (
+                format!("{NODE}[network]\nbootstrap = [\"/ip4/1.2.3.4/tcp/1\"]\n"),
+                "expected a multiaddr ending in /p2p/",
+            ),
+            (
+                format!("{NODE}[[plugins]]\nname = \"dta\"\npath = \"missing.so\"\n"),
+                "does not exist",
+            ),
+            (
+                format!("{NODE}[[plugins]]\nname = \"ben\"\nplugin = \"beneficiary\"\n"),
+                ":4:8: plugin name \"ben\": the beneficiary plugin's instance must be named",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = load_str(&text).unwrap_err();
+            assert!(err.contains(expected), "{text:?}\n -> {err}");
+            assert!(err.contains("m.toml"), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn plugins_get_their_usual_mounts_and_beneficiary_follows_the_plugin() {
+        let l = load_str(&format!(
+            "{NODE}[[plugins]]\nname = \"custody-principal\"\n[[plugins]]\nname = \"beneficiary\"\nenabled = false\n[[plugins]]\nname = \"dta-2\"\nplugin = \"dta\"\n"
+        ))
+        .unwrap();
+        assert_eq!(l.plugins[0].mount.as_deref(), Some("/v1/custody"));
+        assert!(l.beneficiary());
+        assert_eq!(l.plugins[2].known.name, "dta");
+        assert_eq!(l.plugins[2].mount, None);
+    }
+}

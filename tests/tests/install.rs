@@ -1,0 +1,642 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! `milagro-install`, end to end: real installs into temporary prefixes,
+//! with the artefacts the workspace build already made
+//! (`MILAGRO_INSTALL_ARTIFACTS`, so no second, release build), real nodes
+//! started by the installer, and the README's quick start run as written.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    thread,
+    time::{Duration, Instant},
+};
+
+use milagro_tests::{artifact, json, request, stable_port, target_dir, workspace_root};
+
+/// The debug artefacts the installer copies.
+fn artefacts() -> PathBuf {
+    artifact("milagro");
+    target_dir().join("debug")
+}
+
+/// One installed node; stopped (SIGKILL, by its pid file) when dropped.
+struct Installed {
+    _dir: tempfile::TempDir,
+    prefix: PathBuf,
+    port: u16,
+    ipfs_port: u16,
+}
+
+impl Installed {
+    fn new() -> Installed {
+        let dir = tempfile::Builder::new()
+            .prefix("milagro-install-")
+            .tempdir()
+            .expect("temp dir");
+        let port = stable_port();
+        let ipfs_port = std::iter::repeat_with(stable_port)
+            .find(|p| *p != port)
+            .expect("a second port");
+        Installed {
+            prefix: dir.path().join("node"),
+            _dir: dir,
+            port,
+            ipfs_port,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Runs the installer on this prefix with its port.
+    fn install(&self, manifest: &Path, extra: &[&str]) -> Output {
+        let out = Command::new(artifact("milagro-install"))
+            .arg("--manifest")
+            .arg(manifest)
+            .arg("--prefix")
+            .arg(&self.prefix)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--ipfs-listen", &format!("127.0.0.1:{}", self.ipfs_port)])
+            .args(extra)
+            .env("MILAGRO_INSTALL_ARTIFACTS", artefacts())
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run milagro-install");
+        let _ = std::fs::write(
+            self.dir().join("install.log"),
+            [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+        );
+        out
+    }
+
+    fn install_ok(&self, manifest: &Path, extra: &[&str]) -> String {
+        let out = self.install(manifest, extra);
+        assert!(
+            out.status.success(),
+            "milagro-install failed:\n{}{}\nnode log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("var/log/milagro/milagro.log")).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("var/lib/milagro/api-token"))
+            .expect("token file")
+            .trim()
+            .to_string()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        request(ureq::get(&self.url(path)), None)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let req = ureq::request(method, &self.url(path))
+            .set("Authorization", &format!("Bearer {}", self.token()))
+            .set("Content-Type", "application/json");
+        request(req, body.map(str::as_bytes))
+    }
+
+    fn id(&self) -> String {
+        let (status, body) = self.get("/v1/identity");
+        assert_eq!(status, 200, "{body}");
+        json(&body)["id"].as_str().expect("an id").to_string()
+    }
+
+    fn status_plugins(&self) -> Vec<String> {
+        let (status, body) = self.get("/v1/status");
+        assert_eq!(status, 200, "{body}");
+        json(&body)["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .map(|p| p.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.prefix.join("run/milagro.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Stops the node (SIGTERM) and waits until it is gone.
+    fn stop(&self) {
+        let Some(pid) = self.pid() else { return };
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Writes a manifest into `dir`.
+fn manifest(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+const EXAMPLE_AND_DTA: &str = r#"
+[node]
+name = "re-run"
+
+[[plugins]]
+name = "example"
+config = { greeting = "Hi" }
+
+[[plugins]]
+name = "dta"
+"#;
+
+/// Acceptance 3: a re-run keeps the node ID and applies a changed manifest;
+/// `enabled = false` (in the manifest, or one line of host.toml) removes a
+/// plugin's routes after a restart; only --force-new-identity replaces the
+/// identity.
+#[test]
+fn rerun_keeps_identity_and_enabled_false_removes_routes_after_restart() {
+    let node = Installed::new();
+    let m = manifest(node.dir(), "node.toml", EXAMPLE_AND_DTA);
+    let out = node.install_ok(&m, &["--start"]);
+    let id = node.id();
+    assert!(out.contains(&id), "the summary names the node ID: {out}");
+    assert!(out.contains("api-token"), "{out}");
+    assert_eq!(node.status_plugins(), ["example", "dta"]);
+    assert_eq!(
+        node.call("GET", "/v1/example/greeting?name=Ada", None).0,
+        200
+    );
+
+    // Same manifest again, node running: restarted, same identity and data.
+    node.call(
+        "PUT",
+        "/v1/example/notes/kept",
+        Some(r#"{"text":"still here"}"#),
+    );
+    node.install_ok(&m, &["--start"]);
+    assert_eq!(node.id(), id, "a re-run keeps the node ID");
+    let note = node.call("GET", "/v1/example/notes/kept", None);
+    assert_eq!(note.0, 200, "data survives a re-run: {}", note.1);
+
+    // The manifest disables a plugin: its routes are gone after the restart.
+    let disabled = EXAMPLE_AND_DTA.replace(
+        "name = \"example\"\n",
+        "name = \"example\"\nenabled = false\n",
+    );
+    let m2 = manifest(node.dir(), "node.toml", &disabled);
+    node.install_ok(&m2, &["--start"]);
+    assert_eq!(node.id(), id);
+    assert_eq!(node.status_plugins(), ["dta"]);
+    assert_eq!(
+        node.call("GET", "/v1/example/greeting?name=Ada", None).0,
+        404
+    );
+
+    // One line of host.toml turns it back on, applied on restart.
+    let host_toml = node.prefix.join("etc/milagro/host.toml");
+    let text = std::fs::read_to_string(&host_toml).unwrap();
+    let at = text.find("name = \"example\"").expect("example entry");
+    let (head, tail) = text.split_at(at);
+    let edited = format!(
+        "{head}{}",
+        tail.replacen("enabled = false", "enabled = true", 1)
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&host_toml, edited).unwrap();
+    node.stop();
+    let mut serve = Command::new(node.prefix.join("bin/milagro"))
+        .args(["serve", "--config"])
+        .arg(&host_toml)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("milagro serve");
+    std::fs::write(node.prefix.join("run/milagro.pid"), serve.id().to_string()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node.get("/v1/status").0 != 200 {
+        assert!(Instant::now() < deadline, "node did not restart");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(node.status_plugins(), ["example", "dta"]);
+    assert_eq!(
+        node.call("GET", "/v1/example/greeting?name=Ada", None).0,
+        200
+    );
+    assert_eq!(node.id(), id);
+
+    // Only --force-new-identity replaces it.
+    node.install_ok(&m2, &["--start", "--force-new-identity"]);
+    // The installer stopped the node this test started by hand.
+    let _ = serve.wait();
+    let new_id = node.id();
+    assert_ne!(new_id, id, "--force-new-identity gives a new node ID");
+    node.install_ok(&m2, &["--start"]);
+    assert_eq!(node.id(), new_id);
+}
+
+/// Runs the installer expecting a refusal; returns its one stderr line and
+/// checks that nothing was installed.
+fn refused(node: &Installed, manifest: &Path, extra: &[&str]) -> String {
+    let out = node.install(manifest, extra);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the install must fail: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one message:\n{stderr}");
+    assert!(
+        !node.prefix.exists(),
+        "nothing is left in the prefix after: {stderr}"
+    );
+    lines[0].to_string()
+}
+
+/// Acceptance 4: bad manifests fail with one clear message naming the file,
+/// line and column, and leave nothing behind.
+#[test]
+fn bad_manifests_fail_with_one_message_and_install_nothing() {
+    let node = Installed::new();
+    let dir = node.dir();
+    let cases = [
+        ("[node\nname = \"x\"\n", "bad.toml:1:"),
+        (
+            "[node]\nname = \"x\"\n\n[[plugins]]\nname = \"wallet\"\n",
+            "bad.toml:5:8: unknown plugin \"wallet\": expected one of",
+        ),
+        (
+            "[node]\nname = \"x\"\ncolour = \"red\"\n",
+            "bad.toml:3:1: unknown field `colour`",
+        ),
+        (
+            "[network]\nlisten = \"127.0.0.1:7070\"\n",
+            "missing field `node`",
+        ),
+        (
+            "[node]\ndata_dir = \"d\"\n",
+            "bad.toml:1:1: missing field `name`",
+        ),
+        (
+            "[node]\nname = \"x\"\n[network]\nlisten = \"localhost\"\n",
+            "bad.toml:4:10: invalid socket address",
+        ),
+        (
+            "[node]\nname = \"x\"\n[[plugins]]\nname = \"dta\"\nenabled = \"yes\"\n",
+            "bad.toml:5:11: invalid type: string \"yes\", expected a boolean",
+        ),
+    ];
+    for (text, expected) in cases {
+        let m = manifest(dir, "bad.toml", text);
+        let line = refused(&node, &m, &[]);
+        assert!(line.contains(expected), "{text:?}: {line}");
+        assert!(line.starts_with("milagro-install: error: "), "{line}");
+    }
+
+    // A port in use: the manifest's own (its line and column) ...
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let m = manifest(
+        dir,
+        "busy.toml",
+        &format!("[node]\nname = \"x\"\n[network]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let out = Command::new(artifact("milagro-install"))
+        .arg("--manifest")
+        .arg(&m)
+        .arg("--prefix")
+        .arg(&node.prefix)
+        .env("MILAGRO_INSTALL_ARTIFACTS", artefacts())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !node.prefix.exists());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "busy.toml:4:10: HTTP listen address 127.0.0.1:{port}: port {port} cannot be used"
+        )),
+        "{stderr}"
+    );
+    // ... or one given on the command line.
+    let ok = manifest(dir, "ok.toml", "[node]\nname = \"x\"\n");
+    let out = Command::new(artifact("milagro-install"))
+        .arg("--manifest")
+        .arg(&ok)
+        .arg("--prefix")
+        .arg(&node.prefix)
+        .args(["--ipfs-listen", &format!("127.0.0.1:{port}")])
+        .env("MILAGRO_INSTALL_ARTIFACTS", artefacts())
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(!out.status.success() && !node.prefix.exists());
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains(&format!("IPFS listen address 127.0.0.1:{port}")),
+        "{line}"
+    );
+    drop(busy);
+
+    // A failure after the files were staged (the keystore's passphrase
+    // variable is unset, so `milagro init` fails): rolled back completely.
+    let m = manifest(
+        dir,
+        "init.toml",
+        "[node]\nname = \"x\"\n[keystore]\npassphrase_env = \"MILAGRO_TEST_UNSET_PASSPHRASE\"\n",
+    );
+    let out = node.install(&m, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("milagro init"), "{stderr}");
+    assert!(
+        !node.prefix.exists(),
+        "a failed init leaves nothing: {stderr}"
+    );
+
+    // A refused re-run leaves the existing install untouched.
+    node.install_ok(&ok, &[]);
+    let host_toml = std::fs::read(node.prefix.join("etc/milagro/host.toml")).unwrap();
+    let bad = manifest(
+        dir,
+        "bad.toml",
+        "[node]\nname = \"x\"\n[[plugins]]\nname = \"nope\"\n",
+    );
+    let out = node.install(&bad, &[]);
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read(node.prefix.join("etc/milagro/host.toml")).unwrap(),
+        host_toml
+    );
+    assert!(!node.prefix.join(".milagro-install").exists());
+}
+
+/// `--dry-run` validates and writes nothing.
+#[test]
+fn dry_run_writes_nothing() {
+    let node = Installed::new();
+    let m = workspace_root().join("manifests/dta.toml");
+    let out = node.install_ok(&m, &["--dry-run"]);
+    assert!(
+        out.contains("dry run") && out.contains("plugin dta"),
+        "{out}"
+    );
+    assert!(!node.prefix.exists());
+}
+
+/// Every manifest in manifests/ is accepted (dry run) where its plugins exist.
+#[test]
+fn shipped_manifests_validate() {
+    for entry in std::fs::read_dir(workspace_root().join("manifests")).unwrap() {
+        let path = entry.unwrap().path();
+        let node = Installed::new();
+        let out = Command::new(artifact("milagro-install"))
+            .arg("--manifest")
+            .arg(&path)
+            .arg("--prefix")
+            .arg(&node.prefix)
+            .args(["--listen", &format!("127.0.0.1:{}", node.port)])
+            .args(["--ipfs-listen", &format!("127.0.0.1:{}", stable_port())])
+            .arg("--dry-run")
+            .arg("--workspace")
+            .arg(workspace_root())
+            .env_remove("MILAGRO_INSTALL_ARTIFACTS")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("is not in the workspace") {
+            continue; // a plugin this checkout does not have yet
+        }
+        assert!(out.status.success(), "{}: {stderr}", path.display());
+    }
+}
+
+/// Orders a wallet on `principal` from `fiduciaries` for `beneficiary`,
+/// redeems it and returns the beneficiary's wallet record with its key.
+fn order_redeem_key(
+    principal: &Installed,
+    fiduciaries: &[String],
+    beneficiary: &Installed,
+) -> serde_json::Value {
+    let body = serde_json::json!({
+        "fiduciaries": fiduciaries,
+        "beneficiary": beneficiary.id(),
+        "coin": "btc",
+    })
+    .to_string();
+    let (status, order) = principal.call("POST", "/v1/custody/orders", Some(&body));
+    assert_eq!(status, 201, "order: {order}\n{}", principal.log());
+    let order = json(&order);
+    let reference = order["reference"].as_str().expect("reference").to_string();
+    assert!(order["address"].is_string(), "{order}");
+    let (status, body) = principal.call(
+        "POST",
+        &format!("/v1/custody/orders/{reference}/redeem"),
+        None,
+    );
+    assert_eq!(status, 202, "redeem: {body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) =
+            beneficiary.call("GET", &format!("/v1/beneficiary/wallets/{reference}"), None);
+        if status == 200 && json(&body)["secret_key"].is_string() {
+            return json(&body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no key after 60 s: {status} {body}\n{}",
+            beneficiary.log()
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Acceptance 2: principal, two fiduciaries and a beneficiary, installed
+/// from the shipped manifests into four prefixes (distinct ports, each
+/// bootstrapped to the nodes installed before it), form a custody network.
+#[test]
+fn four_installs_form_a_custody_network() {
+    let manifests = workspace_root().join("manifests");
+    let principal = Installed::new();
+    principal.install_ok(&manifests.join("principal.toml"), &["--start"]);
+    let mut bootstrap = vec![principal.url("")];
+    let mut nodes = Vec::new();
+    for (name, file) in [
+        ("fiduciary-1", "fiduciary.toml"),
+        ("fiduciary-2", "fiduciary.toml"),
+        ("beneficiary", "beneficiary.toml"),
+    ] {
+        let node = Installed::new();
+        let mut args = vec!["--start", "--name", name];
+        for b in &bootstrap {
+            args.extend(["--bootstrap", b.as_str()]);
+        }
+        node.install_ok(&manifests.join(file), &args);
+        bootstrap.push(node.url(""));
+        nodes.push(node);
+    }
+    let fiduciaries = vec![nodes[0].id(), nodes[1].id()];
+    let wallet = order_redeem_key(&principal, &fiduciaries, &nodes[2]);
+    assert!(wallet["wif"].is_string(), "{wallet}");
+}
+
+/// The README's code blocks: the quick start (first block) and the
+/// walkthrough (first block under "## Walkthrough").
+fn readme_blocks() -> (String, String) {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let block_after = |from: usize| -> String {
+        let start = readme[from..].find("```sh\n").expect("a sh block") + from + 6;
+        let end = readme[start..].find("```").expect("block end") + start;
+        readme[start..end].to_string()
+    };
+    let quick = block_after(0);
+    let walk = readme
+        .find("## Walkthrough")
+        .expect("a Walkthrough section");
+    (quick, block_after(walk))
+}
+
+/// Copies the checkout's files (tracked and new, not ignored) into `dest`,
+/// as a clean clone would have them.
+fn clone_checkout(dest: &Path) {
+    let root = workspace_root();
+    let out = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(&root)
+        .output()
+        .expect("git ls-files");
+    for file in out.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(file).unwrap());
+        let from = root.join(rel);
+        if !from.is_file() {
+            continue;
+        }
+        let to = dest.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap();
+    }
+}
+
+/// Acceptance 1: the README's first command, run as written in a copy of
+/// the checkout, brings up a node whose status lists its plugins, and the
+/// README's walkthrough (order -> redeem -> key) succeeds on it.
+#[test]
+fn readme_quick_start_and_walkthrough_work_as_written() {
+    let (quick, walkthrough) = readme_blocks();
+    let first = quick
+        .lines()
+        .next()
+        .and_then(|l| l.split('#').next())
+        .map(str::trim)
+        .expect("a first command")
+        .to_string();
+    assert_eq!(
+        first, "scripts/quickstart",
+        "the README opens with the quick start"
+    );
+    let clone = tempfile::Builder::new()
+        .prefix("milagro-readme-")
+        .tempdir()
+        .unwrap();
+    clone_checkout(clone.path());
+    let node = QuickstartNode(clone.path().join("quickstart"));
+    let run = |script: &str| {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .current_dir(clone.path())
+            .env("MILAGRO_INSTALL_ARTIFACTS", artefacts())
+            .output()
+            .expect("bash")
+    };
+    let out = run(&first);
+    assert!(
+        out.status.success(),
+        "`{first}` failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = request(ureq::get("http://127.0.0.1:7070/v1/status"), None);
+    assert_eq!(status.0, 200);
+    let plugins = json(&status.1)["plugins"].clone();
+    for p in [
+        "custody-principal",
+        "custody-fiduciary",
+        "beneficiary",
+        "dta",
+        "example",
+    ] {
+        assert!(
+            plugins.as_array().unwrap().iter().any(|v| v == p),
+            "{plugins}"
+        );
+    }
+    let out = run(&walkthrough);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "walkthrough failed:\n{stdout}{}\nnode log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(node.0.join("var/log/milagro/milagro.log")).unwrap_or_default()
+    );
+    let wallet = json(&std::fs::read_to_string(clone.path().join("wallet.json")).unwrap());
+    assert!(wallet["secret_key"].is_string(), "{wallet}");
+}
+
+/// Kills the quick-start node (by its pid file) when dropped.
+struct QuickstartNode(PathBuf);
+
+impl Drop for QuickstartNode {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("run/milagro.pid")) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
+    }
+}
