@@ -350,7 +350,7 @@ fn stage(
     stage: &Path,
     artefacts: &artifacts::Artifacts,
     bootstrap: &[String],
-) -> Result<(), InstallError> {
+) -> Result<Vec<String>, InstallError> {
     let staged = Layout {
         prefix: stage.to_path_buf(),
         data_dir: layout.data_dir.clone(),
@@ -404,7 +404,7 @@ fn stage(
         )
         .map_err(io_err("write the systemd unit"))?;
     }
-    Ok(())
+    Ok(hashes)
 }
 
 /// Runs one install.
@@ -535,7 +535,7 @@ pub fn install(options: &Options) -> Result<Report, InstallError> {
     let result = (|| {
         std::fs::create_dir_all(&tx.stage)
             .map_err(io_err(format!("create {}", tx.stage.display())))?;
-        stage(options, &loaded, &layout, &tx.stage, &artefacts, &bootstrap)?;
+        let hashes = stage(options, &loaded, &layout, &tx.stage, &artefacts, &bootstrap)?;
         tx.commit()?;
         let mut lines = Vec::new();
         let mut restart_needed = false;
@@ -549,16 +549,18 @@ pub fn install(options: &Options) -> Result<Report, InstallError> {
             }
         }
         let had_data = layout.data_dir.join("milagro.redb").exists();
-        if options.start && !had_data {
-            // A new node started now creates its keys and identity as it
-            // starts (the same code as `milagro init`), so its IPFS node
-            // holds the identity block from its first session on.
-            return Ok((None, lines, restart_needed));
-        }
-        let mut node_id = process::init(&layout)?;
+        // `init` and `rotate` run on the node's config without bootstrap
+        // peers: they need none, and a peer that saw this node's IPFS
+        // identity connect briefly for `init` and then again for `serve`
+        // cannot fetch blocks from it (docs/install.md, known issue).
+        let init_config = tx.work.join("init.toml");
+        let text = layout::host_toml(&loaded, &layout, &[], &hashes)
+            .map_err(|e| InstallError::Usage(format!("cannot write host.toml: {e}")))?;
+        std::fs::write(&init_config, text).map_err(io_err("write the init config"))?;
+        let mut node_id = process::init(&layout, &init_config)?;
         if options.force_new_identity && had_data {
             let old = node_id.clone();
-            node_id = process::rotate(&layout)?;
+            node_id = process::rotate(&layout, &init_config)?;
             lines.push(format!("replaced identity {old} with {node_id}"));
         }
         Ok((Some(node_id), lines, restart_needed))

@@ -77,14 +77,19 @@ pub fn stop(layout: &Layout, pid: u32) -> Result<(), InstallError> {
     Ok(())
 }
 
-/// Runs a `milagro` subcommand on the node's config; returns its stdout,
-/// or its error line.
-fn milagro(layout: &Layout, args: &[&str], what: &str) -> Result<String, InstallError> {
+/// Runs a `milagro` subcommand on `config`; returns its stdout, or its
+/// error line.
+fn milagro(
+    layout: &Layout,
+    config: &Path,
+    args: &[&str],
+    what: &str,
+) -> Result<String, InstallError> {
     let bar = spinner(what);
     let out = Command::new(layout.bin())
         .args(args)
         .arg("--config")
-        .arg(layout.host_toml())
+        .arg(config)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output();
@@ -109,21 +114,23 @@ fn milagro(layout: &Layout, args: &[&str], what: &str) -> Result<String, Install
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// `milagro init`: creates keys and identity if the node has none; returns
-/// the node ID.
-pub fn init(layout: &Layout) -> Result<String, InstallError> {
+/// `milagro init` on `config` (the node's config without bootstrap peers):
+/// creates keys and identity if the node has none; returns the node ID.
+pub fn init(layout: &Layout, config: &Path) -> Result<String, InstallError> {
     milagro(
         layout,
+        config,
         &["init"],
         "milagro init: keystore, identity, IPFS (publishing the identity)",
     )
     .map(|out| out.lines().last().unwrap_or_default().to_string())
 }
 
-/// `milagro identity rotate`: new keys and a new node ID.
-pub fn rotate(layout: &Layout) -> Result<String, InstallError> {
+/// `milagro identity rotate` on `config`: new keys and a new node ID.
+pub fn rotate(layout: &Layout, config: &Path) -> Result<String, InstallError> {
     milagro(
         layout,
+        config,
         &["identity", "rotate"],
         "milagro identity rotate: new keys and identity",
     )
