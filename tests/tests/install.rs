@@ -640,3 +640,43 @@ impl Drop for QuickstartNode {
         }
     }
 }
+
+/// The Dockerfile builds every installable plugin of the workspace, and a
+/// container starts with the installer invocation these tests use
+/// (`--artifacts`, nothing built at run time), then `milagro serve`.
+#[test]
+fn dockerfile_builds_every_plugin_and_starts_with_the_installer() {
+    let root = workspace_root();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let build = dockerfile
+        .split("RUN cargo build --release --locked")
+        .nth(1)
+        .and_then(|rest| rest.split("&&").next())
+        .expect("the build step")
+        .to_string();
+    for entry in std::fs::read_dir(root.join("plugins")).unwrap() {
+        let dir = entry.unwrap().path();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        if !manifest.contains("cdylib") {
+            continue; // a library shared by plugins, not a plugin
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            build.contains(&format!("-p milagro-plugin-{name}")),
+            "the Dockerfile does not build plugin {name}"
+        );
+    }
+    assert!(build.contains("-p milagro-install") && build.contains("-p milagro "));
+    assert!(
+        dockerfile.contains("milagro-install --manifest /usr/share/milagro/manifests/${MILAGRO_MANIFEST}.toml --prefix /opt/milagro --artifacts /usr/lib/milagro/artifacts")
+            && dockerfile.contains("exec /opt/milagro/bin/milagro serve --config /opt/milagro/etc/milagro/host.toml"),
+        "the container's start is the installer with --artifacts, then milagro serve"
+    );
+    let compose = std::fs::read_to_string(root.join("compose.yaml")).unwrap();
+    for service in ["principal:", "fiduciary-1:", "fiduciary-2:", "beneficiary:"] {
+        assert!(
+            compose.contains(&format!("\n  {service}")),
+            "compose.yaml lacks {service}"
+        );
+    }
+}
