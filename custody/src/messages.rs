@@ -197,6 +197,95 @@ impl std::fmt::Debug for Release {
     }
 }
 
+/// `custody/dkg-deal`: fiduciary i -> fiduciary j (t-of-n), sealed to j
+/// only: dealer i's Feldman commitments and its share f_i(j). `Debug` does
+/// not print the share.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deal {
+    /// The order.
+    pub order_cid: Cid,
+    /// C_i0..C_i,t-1, compressed points.
+    pub commitments: Vec<ByteArray<PUBLIC_KEY_LEN>>,
+    /// f_i(j): secret.
+    #[serde(with = "secret_scalar_bytes")]
+    pub share: SecretScalar,
+}
+
+impl std::fmt::Debug for Deal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deal")
+            .field("order_cid", &self.order_cid.to_string())
+            .field("t", &self.commitments.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deal {
+    /// Dealer `commitments` and the share for party `index`.
+    pub fn new(order_cid: &Cid, commitments: &Commitments, share: &Share) -> Result<Self> {
+        Ok(Deal {
+            order_cid: *order_cid,
+            commitments: commitments
+                .to_bytes()?
+                .into_iter()
+                .map(ByteArray::new)
+                .collect(),
+            share: SecretScalar::from_scalar(*share.value())?,
+        })
+    }
+
+    /// The commitments, decoded.
+    pub fn commitments(&self) -> Result<Commitments> {
+        let raw: Vec<[u8; PUBLIC_KEY_LEN]> = self.commitments.iter().map(|b| **b).collect();
+        Commitments::from_bytes(&raw)
+    }
+}
+
+/// `custody/dkg-dealt`: fiduciary -> principal (t-of-n), as soon as it has
+/// dealt: its Feldman commitments. Tells the principal who is taking part,
+/// and lets it check that each dealer showed everyone the same commitments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dealt {
+    /// The order.
+    pub order_cid: Cid,
+    /// C_i0..C_i,t-1, compressed points.
+    pub commitments: Vec<ByteArray<PUBLIC_KEY_LEN>>,
+}
+
+impl Dealt {
+    /// A dealer's announcement of its `commitments`.
+    pub fn new(order_cid: &Cid, commitments: &Commitments) -> Result<Self> {
+        Ok(Dealt {
+            order_cid: *order_cid,
+            commitments: commitments
+                .to_bytes()?
+                .into_iter()
+                .map(ByteArray::new)
+                .collect(),
+        })
+    }
+
+    /// The commitments, decoded.
+    pub fn commitments(&self) -> Result<Commitments> {
+        let raw: Vec<[u8; PUBLIC_KEY_LEN]> = self.commitments.iter().map(|b| **b).collect();
+        Commitments::from_bytes(&raw)
+    }
+}
+
+/// `custody/dkg-complaint`: fiduciary -> the other fiduciaries and the
+/// principal (t-of-n): the share `dealer` sent does not match its
+/// commitments. The order fails naming the dealer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Complaint {
+    /// The order.
+    pub order_cid: Cid,
+    /// The faulty dealer's node ID.
+    pub dealer: String,
+}
+
 /// One fiduciary in a [`Notice`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -626,6 +715,12 @@ pub fn wallet_key(
 }
 
 impl Notice {
+    /// The notice of a t-of-n order, carrying the dealers' commitments.
+    pub fn with_dealers(mut self, dealers: &[Commitments]) -> Result<Self> {
+        self.dealer_commitments = Some(encode_dealers(dealers)?);
+        Ok(self)
+    }
+
     /// The beneficiary's part of the wallet key: B = P - ΣK_i (n-of-n) or
     /// B = P - K (t-of-n, K the DKG group key).
     pub fn beneficiary_public_key(&self) -> Result<PublicKey> {
@@ -716,6 +811,46 @@ impl Body for Redeem {
             check_node_id("new_beneficiary", b)?;
         }
         Ok(())
+    }
+}
+
+fn check_points(field: &'static str, points: &[ByteArray<PUBLIC_KEY_LEN>]) -> Result<()> {
+    if points.is_empty() || points.len() > MAX_PARTIES {
+        return Err(Error::InvalidField {
+            field,
+            reason: "1 to 255 commitments expected",
+        });
+    }
+    for point in points {
+        keys::decode_public_key(&point[..])?;
+    }
+    Ok(())
+}
+
+impl Body for Deal {
+    const KIND: &'static str = "custody/dkg-deal";
+
+    fn validate(&self, _limits: &Limits) -> Result<()> {
+        check_order_cid("order_cid", &self.order_cid)?;
+        check_points("commitments", &self.commitments)
+    }
+}
+
+impl Body for Dealt {
+    const KIND: &'static str = "custody/dkg-dealt";
+
+    fn validate(&self, _limits: &Limits) -> Result<()> {
+        check_order_cid("order_cid", &self.order_cid)?;
+        check_points("commitments", &self.commitments)
+    }
+}
+
+impl Body for Complaint {
+    const KIND: &'static str = "custody/dkg-complaint";
+
+    fn validate(&self, _limits: &Limits) -> Result<()> {
+        check_order_cid("order_cid", &self.order_cid)?;
+        check_node_id("dealer", &self.dealer).map(|_| ())
     }
 }
 
@@ -986,6 +1121,34 @@ mod tests {
         let dbg = format!("{r:?}");
         assert!(!dbg.contains(&hex::encode(*k.to_bytes())));
         assert!(dbg.contains("Release"));
+    }
+
+    #[test]
+    fn dkg_messages_roundtrip_and_hide_the_share() {
+        let cid = order().cid().unwrap();
+        let dealing = feldman::deal(2, 3).unwrap();
+        let deal = Deal::new(&cid, &dealing.commitments, &dealing.shares[1]).unwrap();
+        roundtrip(&deal);
+        assert_eq!(deal.commitments().unwrap(), dealing.commitments);
+        assert!(!format!("{deal:?}").contains(&hex::encode(dealing.shares[1].value_bytes())));
+        roundtrip(&Dealt {
+            order_cid: cid,
+            commitments: deal.commitments.clone(),
+        });
+        roundtrip(&Complaint {
+            order_cid: cid,
+            dealer: node(3),
+        });
+        let bad = Complaint {
+            order_cid: cid,
+            dealer: "not-a-node".into(),
+        };
+        assert!(encode(&bad).is_err());
+        let empty = Dealt {
+            order_cid: cid,
+            commitments: Vec::new(),
+        };
+        assert!(encode(&empty).is_err());
     }
 
     #[test]

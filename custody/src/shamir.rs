@@ -73,6 +73,31 @@ impl Polynomial {
         Ok(p)
     }
 
+    /// The coefficients as 32-byte big-endian scalars, concatenated (secret:
+    /// for keeping a dealer's polynomial in a keystore).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(32 * self.coeffs.len()));
+        for c in &self.coeffs {
+            out.extend_from_slice(&*crate::keys::encode_scalar(c));
+        }
+        out
+    }
+
+    /// The inverse of [`Polynomial::to_bytes`]: t non-zero coefficients.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.is_empty() || bytes.len() % 32 != 0 || bytes.len() / 32 > MAX_PARTIES {
+            return Err(Error::InvalidScalar);
+        }
+        let coeffs = bytes
+            .chunks_exact(32)
+            .map(|chunk| {
+                let raw: &[u8; 32] = chunk.try_into().map_err(|_| Error::InvalidScalar)?;
+                Ok(*SecretScalar::from_bytes(raw)?.as_scalar())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Polynomial { coeffs })
+    }
+
     /// t, the number of coefficients.
     pub fn threshold(&self) -> usize {
         self.coeffs.len()

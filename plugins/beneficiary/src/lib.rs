@@ -573,6 +573,7 @@ impl Beneficiary {
             "status": wallet.status,
             "shares_received": wallet.received.len(),
             "shares_needed": notice.threshold,
+            "shares_missing": (notice.threshold as usize).saturating_sub(wallet.received.len()),
             "beneficiary_key": if wallet.node_key { "node" } else if wallet.principal_part { "received" } else { "waiting" },
             "invalid_shares": wallet.invalid,
             "error": wallet.error,

@@ -28,20 +28,27 @@
 //!   seals k_i to the beneficiary only (`custody/release`). Where the order
 //!   lets the principal name a new beneficiary, the first release fixes it:
 //!   a later redeem naming anyone else is refused.
+//! - For a t-of-n order it runs its part of the joint-Feldman DKG with the
+//!   other fiduciaries ([`dkg`]) and commits to its share s_j.
 //! - Every refusal is recorded (`GET /refusals`); `GET /shares` lists the
 //!   orders held, never a secret.
 
 #![forbid(unsafe_code)]
 
-use milagro_custody::messages::{self, Commitment, Limits, Order, Redeem, Release};
+mod dkg;
+mod fault;
+
+use fault::Fault;
+
+use milagro_custody::messages::{self, Commitment, Deal, Limits, Order, Redeem, Release};
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks, REFUSAL_PREFIX};
 use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-const HELD_PREFIX: &str = "held/";
-const REFERENCE_PREFIX: &str = "reference/";
+pub(crate) const HELD_PREFIX: &str = "held/";
+pub(crate) const REFERENCE_PREFIX: &str = "reference/";
 
 /// The plugin's `config` table in host.toml.
 #[derive(Debug, Deserialize)]
@@ -50,12 +57,18 @@ pub struct Config {
     /// Principals (node IDs) this fiduciary takes orders from; absent: any.
     #[serde(default)]
     pub principals: Option<Vec<String>>,
+    /// Test-only fault injection; exists only in builds with the
+    /// `test-faults` feature: `"wrong-deal"` deals wrong DKG shares to the
+    /// other fiduciaries, `"wrong-release"` releases a wrong share.
+    #[cfg(feature = "test-faults")]
+    #[serde(default)]
+    pub test_fault: Option<String>,
 }
 
 /// What this fiduciary keeps about one order (no secret: the share is in
 /// the keystore under [`share_label`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Held {
+pub(crate) struct Held {
     order_cid: String,
     reference: String,
     coin: String,
@@ -77,7 +90,7 @@ struct Held {
 }
 
 /// Keystore label of the share of an order.
-fn share_label(order_cid: &str) -> String {
+pub(crate) fn share_label(order_cid: &str) -> String {
     format!("share/{order_cid}")
 }
 
@@ -85,6 +98,7 @@ pub struct Fiduciary {
     host: Host,
     principals: Option<Vec<String>>,
     locks: Locks,
+    fault: Fault,
 }
 
 impl Plugin for Fiduciary {
@@ -104,6 +118,7 @@ impl Plugin for Fiduciary {
             ),
         });
         Ok(Fiduciary {
+            fault: Fault::from_config(&config, &host)?,
             host,
             principals: config.principals,
             locks: Locks::default(),
@@ -140,7 +155,7 @@ impl Plugin for Fiduciary {
     }
 
     fn consumes(&self) -> Vec<String> {
-        vec![Order::KIND.into(), Redeem::KIND.into()]
+        vec![Order::KIND.into(), Redeem::KIND.into(), Deal::KIND.into()]
     }
 
     async fn handle(&self, request: Request) -> Result<Response, Error> {
@@ -178,6 +193,7 @@ impl Plugin for Fiduciary {
         let outcome = match envelope.kind.as_str() {
             Order::KIND => self.on_order(&envelope).await?,
             Redeem::KIND => self.on_redeem(&envelope).await?,
+            Deal::KIND => self.on_deal(&envelope).await?,
             _ => Ok(()),
         };
         match outcome {
@@ -189,7 +205,7 @@ impl Plugin for Fiduciary {
 
 /// The outcome of handling an envelope: `Err(reason)` is a refusal to
 /// record; the outer `Result` is a failure of the node itself (retried).
-type Outcome = Result<Result<(), String>, Error>;
+pub(crate) type Outcome = Result<Result<(), String>, Error>;
 
 impl Fiduciary {
     async fn on_order(&self, envelope: &Envelope) -> Outcome {
@@ -211,13 +227,6 @@ impl Fiduciary {
                 "the principal is not in this fiduciary's allowlist".into()
             ));
         }
-        if order.is_threshold() {
-            return Ok(Err(format!(
-                "{}-of-{} orders are not supported by this fiduciary",
-                order.threshold,
-                order.fiduciaries.len()
-            )));
-        }
         let cid = order.cid().map_err(common::custody_error)?.to_string();
         let _guard = self.locks.lock(&cid).await;
         let store = self.host.store();
@@ -231,6 +240,9 @@ impl Fiduciary {
             )));
         }
         let held_key = format!("{HELD_PREFIX}{cid}");
+        if order.is_threshold() {
+            return self.deal(envelope, &order, &cid, &me).await;
+        }
         let mut held = match common::get_json::<Held>(&store, &held_key).await? {
             Some(held) => held,
             None => {
@@ -244,6 +256,14 @@ impl Fiduciary {
                 held
             }
         };
+        held.order_envelope_cids.push(envelope.cid.clone());
+        self.send_commitment(&mut held, &envelope.cid).await?;
+        Ok(Ok(()))
+    }
+
+    /// Sends (again) the kept commitment of `held` to its principal, linked
+    /// to order envelope `order_envelope`, and records it.
+    async fn send_commitment(&self, held: &mut Held, order_envelope: &str) -> Result<(), Error> {
         let commitment: Commitment = messages::decode(
             &hex::decode(&held.commitment).map_err(|e| Error::internal(e.to_string()))?,
             &Limits::default(),
@@ -252,16 +272,16 @@ impl Fiduciary {
         let commitment_cid = common::send(
             &self.host,
             &commitment,
-            vec![order.principal.clone()],
-            vec![envelope.cid.clone()],
+            vec![held.principal.clone()],
+            vec![order_envelope.to_string()],
         )
         .await?;
-        held.order_envelope_cids.push(envelope.cid.clone());
         held.commitment_cids.push(commitment_cid);
-        store
-            .write(vec![common::put_json(&held_key, &held)?])
-            .await?;
-        Ok(Ok(()))
+        let key = format!("{HELD_PREFIX}{}", held.order_cid);
+        self.host
+            .store()
+            .write(vec![common::put_json(&key, held)?])
+            .await
     }
 
     /// Draws the share of a new order (or finds the one drawn before a
@@ -287,6 +307,16 @@ impl Fiduciary {
         };
         let order_cid = order.cid().map_err(common::custody_error)?;
         let commitment = Commitment::new(&order_cid, me, &share).map_err(common::custody_error)?;
+        self.held_record(order, cid, &commitment)
+    }
+
+    /// The record of an order whose share is stored and committed to.
+    fn held_record(
+        &self,
+        order: &Order,
+        cid: &str,
+        commitment: &Commitment,
+    ) -> Result<Held, Error> {
         Ok(Held {
             order_cid: cid.to_string(),
             reference: order.reference.clone(),
@@ -296,7 +326,7 @@ impl Fiduciary {
             fiduciaries: order.fiduciaries.clone(),
             threshold: order.threshold,
             share_public_key: hex::encode(commitment.share_public_key),
-            commitment: hex::encode(messages::encode(&commitment).map_err(common::custody_error)?),
+            commitment: hex::encode(messages::encode(commitment).map_err(common::custody_error)?),
             order_envelope_cids: Vec::new(),
             commitment_cids: Vec::new(),
             created_at_unix_ms: self.host.now_unix_ms(),
@@ -367,9 +397,10 @@ impl Fiduciary {
             .as_slice()
             .try_into()
             .map_err(|_| Error::internal("a stored share has the wrong length"))?;
+        let share = SecretScalar::from_bytes(bytes).map_err(common::custody_error)?;
         let release = Release {
             order_cid: redeem.order_cid,
-            share: SecretScalar::from_bytes(bytes).map_err(common::custody_error)?,
+            share: self.fault.released(share)?,
         };
         let mut links = vec![envelope.cid.clone()];
         links.extend(held.commitment_cids.last().cloned());

@@ -36,8 +36,10 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{
-    self, Commitment, Notice, NoticeFiduciary, Order, Redeem, Release, VerifiedCommitment,
+    self, Commitment, Complaint, Dealt, Notice, NoticeFiduciary, Order, Redeem, Release,
+    VerifiedCommitment,
 };
 use milagro_custody::{Coin, PublicKey, SecretScalar, keys, messages::Body};
 use milagro_custody_common::{self as common, Locks};
@@ -48,6 +50,10 @@ use serde_json::{Value, json};
 const ORDER_PREFIX: &str = "order/";
 const BY_CID_PREFIX: &str = "by-cid/";
 const COMMITMENT_PREFIX: &str = "commitment/";
+const DEALT_PREFIX: &str = "dealt/";
+const COMPLAINT_PREFIX: &str = "complaint/";
+/// Why a custody message about an unknown order (or from a stranger) is refused.
+const NOT_OURS: &str = "no such order from this node, or the sender is not one of its fiduciaries";
 /// Most fiduciaries in one order.
 pub const MAX_FIDUCIARIES: usize = 32;
 
@@ -132,6 +138,17 @@ struct CommitmentState {
     share_public_key: Option<String>,
     /// Why it did not verify.
     error: Option<String>,
+    /// t-of-n: every dealer's commitments as this fiduciary reported them (hex).
+    #[serde(default)]
+    dealers: Option<Vec<Vec<String>>>,
+}
+
+/// A fiduciary's complaint about a dealer (t-of-n): the order fails.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ComplaintRecord {
+    by: String,
+    dealer: String,
+    complaint_cid: String,
 }
 
 /// Keystore label of the per-order beneficiary key.
@@ -214,7 +231,11 @@ impl Plugin for Principal {
     }
 
     fn consumes(&self) -> Vec<String> {
-        vec![Commitment::KIND.into()]
+        vec![
+            Commitment::KIND.into(),
+            Dealt::KIND.into(),
+            Complaint::KIND.into(),
+        ]
     }
 
     async fn handle(&self, request: Request) -> Result<Response, Error> {
@@ -246,12 +267,15 @@ impl Plugin for Principal {
     }
 
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {
-        match envelope.kind.as_str() {
-            Commitment::KIND => match self.on_commitment(&envelope).await? {
-                Ok(()) => Ok(()),
-                Err(reason) => common::refuse(&self.host, &envelope, &reason).await,
-            },
+        let outcome = match envelope.kind.as_str() {
+            Commitment::KIND => self.on_commitment(&envelope).await?,
+            Dealt::KIND => self.on_dealt(&envelope).await?,
+            Complaint::KIND => self.on_complaint(&envelope).await?,
             _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(reason) => common::refuse(&self.host, &envelope, &reason).await,
         }
     }
 }
@@ -312,11 +336,6 @@ impl Principal {
         if threshold == 0 || threshold as usize > n {
             return Err(Error::bad_request(format!(
                 "threshold must be from 1 to the number of fiduciaries ({n})"
-            )));
-        }
-        if (threshold as usize) < n {
-            return Err(Error::unprocessable(format!(
-                "{threshold}-of-{n} orders are not supported yet: omit threshold (n-of-n)"
             )));
         }
         let reference = match &body.reference {
@@ -490,7 +509,25 @@ impl Principal {
         let states = self.commitment_states(record).await?;
         let missing: Vec<usize> = (0..states.len()).filter(|&i| states[i].is_none()).collect();
         if !missing.is_empty() {
-            self.ask_commitments(record, &missing).await?;
+            // t-of-n: every fiduciary is asked again, since one that already
+            // committed deals again to those that may have missed its deal.
+            let ask: Vec<usize> = if record.order.is_threshold() {
+                (0..states.len()).collect()
+            } else {
+                missing
+            };
+            self.ask_commitments(record, &ask).await?;
+        }
+        if let Some(c) = self.complaint(record).await? {
+            return self
+                .fail(
+                    record,
+                    format!(
+                        "fiduciary {} reports that fiduciary {} dealt a DKG share that does not match its commitments; the order failed",
+                        c.by, c.dealer
+                    ),
+                )
+                .await;
         }
         let states = self.commitment_states(record).await?;
         let mut verified = Vec::new();
@@ -502,36 +539,47 @@ impl Principal {
                 Some(CommitmentState {
                     error: Some(why), ..
                 }) => {
-                    record.status = Status::Failed;
-                    record.error = Some(format!(
-                        "fiduciary {id} sent an invalid commitment ({why}); the order failed"
-                    ));
-                    self.save(record).await?;
-                    return Err(Error::unprocessable(
-                        record.error.clone().unwrap_or_default(),
-                    ));
+                    return self
+                        .fail(
+                            record,
+                            format!("fiduciary {id} sent an invalid commitment ({why}); the order failed"),
+                        )
+                        .await;
                 }
                 Some(CommitmentState {
                     share_public_key: Some(k),
+                    dealers,
                     ..
                 }) => verified.push(VerifiedCommitment {
                     index: i as u32 + 1,
                     share_public_key: decode_key(k)?,
-                    dealers: None,
+                    dealers: dealers.as_deref().map(decode_dealers).transpose()?,
                 }),
                 Some(_) => return Err(Error::internal("a commitment record is inconsistent")),
             }
         }
         if !silent.is_empty() {
-            return Err(Error::timeout(format!(
-                "fiduciaries {} did not answer within {} ms; POST the same order again to retry",
-                silent.join(", "),
-                self.reply_timeout.as_millis()
-            )));
+            return Err(self.silent_error(record, &silent).await?);
+        }
+        if let Some(dealer) = self.equivocating_dealer(record, &verified).await? {
+            return self
+                .fail(
+                    record,
+                    format!(
+                        "fiduciary {dealer} showed the principal other DKG commitments than the fiduciaries; the order failed"
+                    ),
+                )
+                .await;
         }
         let b = decode_key(&record.beneficiary_key)?;
-        let p =
-            messages::wallet_key(&record.order, &b, &verified).map_err(common::custody_error)?;
+        let p = match messages::wallet_key(&record.order, &b, &verified) {
+            Ok(p) => p,
+            Err(e) => {
+                return self
+                    .fail(record, format!("the fiduciaries' commitments do not fit together ({e}); the order failed"))
+                    .await;
+            }
+        };
         record.public_key = Some(hex::encode(keys::encode_public_key(&p)));
         record.address = Some(record.order.coin.address(&p));
         record.legacy_address = record.order.coin.legacy_address(&p);
@@ -569,33 +617,200 @@ impl Principal {
         record: &mut OrderRecord,
         positions: &[usize],
     ) -> Result<(), Error> {
-        let asks = positions.iter().map(|&i| {
-            let fiduciary = record.order.fiduciaries[i].clone();
-            let order = &record.order;
-            async move {
-                let sent = common::send(&self.host, order, vec![fiduciary], Vec::new()).await;
-                if let Ok(cid) = &sent {
-                    // The answer is checked and recorded by on_commitment;
-                    // only the wait matters here.
-                    let _ = self
-                        .host
-                        .transport()
-                        .await_reply(cid, Commitment::KIND, self.reply_timeout)
-                        .await;
-                }
-                (i, sent)
-            }
+        let sends = positions.iter().map(|&i| {
+            common::send(
+                &self.host,
+                &record.order,
+                vec![record.order.fiduciaries[i].clone()],
+                Vec::new(),
+            )
         });
-        for (i, sent) in join_all(asks).await {
-            match sent {
-                Ok(cid) => record.order_envelopes[i].push(cid),
+        let mut sent = Vec::new();
+        for (&i, result) in positions.iter().zip(join_all(sends).await) {
+            match result {
+                Ok(cid) => {
+                    record.order_envelopes[i].push(cid.clone());
+                    sent.push(cid);
+                }
                 Err(e) => self.host.warn(format!(
                     "order {}: not delivered to fiduciary {}: {}",
                     record.order.reference, record.order.fiduciaries[i], e.message
                 )),
             }
         }
-        self.save(record).await
+        self.save(record).await?;
+        // The answers are checked and recorded by on_commitment (and
+        // on_complaint); only the wait matters here. A complaint ends it.
+        let transport = self.host.transport();
+        let commitments = join_all(
+            sent.iter()
+                .map(|cid| transport.await_reply(cid, Commitment::KIND, self.reply_timeout)),
+        );
+        if sent.is_empty() || !record.order.is_threshold() {
+            commitments.await;
+            return Ok(());
+        }
+        let complaints = sent.iter().map(|cid| {
+            let transport = &transport;
+            Box::pin(async move {
+                if transport
+                    .await_reply(cid, Complaint::KIND, self.reply_timeout)
+                    .await
+                    .is_err()
+                {
+                    futures::future::pending::<()>().await;
+                }
+            })
+        });
+        futures::future::select(
+            Box::pin(commitments),
+            futures::future::select_all(complaints),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Records the failure of an order and answers 422 with `why`.
+    async fn fail(&self, record: &mut OrderRecord, why: String) -> Result<(), Error> {
+        record.status = Status::Failed;
+        record.error = Some(why.clone());
+        self.save(record).await?;
+        Err(Error::unprocessable(why))
+    }
+
+    /// The first complaint about this order's DKG, if any.
+    async fn complaint(&self, record: &OrderRecord) -> Result<Option<ComplaintRecord>, Error> {
+        common::get_json(
+            &self.host.store(),
+            &format!("{COMPLAINT_PREFIX}{}", record.order_cid),
+        )
+        .await
+    }
+
+    /// A t-of-n dealer whose commitments sent to the principal differ from
+    /// those the fiduciaries report having received from it.
+    async fn equivocating_dealer(
+        &self,
+        record: &OrderRecord,
+        verified: &[VerifiedCommitment],
+    ) -> Result<Option<String>, Error> {
+        let Some(reported) = verified.first().and_then(|v| v.dealers.as_ref()) else {
+            return Ok(None);
+        };
+        let store = self.host.store();
+        for (i, dealer) in record.order.fiduciaries.iter().enumerate() {
+            let key = format!("{DEALT_PREFIX}{}/{:03}", record.order_cid, i + 1);
+            if let Some(points) = common::get_json::<Vec<String>>(&store, &key).await?
+                && decode_points(&points)? != reported[i]
+            {
+                return Ok(Some(dealer.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The 504 for fiduciaries that have not committed, telling those that
+    /// never answered from those (t-of-n) that dealt and wait for the DKG.
+    async fn silent_error(&self, record: &OrderRecord, silent: &[String]) -> Result<Error, Error> {
+        let store = self.host.store();
+        let mut mute = Vec::new();
+        let mut dealt = Vec::new();
+        for id in silent {
+            let index = record.order.fiduciary_index(id).unwrap_or_default();
+            let key = format!("{DEALT_PREFIX}{}/{index:03}", record.order_cid);
+            match store.get(key.as_bytes()).await? {
+                Some(_) => dealt.push(id.clone()),
+                None => mute.push(id.clone()),
+            }
+        }
+        let mut parts = Vec::new();
+        if !mute.is_empty() {
+            parts.push(format!("fiduciaries {} did not answer", mute.join(", ")));
+        }
+        if !dealt.is_empty() {
+            parts.push(format!(
+                "fiduciaries {} dealt but are still waiting for the other fiduciaries' DKG deals",
+                dealt.join(", ")
+            ));
+        }
+        Ok(Error::timeout(format!(
+            "{} within {} ms; POST the same order again to retry",
+            parts.join("; "),
+            self.reply_timeout.as_millis()
+        )))
+    }
+
+    /// Records a dealer's commitments as it announced them (t-of-n).
+    async fn on_dealt(&self, envelope: &Envelope) -> Result<Result<(), String>, Error> {
+        let dealt: Dealt = match common::open(envelope) {
+            Ok(d) => d,
+            Err(why) => return Ok(Err(why)),
+        };
+        let order_cid = dealt.order_cid.to_string();
+        let Some((_, index)) = self.order_of(&order_cid, &envelope.sender).await? else {
+            return Ok(Err(NOT_OURS.into()));
+        };
+        let key = format!("{DEALT_PREFIX}{order_cid}/{index:03}");
+        let store = self.host.store();
+        if store.get(key.as_bytes()).await?.is_none() {
+            let commitments = dealt.commitments().map_err(common::custody_error)?;
+            store
+                .write(vec![common::put_json(&key, &encode_points(&commitments)?)?])
+                .await?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Records a fiduciary's complaint about a dealer (t-of-n).
+    async fn on_complaint(&self, envelope: &Envelope) -> Result<Result<(), String>, Error> {
+        let complaint: Complaint = match common::open(envelope) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+        let order_cid = complaint.order_cid.to_string();
+        let Some((record, _)) = self.order_of(&order_cid, &envelope.sender).await? else {
+            return Ok(Err(NOT_OURS.into()));
+        };
+        if record.order.fiduciary_index(&complaint.dealer).is_none() {
+            return Ok(Err(
+                "the accused dealer is not a fiduciary of the order".into()
+            ));
+        }
+        let key = format!("{COMPLAINT_PREFIX}{order_cid}");
+        let store = self.host.store();
+        if store.get(key.as_bytes()).await?.is_none() {
+            self.host.warn(format!(
+                "order {}: fiduciary {} complains that fiduciary {} dealt a bad share",
+                record.order.reference, envelope.sender, complaint.dealer
+            ));
+            let c = ComplaintRecord {
+                by: envelope.sender.clone(),
+                dealer: complaint.dealer,
+                complaint_cid: envelope.cid.clone(),
+            };
+            store.write(vec![common::put_json(&key, &c)?]).await?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// The order with CID `order_cid` and the 1-based index of fiduciary
+    /// `sender` in it, if both exist.
+    async fn order_of(
+        &self,
+        order_cid: &str,
+        sender: &str,
+    ) -> Result<Option<(OrderRecord, u32)>, Error> {
+        let store = self.host.store();
+        let Some(reference) =
+            common::get_json::<String>(&store, &format!("{BY_CID_PREFIX}{order_cid}")).await?
+        else {
+            return Ok(None);
+        };
+        let record = self.record(&reference).await?;
+        Ok(record
+            .order
+            .fiduciary_index(sender)
+            .map(|index| (record, index)))
     }
 
     /// Sends `custody/notice` to `beneficiary`, linked to the order and
@@ -632,6 +847,16 @@ impl Principal {
             fiduciaries,
             dealer_commitments: None,
         };
+        let dealers = states
+            .iter()
+            .flatten()
+            .find_map(|s| s.dealers.as_deref())
+            .map(decode_dealers)
+            .transpose()?;
+        let notice = match dealers {
+            None => notice,
+            Some(d) => notice.with_dealers(&d).map_err(common::custody_error)?,
+        };
         common::send(&self.host, &notice, vec![beneficiary.to_string()], links).await
     }
 
@@ -643,14 +868,8 @@ impl Principal {
         };
         let order_cid = commitment.order_cid.to_string();
         let store = self.host.store();
-        let Some(reference) =
-            common::get_json::<String>(&store, &format!("{BY_CID_PREFIX}{order_cid}")).await?
-        else {
-            return Ok(Err(format!("no order {order_cid} was placed here")));
-        };
-        let record = self.record(&reference).await?;
-        let Some(index) = record.order.fiduciary_index(&envelope.sender) else {
-            return Ok(Err("the sender is not a fiduciary of the order".into()));
+        let Some((record, index)) = self.order_of(&order_cid, &envelope.sender).await? else {
+            return Ok(Err(NOT_OURS.into()));
         };
         let key = commitment_key(&order_cid, index);
         if let Some(CommitmentState {
@@ -666,11 +885,17 @@ impl Principal {
                 commitment_cid: envelope.cid.clone(),
                 share_public_key: Some(hex::encode(keys::encode_public_key(&v.share_public_key))),
                 error: None,
+                dealers: v
+                    .dealers
+                    .as_ref()
+                    .map(|d| d.iter().map(encode_points).collect::<Result<Vec<_>, _>>())
+                    .transpose()?,
             },
             Err(e) => CommitmentState {
                 commitment_cid: envelope.cid.clone(),
                 share_public_key: None,
                 error: Some(e.to_string()),
+                dealers: None,
             },
         };
         store.write(vec![common::put_json(&key, &state)?]).await?;
@@ -812,6 +1037,31 @@ impl Principal {
             },
         }))
     }
+}
+
+fn encode_points(commitments: &Commitments) -> Result<Vec<String>, Error> {
+    Ok(commitments
+        .to_bytes()
+        .map_err(common::custody_error)?
+        .iter()
+        .map(hex::encode)
+        .collect())
+}
+
+fn decode_points(points: &[String]) -> Result<Commitments, Error> {
+    let raw = points
+        .iter()
+        .map(|p| {
+            let bytes = hex::decode(p).map_err(|_| Error::internal("a stored point is not hex"))?;
+            <[u8; keys::PUBLIC_KEY_LEN]>::try_from(bytes.as_slice())
+                .map_err(|_| Error::internal("a stored point has the wrong length"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Commitments::from_bytes(&raw).map_err(common::custody_error)
+}
+
+fn decode_dealers(dealers: &[Vec<String>]) -> Result<Vec<Commitments>, Error> {
+    dealers.iter().map(|d| decode_points(d)).collect()
 }
 
 fn decode_key(hex_key: &str) -> Result<PublicKey, Error> {
