@@ -1,0 +1,5 @@
+pub mod futures;
+pub mod stream;
+
+pub(crate) mod common;
+pub mod optional;
