@@ -22,7 +22,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, IsTerminal},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
@@ -180,6 +180,7 @@ fn build(workspace: &Path, packages: &[&str]) -> Result<PathBuf, InstallError> {
         .spawn()
         .map_err(|e| InstallError::Build(format!("cannot run cargo: {e}")))?;
     let bar = spinner("cargo build --release");
+    let tty = std::io::stderr().is_terminal();
     let mut compiled = 0usize;
     let mut tail: Vec<String> = Vec::new();
     if let Some(stderr) = child.stderr.take() {
@@ -188,6 +189,10 @@ fn build(workspace: &Path, packages: &[&str]) -> Result<PathBuf, InstallError> {
             if let Some(rest) = trimmed.strip_prefix("Compiling ") {
                 compiled += 1;
                 bar.set_message(format!("cargo build --release: {compiled} crates, {rest}"));
+                // No spinner is drawn without a terminal: a line now and then.
+                if !tty && compiled.is_multiple_of(50) {
+                    eprintln!("milagro-install: building: {compiled} crates compiled");
+                }
             }
             tail.push(line);
             if tail.len() > 60 {
