@@ -21,14 +21,24 @@
 //!
 //! Needs Debian's `softhsm2` and `opensc`; `scripts/test` installs them.
 
-use std::{path::Path, process::Output};
+use std::{
+    path::Path,
+    process::Output,
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
 
+use milagro::keystore::{KeyKind, Keystore, KeystoreConfig, file::FileKeystore};
 use milagro_plugin_api::KeystoreBackend;
 use milagro_plugin_hsm_keystore::{Config as HsmConfig, HsmKeystore};
 use milagro_proto::{LocalSigner, Signer};
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry, json, milagro, plugin_library,
+    Node, NodeConfig, PluginEntry,
+    custody::{Role, node_config, order_ok, peers, redeem, wait_complete},
+    json, milagro as run_milagro, plugin_library,
     softhsm::{self, SoftHsm, files_under},
+    wallet::check_wallets,
 };
 use serde_json::json as j;
 
@@ -118,7 +128,7 @@ fn init_creates_the_identity_in_the_token_and_no_private_key_in_the_data_dir() {
     hsm.init_token("node-a", PIN, SO_PIN);
     let config = hsm_node("a", &hsm, "node-a", PIN).section("[identity]\nbeneficiary = true\n");
     let dir = config.write();
-    let out = milagro(dir.path(), &["init"], &config.env);
+    let out = run_milagro(dir.path(), &["init"], &config.env);
     assert!(out.status.success(), "init failed:\n{}", stderr(&out));
     let node_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(stderr(&out).contains("keystore opened"), "{}", stderr(&out));
@@ -181,7 +191,7 @@ fn init_creates_the_identity_in_the_token_and_no_private_key_in_the_data_dir() {
     let kem_seed = keystore.get_secret("node/1/kem").unwrap().unwrap();
     let beneficiary = keystore.get_secret("node/beneficiary").unwrap().unwrap();
     assert!(kem_seed.len() >= 32 && beneficiary.len() == 32);
-    let show = milagro(dir.path(), &["identity", "show"], &config.env);
+    let show = run_milagro(dir.path(), &["identity", "show"], &config.env);
     assert!(show.status.success(), "{}", stderr(&show));
     let document = json(&String::from_utf8_lossy(&show.stdout));
     assert_eq!(document["id"], node_id);
@@ -272,7 +282,7 @@ fn wrong_pin_missing_token_module_or_mechanism_refuse_to_start_and_write_nothing
         let env = config.env.clone();
         // `milagro init` refuses too, before writing anything.
         let dir = config.write();
-        let out = milagro(dir.path(), &["init"], &env);
+        let out = run_milagro(dir.path(), &["init"], &env);
         assert!(!out.status.success(), "{what}: init must fail");
         assert!(
             !dir.path().join("data").exists(),
@@ -358,4 +368,213 @@ fn dta_plugin_works_on_an_hsm_backed_node() {
         client,
         "the master share survives a restart"
     );
+}
+
+/// Adds an HSM keystore (`token` of `hsm`, labels prefixed `<prefix>/`).
+fn on_hsm(config: NodeConfig, hsm: &SoftHsm, token: &str, prefix: &str) -> NodeConfig {
+    let (conf_var, conf) = hsm.env();
+    config
+        .section("[keystore]\nbackend = \"hsm-keystore\"\n")
+        .plugin(hsm_entry(token, prefix, &softhsm::module()))
+        .env(&conf_var, &conf)
+        .env(PIN_ENV, PIN)
+}
+
+/// Places `n` orders at once through `principal`; returns them and the
+/// wall time.
+fn concurrent_orders(
+    principal: &Node,
+    fiduciaries: &[String],
+    beneficiary: &str,
+    prefix: &str,
+    n: usize,
+) -> (Vec<serde_json::Value>, Duration) {
+    let started = Instant::now();
+    let orders = thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                scope.spawn(move || {
+                    order_ok(
+                        principal,
+                        fiduciaries,
+                        Some(beneficiary),
+                        "btc",
+                        &format!("{prefix}-{i}"),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("order thread"))
+            .collect()
+    });
+    (orders, started.elapsed())
+}
+
+/// Acceptance 2 and 5: custody with both fiduciaries on HSM keystores
+/// (separate SoftHSM installations and tokens) and the beneficiary on an
+/// HSM too; a fiduciary restarted between order and redeem finds its keys
+/// and share by label; 16 concurrent orders against the HSM fiduciaries
+/// complete, timed against the same 16 on file-keystore fiduciaries.
+#[test]
+fn custody_with_fiduciaries_and_beneficiary_on_hsm_tokens() {
+    const REPLY_TIMEOUT_MS: u64 = 30_000;
+    const WAIT: Duration = Duration::from_secs(60);
+    let (hb, h1, h2) = (SoftHsm::new(), SoftHsm::new(), SoftHsm::new());
+    hb.init_token("beneficiary", PIN, SO_PIN);
+    h1.init_token("fiduciary-1", PIN, SO_PIN);
+    h2.init_token("fiduciary-2", PIN, SO_PIN);
+    let role = |name: &str, role: Role, bootstrap: &[&Node]| {
+        node_config(name, &[role], &peers(bootstrap), REPLY_TIMEOUT_MS)
+    };
+    let b = Node::start(on_hsm(
+        role("beneficiary", Role::Beneficiary, &[]),
+        &hb,
+        "beneficiary",
+        "b",
+    ));
+    let f2 = Node::start(on_hsm(
+        role("fiduciary-2", Role::Fiduciary, &[&b]),
+        &h2,
+        "fiduciary-2",
+        "f2",
+    ));
+    // File-keystore fiduciaries, for the comparison.
+    let f3 = Node::start(role("fiduciary-3", Role::Fiduciary, &[&b, &f2]));
+    let f4 = Node::start(role("fiduciary-4", Role::Fiduciary, &[&b, &f2, &f3]));
+    let p = Node::start(role("principal", Role::Principal, &[&b, &f2, &f3, &f4]));
+    // Started last, it dials everyone at every start, so it rejoins after
+    // its restart.
+    let mut f1 = Node::start(on_hsm(
+        role("fiduciary-1", Role::Fiduciary, &[&b, &f2, &f3, &f4, &p]),
+        &h1,
+        "fiduciary-1",
+        "f1",
+    ));
+    let hsm_fids = vec![f1.id(), f2.id()];
+    let file_fids = vec![f3.id(), f4.id()];
+    let bid = b.id();
+
+    // One order; each HSM fiduciary's share is a secret in its token.
+    let first = order_ok(&p, &hsm_fids, Some(&bid), "btc", "hsm-wallet");
+    assert_eq!(first["status"], "ready", "{first}");
+    let order_cid = first["order_cid"].as_str().unwrap();
+    for (hsm, token, prefix) in [(&h1, "fiduciary-1", "f1"), (&h2, "fiduciary-2", "f2")] {
+        let objects = objects(&hsm.list_objects(token, PIN));
+        let share = format!("{prefix}/plugin/fiduciary/share/{order_cid}");
+        object(&objects, "Data object", &share);
+    }
+
+    // Restart fiduciary 1 (SIGKILL): it finds its keys and share by label.
+    // It resolves the beneficiary (whom it seals the release to) first, so
+    // the release does not wait on IPFS fetching that document from peers
+    // the restarted node is still reconnecting to.
+    let f1_id = f1.id();
+    assert_eq!(f1.get(&format!("/v1/identity/{bid}")).0, 200);
+    f1.restart();
+    assert_eq!(f1.id(), f1_id);
+    let (status, r) = redeem(&p, "hsm-wallet", None);
+    assert_eq!(status, 202, "{r}");
+    let w = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_complete(&b, "hsm-wallet", WAIT)
+    }))
+    .unwrap_or_else(|panic| {
+        eprintln!("fiduciary-1:\n{}\nfiduciary-2:\n{}", f1.log(), f2.log());
+        std::panic::resume_unwind(panic)
+    });
+    assert_eq!(w["address"], first["address"]);
+    let mut wallets = vec![w];
+
+    // 16 concurrent orders: file-keystore fiduciaries, then HSM ones.
+    let n = 16;
+    let (file_orders, file_time) = concurrent_orders(&p, &file_fids, &bid, "file", n);
+    let (hsm_orders, hsm_time) = concurrent_orders(&p, &hsm_fids, &bid, "hsm", n);
+    for o in file_orders.iter().chain(&hsm_orders) {
+        assert_eq!(o["status"], "ready", "{o}");
+    }
+    println!(
+        "{n} concurrent orders (2 fiduciaries, debug build): file keystore {:.2}s = {:.1} orders/s; HSM (SoftHSM2) {:.2}s = {:.1} orders/s",
+        file_time.as_secs_f64(),
+        n as f64 / file_time.as_secs_f64(),
+        hsm_time.as_secs_f64(),
+        n as f64 / hsm_time.as_secs_f64()
+    );
+
+    // The HSM orders redeem to keys that match their addresses.
+    for o in &hsm_orders {
+        let reference = o["reference"].as_str().unwrap();
+        let (status, r) = redeem(&p, reference, None);
+        assert_eq!(status, 202, "{r}");
+    }
+    for o in &hsm_orders {
+        let w = wait_complete(&b, o["reference"].as_str().unwrap(), WAIT);
+        assert_eq!(w["address"], o["address"]);
+        let mut checked = w.clone();
+        checked["legacy_address"] = o["legacy_address"].clone();
+        wallets.push(checked);
+    }
+    wallets[0]["legacy_address"] = first["legacy_address"].clone();
+    assert_eq!(check_wallets(&wallets), n + 1);
+
+    // No wallet key in the HSM nodes' files.
+    for w in &wallets {
+        let key = hex::decode(w["secret_key"].as_str().unwrap()).unwrap();
+        for node in [&f1, &f2, &b] {
+            let found = found_in(node.dir.path(), &key);
+            assert!(found.is_empty(), "a wallet key is in {found:?}");
+        }
+    }
+}
+
+/// Signatures per second through the host's keystore trait, 16 threads:
+/// the file keystore against the HSM keystore loaded as a plugin library
+/// (ABI, session pool, SoftHSM2). Prints the figures (docs/hsm.md).
+#[test]
+fn signatures_per_second_hsm_vs_file_keystore() {
+    let hsm = SoftHsm::new();
+    hsm.init_token("bench", PIN, SO_PIN);
+    let config = hsm_node("bench", &hsm, "bench", PIN);
+    let dir = config.write();
+    // SAFETY: set before this process first loads SoftHSM; nextest runs
+    // each test in its own process.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
+    unsafe { std::env::set_var(PIN_ENV, PIN) };
+    let host = milagro::config::Config::load(&dir.path().join("host.toml")).unwrap();
+    let from_plugin = milagro::plugins::open_keystore(&host.plugins, &host.keystore.backend)
+        .unwrap()
+        .expect("the hsm-keystore plugin's keystore");
+    let hsm_keystore: Arc<dyn Keystore> = Arc::new(from_plugin);
+    let file_keystore: Arc<dyn Keystore> = Arc::new(
+        FileKeystore::open(
+            &dir.path().join("file-keystore"),
+            &KeystoreConfig::default(),
+        )
+        .unwrap(),
+    );
+    let (threads, per_thread) = (16, 50);
+    for (name, keystore) in [("file", file_keystore), ("HSM (SoftHSM2)", hsm_keystore)] {
+        let public = keystore
+            .generate("bench/signing", KeyKind::Secp256k1Signing)
+            .unwrap();
+        let started = Instant::now();
+        thread::scope(|scope| {
+            for t in 0..threads {
+                let keystore = Arc::clone(&keystore);
+                scope.spawn(move || {
+                    for i in 0..per_thread {
+                        let digest = [(t * per_thread + i) as u8; 32];
+                        let signature = keystore.sign_prehash("bench/signing", &digest).unwrap();
+                        public.verify_prehash(&digest, &signature, "bench").unwrap();
+                    }
+                });
+            }
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let n = threads * per_thread;
+        println!(
+            "{name} keystore: {n} signatures on {threads} threads in {elapsed:.2}s = {:.0} signatures/s (debug build, verified)",
+            n as f64 / elapsed
+        );
+    }
 }
