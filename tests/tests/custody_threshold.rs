@@ -155,6 +155,16 @@ fn any_t_of_n_release_the_wallet(n: usize, t: usize) {
         let reference = format!("t{t}-of-{n}-{k}");
         let started = Instant::now();
         let (status, o) = net.order(n, Some(t), coin, &reference);
+        if status != 201 {
+            for f in &net.fiduciaries {
+                let log = f.log();
+                let lines: Vec<&str> = log
+                    .lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                    .collect();
+                eprintln!("fiduciary warnings:\n{}", lines.join("\n"));
+            }
+        }
         assert_eq!(status, 201, "{o}\n{}", net.principal.log());
         eprintln!("{t}-of-{n} order {reference}: {:?}", started.elapsed());
         assert_eq!(o["threshold"], t);

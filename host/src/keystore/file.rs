@@ -40,6 +40,7 @@ use aes_gcm::{
     aead::{Aead, KeyInit, Payload},
 };
 use milagro_proto::{EcPublicKey, EcdhKey, LocalEcdhKey, LocalSigner, Signature, Signer};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{KeyKind, Keystore, KeystoreConfig, KeystoreError};
@@ -86,6 +87,9 @@ fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> KeystoreError {
     KeystoreError::Io(format!("{what} {}: {e}", path.display()))
 }
 
+/// Longest label stored under its hex name (2 x 120 + ".entry" < 255 bytes).
+const MAX_HEX_LABEL: usize = 120;
+
 pub struct FileKeystore {
     dir: PathBuf,
     cipher: Aes256Gcm,
@@ -119,8 +123,17 @@ impl FileKeystore {
         Ok(keystore)
     }
 
+    /// The entry file of `label`: the label in hex (readable in a listing)
+    /// while that fits a file name, else `sha256-` and the label's SHA-256.
+    /// Either way the label is bound to the entry by the AEAD's associated
+    /// data, so an entry renamed to another label does not decrypt.
     fn path(&self, label: &str) -> PathBuf {
-        self.dir.join(format!("{}.entry", hex::encode(label)))
+        let name = if label.len() <= MAX_HEX_LABEL {
+            hex::encode(label)
+        } else {
+            format!("sha256-{}", hex::encode(Sha256::digest(label.as_bytes())))
+        };
+        self.dir.join(format!("{name}.entry"))
     }
 
     fn aad(kind: EntryKind, label: &str, public: Option<&[u8; 33]>) -> Vec<u8> {
@@ -440,6 +453,38 @@ mod tests {
             ks.get_secret("node/signing"),
             Err(KeystoreError::WrongKind { .. })
         ));
+    }
+
+    #[test]
+    fn long_labels_are_stored_under_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = open(dir.path());
+        let long = format!(
+            "plugin/fiduciary/dkg-deal/{}/{}",
+            "b".repeat(59),
+            "c".repeat(59)
+        );
+        let longer = format!("{long}x");
+        ks.put_secret(&long, b"one").unwrap();
+        ks.put_secret(&longer, b"two").unwrap();
+        let exact = "e".repeat(MAX_HEX_LABEL);
+        ks.put_secret(&exact, b"three").unwrap();
+        drop(ks);
+        let ks = open(dir.path());
+        assert_eq!(&**ks.get_secret(&long).unwrap().unwrap(), b"one");
+        assert_eq!(&**ks.get_secret(&longer).unwrap().unwrap(), b"two");
+        assert_eq!(&**ks.get_secret(&exact).unwrap().unwrap(), b"three");
+        let hashed = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("sha256-")
+            })
+            .count();
+        assert_eq!(hashed, 2);
     }
 
     #[test]
