@@ -52,6 +52,8 @@ fn build_incompatible_probe(work: &Path) -> std::path::PathBuf {
     let root = workspace_root();
     copy_dir(&root.join("plugin-api"), &work.join("plugin-api"));
     copy_dir(&root.join("tests/plugins/probe"), &work.join("probe"));
+    // The workspace's [patch] section points into vendor/.
+    copy_dir(&root.join("vendor"), &work.join("vendor"));
     std::fs::copy(root.join("Cargo.lock"), work.join("Cargo.lock")).unwrap();
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let start = manifest.find("members = [").unwrap();
