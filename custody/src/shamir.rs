@@ -85,7 +85,7 @@ impl Polynomial {
 
     /// The inverse of [`Polynomial::to_bytes`]: t non-zero coefficients.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.is_empty() || bytes.len() % 32 != 0 || bytes.len() / 32 > MAX_PARTIES {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(32) || bytes.len() / 32 > MAX_PARTIES {
             return Err(Error::InvalidScalar);
         }
         let coeffs = bytes

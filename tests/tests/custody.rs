@@ -298,7 +298,7 @@ fn one_node_plays_every_role_and_can_hand_the_wallet_to_a_new_beneficiary() {
     let me = n.id();
 
     // The quick start: the node is fiduciary and (by omission) beneficiary.
-    let o = order_ok(&n, &[me.clone()], None, "btc", "mine");
+    let o = order_ok(&n, std::slice::from_ref(&me), None, "btc", "mine");
     assert_eq!(o["beneficiary"], me.as_str());
     let (status, r) = redeem(&n, "mine", None);
     assert_eq!(status, 202, "{r}");
@@ -310,7 +310,7 @@ fn one_node_plays_every_role_and_can_hand_the_wallet_to_a_new_beneficiary() {
     // A second wallet goes to a new beneficiary named at redemption.
     let newcomer = start("newcomer", &[Role::Beneficiary], &[&n]);
     let nid = newcomer.id();
-    let o = order_ok(&n, &[me.clone()], None, "eth", "gift");
+    let o = order_ok(&n, std::slice::from_ref(&me), None, "eth", "gift");
     let (status, r) = redeem(&n, "gift", Some(&nid));
     assert_eq!(status, 202, "{r}");
     assert_eq!(r["redeemed_to"], nid.as_str());
@@ -326,7 +326,7 @@ fn one_node_plays_every_role_and_can_hand_the_wallet_to_a_new_beneficiary() {
     assert!(status == 404 || mine["status"] == "pending", "{mine}");
 
     // An order naming a beneficiary cannot be redirected at all.
-    let o = order_ok(&n, &[me.clone()], Some(&nid), "btc-testnet", "fixed");
+    let o = order_ok(&n, std::slice::from_ref(&me), Some(&nid), "btc-testnet", "fixed");
     let (status, r) = redeem(&n, "fixed", Some(&me));
     assert_eq!(status, 409, "{r}");
     assert!(message(&r).contains("cannot be changed"), "{r}");
