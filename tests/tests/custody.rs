@@ -326,7 +326,13 @@ fn one_node_plays_every_role_and_can_hand_the_wallet_to_a_new_beneficiary() {
     assert!(status == 404 || mine["status"] == "pending", "{mine}");
 
     // An order naming a beneficiary cannot be redirected at all.
-    let o = order_ok(&n, std::slice::from_ref(&me), Some(&nid), "btc-testnet", "fixed");
+    let o = order_ok(
+        &n,
+        std::slice::from_ref(&me),
+        Some(&nid),
+        "btc-testnet",
+        "fixed",
+    );
     let (status, r) = redeem(&n, "fixed", Some(&me));
     assert_eq!(status, 409, "{r}");
     assert!(message(&r).contains("cannot be changed"), "{r}");
