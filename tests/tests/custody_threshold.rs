@@ -75,6 +75,8 @@ fn faulty_library() -> PathBuf {
 struct Network {
     beneficiary: Node,
     fiduciaries: Vec<Node>,
+    /// The fiduciaries' node IDs (known even while a fiduciary is down).
+    fiduciary_ids: Vec<String>,
     principal: Node,
 }
 
@@ -118,6 +120,7 @@ impl Network {
             REPLY_TIMEOUT_MS,
         ));
         Network {
+            fiduciary_ids: fiduciaries.iter().map(Node::id).collect(),
             beneficiary,
             fiduciaries,
             principal,
@@ -125,7 +128,7 @@ impl Network {
     }
 
     fn ids(&self, count: usize) -> Vec<String> {
-        self.fiduciaries.iter().take(count).map(Node::id).collect()
+        self.fiduciary_ids[..count].to_vec()
     }
 
     /// A t-of-n order from the first `n` fiduciaries (threshold omitted when `t` is None).
@@ -214,6 +217,27 @@ fn any_t_of_n_release_the_wallet(n: usize, t: usize) {
     assert!(w2.get("secret_key").is_none());
     assert_eq!(w["shares_needed"], t);
     assert_eq!(check_wallets(&wallets), 2);
+
+    // A new order while fiduciaries are down: the DKG cannot finish; the
+    // 504 and the order's status tell the dead from those that dealt.
+    let (status, body) = net.order(n, Some(t), "btc", "while-down");
+    assert_eq!(status, 504, "{body}");
+    let dead = net.fiduciary_ids[0].clone();
+    let alive = net.fiduciary_ids[n - 1].clone();
+    let text = message(&body);
+    assert!(
+        text.contains(&dead) && text.contains("did not answer"),
+        "{body}"
+    );
+    assert!(
+        text.contains(&alive) && text.contains("dealt but are still waiting"),
+        "{body}"
+    );
+    let (_, o) = net.principal.get_auth("/v1/custody/orders/while-down");
+    let o = milagro_tests::json(&o);
+    assert_eq!(o["status"], "pending", "{o}");
+    assert_eq!(o["fiduciaries"][0]["status"], "waiting", "{o}");
+    assert_eq!(o["fiduciaries"][n - 1]["status"], "dealt", "{o}");
 }
 
 #[test]

@@ -371,9 +371,7 @@ impl Beneficiary {
                 .await?;
             return Ok(Ok(()));
         };
-        if wallet.status == Status::Complete {
-            return Ok(Ok(()));
-        }
+        // Checked even once complete: a late invalid share is still reported.
         let notice = wallet.notice()?;
         let accepted = self
             .accept(

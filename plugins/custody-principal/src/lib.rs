@@ -991,13 +991,22 @@ impl Principal {
     /// The REST view of an order.
     async fn view(&self, record: &OrderRecord) -> Result<Value, Error> {
         let states = self.commitment_states(record).await?;
+        let store = self.host.store();
+        let mut dealt = Vec::with_capacity(states.len());
+        for index in 1..=states.len() {
+            let key = format!("{DEALT_PREFIX}{}/{index:03}", record.order_cid);
+            dealt.push(store.get(key.as_bytes()).await?.is_some());
+        }
         let fiduciaries: Vec<Value> = record
             .order
             .fiduciaries
             .iter()
             .zip(&states)
-            .map(|(id, state)| {
+            .zip(&dealt)
+            .map(|((id, state), &dealt)| {
                 let status = match state {
+                    // t-of-n: dealt its shares, waiting for the others' deals.
+                    None if dealt => "dealt",
                     None => "waiting",
                     Some(CommitmentState { error: Some(_), .. }) => "invalid",
                     Some(_) => "committed",
