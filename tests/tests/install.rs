@@ -542,7 +542,7 @@ fn readme_blocks() -> (String, String) {
 /// as a clean clone would have them.
 fn clone_checkout(dest: &Path) {
     let root = workspace_root();
-    let out = Command::new("git")
+    let listed = Command::new("git")
         .args([
             "ls-files",
             "-z",
@@ -552,7 +552,13 @@ fn clone_checkout(dest: &Path) {
         ])
         .current_dir(&root)
         .output()
-        .expect("git ls-files");
+        .ok()
+        .filter(|out| out.status.success() && !out.stdout.is_empty());
+    let Some(out) = listed else {
+        // An unpacked source tarball (scripts/verify-release): no git.
+        copy_tree(&root, dest);
+        return;
+    };
     for file in out.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
         let rel = Path::new(std::str::from_utf8(file).unwrap());
         let from = root.join(rel);
@@ -562,6 +568,26 @@ fn clone_checkout(dest: &Path) {
         let to = dest.join(rel);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(&from, &to).unwrap();
+    }
+}
+
+/// Copies a source tree, leaving out build output and state.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if ["target", "node_modules", ".git", "quickstart"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else if path.is_file() {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
     }
 }
 
