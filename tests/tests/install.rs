@@ -576,14 +576,14 @@ fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         let name = entry.file_name();
-        if ["target", "node_modules", ".git", "quickstart"]
-            .iter()
-            .any(|skip| name == *skip)
-        {
-            continue;
-        }
         let path = entry.path();
         if path.is_dir() {
+            if ["target", "node_modules", ".git", "quickstart"]
+                .iter()
+                .any(|skip| name == *skip)
+            {
+                continue;
+            }
             copy_tree(&path, &to.join(&name));
         } else if path.is_file() {
             std::fs::copy(&path, to.join(&name)).unwrap();
