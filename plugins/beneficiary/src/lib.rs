@@ -37,7 +37,7 @@
 use futures::future::join_all;
 use milagro_custody::messages::{self, Limits, Notice, Redeem, Release};
 use milagro_custody::{SecretScalar, messages::Body};
-use milagro_custody_common::{self as common, Locks, REFUSAL_PREFIX};
+use milagro_custody_common::{self as common, Locks};
 use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -222,18 +222,7 @@ impl Plugin for Beneficiary {
                 Response::json(200, &self.view(&wallet, true).await?)
             }
             "redeem" => self.redeem(&request).await,
-            "refusals" => {
-                let page = self
-                    .host
-                    .store()
-                    .page(REFUSAL_PREFIX.as_bytes(), &request)
-                    .await?;
-                let refusals: Vec<common::Refusal> = common::records(&page.entries)?;
-                Response::json(
-                    200,
-                    &json!({"refusals": refusals, "next_cursor": page.next_cursor}),
-                )
-            }
+            "refusals" => common::refusals(&self.host, &request).await,
             other => Err(Error::not_found(format!("no operation {other}"))),
         }
     }

@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{self, Body, Limits};
 use milagro_plugin_api::{Envelope, Error, Host, NewEnvelope, Store, Write};
 use serde::{Serialize, de::DeserializeOwned};
@@ -84,6 +85,45 @@ pub async fn refuse(host: &Host, envelope: &Envelope, reason: &str) -> Result<()
     };
     let key = format!("{REFUSAL_PREFIX}{now:016x}/{}", envelope.cid);
     host.store().write(vec![put_json(&key, &record)?]).await
+}
+
+/// `GET /refusals`: a page of this instance's [`Refusal`] records.
+pub async fn refusals(
+    host: &Host,
+    request: &milagro_plugin_api::Request,
+) -> Result<milagro_plugin_api::Response, Error> {
+    let page = host
+        .store()
+        .page(REFUSAL_PREFIX.as_bytes(), request)
+        .await?;
+    let refusals: Vec<Refusal> = records(&page.entries)?;
+    milagro_plugin_api::Response::json(
+        200,
+        &serde_json::json!({"refusals": refusals, "next_cursor": page.next_cursor}),
+    )
+}
+
+/// Feldman commitments as hex points, for JSON records.
+pub fn hex_points(commitments: &Commitments) -> Result<Vec<String>, Error> {
+    Ok(commitments
+        .to_bytes()
+        .map_err(custody_error)?
+        .iter()
+        .map(hex::encode)
+        .collect())
+}
+
+/// The inverse of [`hex_points`].
+pub fn points_from_hex(points: &[String]) -> Result<Commitments, Error> {
+    let raw = points
+        .iter()
+        .map(|p| {
+            let bytes = hex::decode(p).map_err(|_| Error::internal("a stored point is not hex"))?;
+            <[u8; milagro_custody::keys::PUBLIC_KEY_LEN]>::try_from(bytes.as_slice())
+                .map_err(|_| Error::internal("a stored point has the wrong length"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Commitments::from_bytes(&raw).map_err(custody_error)
 }
 
 /// Longest order reference, in bytes.

@@ -31,10 +31,10 @@
 
 use std::collections::BTreeMap;
 
+use milagro_custody::SecretScalar;
 use milagro_custody::feldman::{self, Commitments};
 use milagro_custody::messages::{Commitment, Complaint, Deal, Dealt, Order};
 use milagro_custody::shamir::{Polynomial, Share};
-use milagro_custody::{SecretScalar, keys};
 use milagro_plugin_api::{Envelope, Error};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -62,27 +62,6 @@ fn polynomial_label(order_cid: &str) -> String {
 
 fn deal_label(order_cid: &str, dealer: &str) -> String {
     format!("dkg-deal/{order_cid}/{dealer}")
-}
-
-fn hex_points(commitments: &Commitments) -> Result<Vec<String>, Error> {
-    Ok(commitments
-        .to_bytes()
-        .map_err(common::custody_error)?
-        .iter()
-        .map(hex::encode)
-        .collect())
-}
-
-fn from_hex_points(points: &[String]) -> Result<Commitments, Error> {
-    let raw = points
-        .iter()
-        .map(|p| {
-            let bytes = hex::decode(p).map_err(|_| Error::internal("a stored point is not hex"))?;
-            <[u8; keys::PUBLIC_KEY_LEN]>::try_from(bytes.as_slice())
-                .map_err(|_| Error::internal("a stored point has the wrong length"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Commitments::from_bytes(&raw).map_err(common::custody_error)
 }
 
 fn scalar_bytes(bytes: &Zeroizing<Vec<u8>>) -> Result<&[u8; 32], Error> {
@@ -154,7 +133,7 @@ impl Fiduciary {
                 .await?;
             progress
                 .dealers
-                .insert(me.to_string(), hex_points(&commitments)?);
+                .insert(me.to_string(), common::hex_points(&commitments)?);
         }
         self.save_progress(cid, &progress).await?;
 
@@ -220,7 +199,7 @@ impl Fiduciary {
             .await?;
         progress
             .dealers
-            .insert(envelope.sender.clone(), hex_points(&commitments)?);
+            .insert(envelope.sender.clone(), common::hex_points(&commitments)?);
         self.save_progress(&cid, &progress).await?;
         let me = self.host.identity().this_node().await?.id;
         self.finish(&cid, &me, progress).await
@@ -260,7 +239,7 @@ impl Fiduciary {
         let mut dealers = Vec::with_capacity(order.fiduciaries.len());
         let mut shares = Vec::with_capacity(order.fiduciaries.len());
         for f in &order.fiduciaries {
-            dealers.push(from_hex_points(&progress.dealers[f])?);
+            dealers.push(common::points_from_hex(&progress.dealers[f])?);
             let bytes = keystore
                 .get_secret(&deal_label(cid, f))
                 .await?

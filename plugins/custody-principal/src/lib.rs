@@ -701,7 +701,7 @@ impl Principal {
         for (i, dealer) in record.order.fiduciaries.iter().enumerate() {
             let key = format!("{DEALT_PREFIX}{}/{:03}", record.order_cid, i + 1);
             if let Some(points) = common::get_json::<Vec<String>>(&store, &key).await?
-                && decode_points(&points)? != reported[i]
+                && common::points_from_hex(&points)? != reported[i]
             {
                 return Ok(Some(dealer.clone()));
             }
@@ -755,7 +755,10 @@ impl Principal {
         if store.get(key.as_bytes()).await?.is_none() {
             let commitments = dealt.commitments().map_err(common::custody_error)?;
             store
-                .write(vec![common::put_json(&key, &encode_points(&commitments)?)?])
+                .write(vec![common::put_json(
+                    &key,
+                    &common::hex_points(&commitments)?,
+                )?])
                 .await?;
         }
         Ok(Ok(()))
@@ -888,7 +891,11 @@ impl Principal {
                 dealers: v
                     .dealers
                     .as_ref()
-                    .map(|d| d.iter().map(encode_points).collect::<Result<Vec<_>, _>>())
+                    .map(|d| {
+                        d.iter()
+                            .map(common::hex_points)
+                            .collect::<Result<Vec<_>, _>>()
+                    })
                     .transpose()?,
             },
             Err(e) => CommitmentState {
@@ -1048,29 +1055,8 @@ impl Principal {
     }
 }
 
-fn encode_points(commitments: &Commitments) -> Result<Vec<String>, Error> {
-    Ok(commitments
-        .to_bytes()
-        .map_err(common::custody_error)?
-        .iter()
-        .map(hex::encode)
-        .collect())
-}
-
-fn decode_points(points: &[String]) -> Result<Commitments, Error> {
-    let raw = points
-        .iter()
-        .map(|p| {
-            let bytes = hex::decode(p).map_err(|_| Error::internal("a stored point is not hex"))?;
-            <[u8; keys::PUBLIC_KEY_LEN]>::try_from(bytes.as_slice())
-                .map_err(|_| Error::internal("a stored point has the wrong length"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Commitments::from_bytes(&raw).map_err(common::custody_error)
-}
-
 fn decode_dealers(dealers: &[Vec<String>]) -> Result<Vec<Commitments>, Error> {
-    dealers.iter().map(|d| decode_points(d)).collect()
+    dealers.iter().map(|d| common::points_from_hex(d)).collect()
 }
 
 fn decode_key(hex_key: &str) -> Result<PublicKey, Error> {
