@@ -24,7 +24,6 @@
 
 use std::{
     path::PathBuf,
-    process::Command,
     sync::OnceLock,
     thread,
     time::{Duration, Instant},
@@ -33,7 +32,6 @@ use std::{
 use milagro_tests::{
     Node, NodeConfig, PluginEntry,
     custody::{self, Role, message, node_config, order, peers, redeem, wait_complete, wallet},
-    target_dir,
     wallet::check_wallets,
 };
 use serde_json::{Value, json as j};
@@ -45,27 +43,11 @@ const WAIT: Duration = Duration::from_secs(40);
 fn faulty_library() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let dir = target_dir().join("custody-test-faults");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "milagro-plugin-custody-fiduciary",
-                "--features",
-                "test-faults",
-            ])
-            .arg("--target-dir")
-            .arg(&dir)
-            .current_dir(milagro_tests::workspace_root())
-            .output()
-            .expect("run cargo");
-        assert!(
-            out.status.success(),
-            "building the test-faults plugin failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("debug/libmilagro_plugin_custody_fiduciary.so")
+        milagro_tests::plugin_library_with_feature(
+            "milagro-plugin-custody-fiduciary",
+            "test-faults",
+            "custody-test-faults",
+        )
     })
     .clone()
 }

@@ -26,12 +26,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     sync::OnceLock,
     time::Instant,
 };
 
-use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library, target_dir};
+use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library};
 use serde_json::{Value, json as j};
 
 /// Per-D-TA answer timeout of the requesters.
@@ -62,27 +61,11 @@ fn peers(nodes: &[&Node]) -> Vec<String> {
 fn faulty_library() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let dir = target_dir().join("dta-test-faults");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "milagro-plugin-dta",
-                "--features",
-                "test-faults",
-            ])
-            .arg("--target-dir")
-            .arg(&dir)
-            .current_dir(milagro_tests::workspace_root())
-            .output()
-            .expect("run cargo");
-        assert!(
-            out.status.success(),
-            "building the test-faults plugin failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("debug/libmilagro_plugin_dta.so")
+        milagro_tests::plugin_library_with_feature(
+            "milagro-plugin-dta",
+            "test-faults",
+            "dta-test-faults",
+        )
     })
     .clone()
 }
