@@ -52,7 +52,7 @@ use crate::{
     node::Node,
     plugins::LoadedPlugin,
     router::{Endpoint, Match, Router, Target},
-    transport::inbox::{Accepted, InboxError},
+    transport::inbox::{Accepted, Admission, InboxError},
 };
 
 pub type Response = hyper::Response<Full<Bytes>>;
@@ -339,7 +339,7 @@ impl App {
             Err(e) => return error_response(&api_error::inbox(InboxError::Invalid(e))),
         };
         match self.node.transport.receive(block).await {
-            Ok((accepted, cid)) => {
+            Ok(Admission { accepted, cid, .. }) => {
                 let status = match accepted {
                     Accepted::New => "accepted",
                     Accepted::Duplicate => "duplicate",

@@ -144,6 +144,14 @@ pub enum Error {
         /// Sender named in the envelope.
         found: Box<Cid>,
     },
+    /// A receipt names a different recipient than the identity given.
+    #[error("receipt is from {found}, expected {expected}")]
+    ReceiptMismatch {
+        /// Identity given by the caller.
+        expected: Box<Cid>,
+        /// Recipient named in the receipt.
+        found: Box<Cid>,
+    },
     /// The same recipient is listed twice.
     #[error("recipient {0} listed more than once")]
     DuplicateRecipient(Box<Cid>),

@@ -83,6 +83,7 @@ pub mod error;
 pub mod identity;
 pub mod kem;
 pub mod limits;
+pub mod receipt;
 mod rng;
 pub mod sign;
 
@@ -93,6 +94,7 @@ pub use error::{Error, KeyError};
 pub use identity::{Endpoints, IdentityDraft, VerifiedIdentity};
 pub use kem::{DecapsulationKey, EcdhKey, KemPublicKey, LocalEcdhKey};
 pub use limits::Limits;
+pub use receipt::{Receipt, receipt_topic};
 pub use sign::{EcPublicKey, LocalSigner, Signature, Signer};
 
 /// Result type of this crate.

@@ -449,6 +449,26 @@ impl Node {
         request(req, body)
     }
 
+    /// Freezes the process (SIGSTOP): a peer that never answers, whose
+    /// connections stay open, until [`Node::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// Stops the node with SIGKILL (as a crash would) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

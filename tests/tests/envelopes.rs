@@ -281,6 +281,59 @@ fn replace_file_content(dir: &std::path::Path, from: &[u8], to: &[u8]) -> usize 
     count
 }
 
+/// Pubsub drops messages silently: a publish "succeeds" once the bytes are
+/// queued for a subscriber, which may die before it reads them. Here the
+/// recipient is frozen (SIGSTOP) while a burst is sent to it, then killed
+/// (SIGKILL: whatever sat in its socket buffers is gone) and restarted. It
+/// still gets every envelope, because each delivery is published again
+/// until the recipient's signed receipt comes back, and every send reports
+/// success only then. (Before receipts, every envelope of the burst was
+/// lost while each send reported success.)
+#[test]
+fn a_burst_to_a_recipient_that_freezes_and_crashes_is_delivered_in_full() {
+    const ENVELOPES: usize = 240;
+    const SENDERS: usize = 48;
+    let slow = "\n[transport]\ndelivery_timeout_ms = 60000";
+    let a = Node::start(node("a", &[], slow));
+    let mut b = Node::start(node("b", &peers(&[&a]), ""));
+    let idb = b.id();
+    send(&a, "test/note", &[idb.clone()], "warm-up", "", &[]);
+
+    b.pause();
+    let started = Instant::now();
+    let cids: Vec<String> = thread::scope(|scope| {
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|s| {
+                let (a, idb) = (&a, &idb);
+                scope.spawn(move || {
+                    (s..ENVELOPES)
+                        .step_by(SENDERS)
+                        .map(|i| send(a, "test/note", &[idb.clone()], &format!("n{i}"), "", &[]))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_secs(2));
+        b.restart();
+        senders
+            .into_iter()
+            .flat_map(|s| s.join().expect("sender thread"))
+            .collect()
+    });
+    assert_eq!(cids.len(), ENVELOPES);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received_count(&b) < ENVELOPES + 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let got = received_count(&b) - 1;
+    println!(
+        "{ENVELOPES} envelopes from {SENDERS} senders to a recipient frozen for 2 s, \
+         then killed and restarted: {got} delivered and processed in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(got, ENVELOPES, "envelopes lost:\n{}", b.log());
+}
+
 #[test]
 fn envelope_persisted_before_a_crash_is_processed_exactly_once_after_restart() {
     let a = Node::start(node("a", &[], ""));

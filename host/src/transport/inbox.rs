@@ -73,6 +73,16 @@ pub enum Accepted {
     Duplicate,
 }
 
+/// An envelope the inbox holds (now or from before).
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    pub accepted: Accepted,
+    pub cid: Cid,
+    /// Who signed it (checked for a new envelope; for a duplicate, the
+    /// sender named in the bytes that hash to the CID already checked).
+    pub sender: Cid,
+}
+
 type Waiters = HashMap<(Cid, String), Vec<oneshot::Sender<Cid>>>;
 
 pub struct Inbox {
@@ -148,12 +158,17 @@ impl Inbox {
 
     /// Checks and persists an envelope block. Returns once it is durable;
     /// the caller then runs [`Inbox::process`].
-    pub async fn accept(&self, block: Block) -> Result<(Accepted, Cid), InboxError> {
+    pub async fn accept(&self, block: Block) -> Result<Admission, InboxError> {
         let cid = *block.cid();
-        if self.store.get(&key("env/", &cid))?.is_some() {
-            return Ok((Accepted::Duplicate, cid));
-        }
         let envelope = Envelope::from_block(block, &self.limits)?;
+        let sender = *envelope.sender();
+        if self.store.get(&key("env/", &cid))?.is_some() {
+            return Ok(Admission {
+                accepted: Accepted::Duplicate,
+                cid,
+                sender,
+            });
+        }
         let id_key = [b"seen/".as_slice(), &envelope.id().0].concat();
         if let Some(previous) = self.store.get(&id_key)? {
             return Err(InboxError::Replayed {
@@ -170,7 +185,6 @@ impl Inbox {
                 limit_ms: self.max_skew_ms,
             });
         }
-        let sender = *envelope.sender();
         let sender_doc = self
             .resolver
             .resolve(&sender)
@@ -197,7 +211,11 @@ impl Inbox {
             Write::Put(id_key, cid.to_bytes()),
         ])?;
         tracing::debug!(%cid, kind = verified.kind(), %sender, "envelope accepted");
-        Ok((Accepted::New, cid))
+        Ok(Admission {
+            accepted: Accepted::New,
+            cid,
+            sender,
+        })
     }
 
     /// Envelopes persisted but not yet processed (after a restart).

@@ -21,23 +21,33 @@
 //! Sending signs and seals the envelope, stores and pins its block on IPFS
 //! (the audit log), then delivers it to each recipient over pubsub (its
 //! inbox topic) or HTTP (`POST <endpoint>/v1/inbox`), with bounded retries.
+//! A delivery counts only once the recipient has persisted the envelope: the
+//! HTTP answer says so, and over pubsub the recipient publishes a signed
+//! [`Receipt`] on the sender's receipt topic, without which the sender
+//! publishes the delivery again (pubsub itself drops messages silently).
 //! Receiving goes through the [`inbox`].
 
 pub mod inbox;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
+use futures::StreamExt;
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use milagro_ipfs::{DAG_CBOR, Ipfs, PubsubMessage};
 use milagro_proto::{
-    Cid, EnvelopeDraft, VerifiedIdentity, decode_delivery, encode_delivery, inbox_topic, seal,
+    Cid, EnvelopeDraft, Receipt, VerifiedIdentity, decode_delivery, encode_delivery, inbox_topic,
+    receipt_topic, seal,
 };
 use serde::Deserialize;
+use tokio::sync::Notify;
 
-use self::inbox::{Accepted, Inbox, InboxError};
+use self::inbox::{Accepted, Admission, Inbox, InboxError};
 use crate::identity::{NodeIdentity, Resolver};
 
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +107,36 @@ pub struct Transport {
     pub inbox: Arc<Inbox>,
     config: TransportConfig,
     http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// Pubsub deliveries waiting for their receipt, by (envelope, recipient).
+    awaiting_receipts: Mutex<HashMap<(Cid, Cid), Arc<Notify>>>,
 }
 
 /// Delay between delivery attempts.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
-/// Delay before subscribing again to the inbox topic.
+/// How long the first pubsub delivery waits for its receipt before it is
+/// published again; each further attempt waits twice as long, up to
+/// [`MAX_RECEIPT_WAIT`].
+const FIRST_RECEIPT_WAIT: Duration = Duration::from_millis(500);
+const MAX_RECEIPT_WAIT: Duration = Duration::from_secs(4);
+/// Delay before subscribing again to a topic.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+
+/// Removes a delivery's receipt waiter however the delivery ends.
+struct AwaitingReceipt<'a> {
+    transport: &'a Transport,
+    key: (Cid, Cid),
+    notify: Arc<Notify>,
+}
+
+impl Drop for AwaitingReceipt<'_> {
+    fn drop(&mut self) {
+        self.transport
+            .awaiting_receipts
+            .lock()
+            .expect("receipts lock")
+            .remove(&self.key);
+    }
+}
 
 impl Transport {
     pub fn new(
@@ -119,6 +153,7 @@ impl Transport {
             inbox,
             config,
             http: Client::builder(TokioExecutor::new()).build_http(),
+            awaiting_receipts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -183,11 +218,24 @@ impl Transport {
         }
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
+        let pubsub = match self.config.mode {
+            TransportMode::Pubsub => Some((
+                encode_delivery(block).map_err(|e| e.to_string())?,
+                self.await_receipt(*block.cid(), *recipient.id()),
+            )),
+            TransportMode::Http => None,
+        };
+        let mut receipt_wait = FIRST_RECEIPT_WAIT;
         let mut last_error;
         loop {
-            let attempt = match self.config.mode {
-                TransportMode::Pubsub => self.deliver_pubsub(recipient, block).await,
-                TransportMode::Http => self.deliver_http(recipient, block).await,
+            let attempt = match &pubsub {
+                Some((message, receipt)) => {
+                    let wait = receipt_wait
+                        .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    receipt_wait = (receipt_wait * 2).min(MAX_RECEIPT_WAIT);
+                    self.deliver_pubsub(recipient, message, receipt, wait).await
+                }
+                None => self.deliver_http(recipient, block).await,
             };
             match attempt {
                 Ok(()) => return Ok(()),
@@ -200,16 +248,35 @@ impl Transport {
         }
     }
 
+    /// Registers interest in the receipt for one pubsub delivery.
+    fn await_receipt(&self, envelope: Cid, recipient: Cid) -> AwaitingReceipt<'_> {
+        let notify = Arc::new(Notify::new());
+        self.awaiting_receipts
+            .lock()
+            .expect("receipts lock")
+            .insert((envelope, recipient), Arc::clone(&notify));
+        AwaitingReceipt {
+            transport: self,
+            key: (envelope, recipient),
+            notify,
+        }
+    }
+
+    /// Publishes a delivery once and waits up to `wait` for its receipt.
     async fn deliver_pubsub(
         &self,
         recipient: &VerifiedIdentity,
-        block: &milagro_proto::Block,
+        message: &[u8],
+        receipt: &AwaitingReceipt<'_>,
+        wait: Duration,
     ) -> Result<(), String> {
-        let message = encode_delivery(block).map_err(|e| e.to_string())?;
         self.ipfs
-            .publish(&inbox_topic(recipient.id()), message)
+            .publish(&inbox_topic(recipient.id()), message.to_vec())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(wait, receipt.notify.notified())
+            .await
+            .map_err(|_| format!("published, but no receipt within {} ms", wait.as_millis()))
     }
 
     async fn deliver_http(
@@ -245,62 +312,124 @@ impl Transport {
     }
 
     /// Accepts a block for this node and processes it in the background.
-    pub async fn receive(
-        &self,
-        block: milagro_proto::Block,
-    ) -> Result<(Accepted, Cid), InboxError> {
-        let (accepted, cid) = self.inbox.accept(block).await?;
-        if accepted == Accepted::New {
+    pub async fn receive(&self, block: milagro_proto::Block) -> Result<Admission, InboxError> {
+        let admission = self.inbox.accept(block).await?;
+        if admission.accepted == Accepted::New {
             let inbox = Arc::clone(&self.inbox);
+            let cid = admission.cid;
             tokio::spawn(async move {
                 if let Err(e) = inbox.process(cid).await {
                     tracing::warn!(%cid, "processing failed: {e}");
                 }
             });
         }
-        Ok((accepted, cid))
+        Ok(admission)
     }
 
-    /// Listens on this node's inbox topic for as long as the node runs
-    /// (subscribing again whenever the IPFS node drops the subscription),
-    /// after first resuming envelopes left pending by an earlier run.
+    /// Listens on this node's inbox and receipt topics for as long as the
+    /// node runs, after first resuming envelopes left pending by an earlier
+    /// run.
     pub async fn run_receiver(self: Arc<Self>) {
         for cid in self.inbox.pending().unwrap_or_default() {
             if let Err(e) = self.inbox.process(cid).await {
                 tracing::warn!(%cid, "pending envelope not processed: {e}");
             }
         }
-        let topic = inbox_topic(self.identity.id());
+        let id = self.identity.id();
+        tokio::join!(
+            Arc::clone(&self).listen(inbox_topic(id), Self::on_delivery),
+            Arc::clone(&self).listen(receipt_topic(id), Self::on_receipt),
+        );
+    }
+
+    /// Hands every message on `topic` to `handle`, in a task of its own (a
+    /// message may need an identity fetched from IPFS: one slow sender must
+    /// not hold up the others), subscribing again whenever the IPFS node
+    /// drops the subscription.
+    async fn listen<F, Fut>(self: Arc<Self>, topic: String, handle: F)
+    where
+        F: Fn(Arc<Self>, PubsubMessage) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         loop {
             match self.ipfs.subscribe(&topic).await {
-                Ok(messages) => {
-                    tracing::info!(%topic, "listening for envelopes");
-                    Arc::clone(&self).consume(messages).await;
-                    tracing::warn!(%topic, "inbox subscription ended; subscribing again");
+                Ok(mut messages) => {
+                    tracing::info!(%topic, "listening");
+                    while let Some(message) = messages.next().await {
+                        tokio::spawn(handle(Arc::clone(&self), message));
+                    }
+                    tracing::warn!(%topic, "subscription ended; subscribing again");
                 }
-                Err(e) => tracing::warn!(%topic, "cannot subscribe to the inbox topic: {e}"),
+                Err(e) => tracing::warn!(%topic, "cannot subscribe: {e}"),
             }
             tokio::time::sleep(RESUBSCRIBE_DELAY).await;
         }
     }
 
-    async fn consume(self: Arc<Self>, mut messages: BoxStream<'static, PubsubMessage>) {
-        while let Some(message) = messages.next().await {
-            let block = match decode_delivery(&message.data, self.inbox.max_block_bytes()) {
-                Ok(block) => block,
-                Err(e) => {
-                    tracing::warn!(from = %message.from, "pubsub delivery refused: {e}");
-                    continue;
-                }
-            };
-            // Each delivery may need an identity fetched from IPFS: do not
-            // let one slow sender hold up the others.
-            let transport = Arc::clone(&self);
-            tokio::spawn(async move {
-                if let Err(e) = transport.receive(block).await {
-                    tracing::warn!(from = %message.from, "{e}");
-                }
-            });
+    /// An envelope delivered over pubsub: accept it, then tell the sender
+    /// (also when it is a duplicate: the first receipt may have been lost).
+    async fn on_delivery(self: Arc<Self>, message: PubsubMessage) {
+        let block = match decode_delivery(&message.data, self.inbox.max_block_bytes()) {
+            Ok(block) => block,
+            Err(e) => {
+                tracing::warn!(from = %message.from, "pubsub delivery refused: {e}");
+                return;
+            }
+        };
+        let admission = match self.receive(block).await {
+            Ok(admission) => admission,
+            Err(e) => {
+                tracing::warn!(from = %message.from, "{e}");
+                return;
+            }
+        };
+        let receipt = Receipt::sign(
+            &self.identity.signer,
+            &self.identity.document,
+            &admission.cid,
+        )
+        .and_then(|receipt| receipt.encode());
+        let published = match receipt {
+            Ok(bytes) => self
+                .ipfs
+                .publish(&receipt_topic(&admission.sender), bytes)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = published {
+            // The sender publishes the delivery again and gets another try.
+            tracing::debug!(cid = %admission.cid, sender = %admission.sender, "receipt not sent: {e}");
+        }
+    }
+
+    /// A receipt for one of our pubsub deliveries: once its signature checks
+    /// out, the delivery is done.
+    async fn on_receipt(self: Arc<Self>, message: PubsubMessage) {
+        let receipt = match Receipt::decode(&message.data) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                tracing::debug!(from = %message.from, "malformed receipt: {e}");
+                return;
+            }
+        };
+        let key = (*receipt.envelope(), *receipt.recipient());
+        let Some(notify) = self
+            .awaiting_receipts
+            .lock()
+            .expect("receipts lock")
+            .get(&key)
+            .cloned()
+        else {
+            return; // late or repeated: the delivery already ended
+        };
+        let verified = match self.resolver.resolve(receipt.recipient()).await {
+            Ok(recipient) => receipt.verify(&recipient).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match verified {
+            Ok(()) => notify.notify_one(),
+            Err(e) => tracing::warn!(from = %message.from, "receipt refused: {e}"),
         }
     }
 }
