@@ -147,7 +147,7 @@ impl Plugin for Beneficiary {
                 .query(
                     "limit",
                     "Page size (1-1000, default 100)",
-                    json!({"type": "integer"}),
+                    json!({"type": "integer", "minimum": 1, "maximum": 1000}),
                 )
                 .query(
                     "cursor",

@@ -131,7 +131,7 @@ impl Plugin for Fiduciary {
                 .query(
                     "limit",
                     "Page size (1-1000, default 100)",
-                    json!({"type": "integer"}),
+                    json!({"type": "integer", "minimum": 1, "maximum": 1000}),
                 )
                 .query(
                     "cursor",

@@ -210,7 +210,7 @@ impl Plugin for Principal {
                 .response(504, "Fiduciaries (named) did not answer in time; POST again to retry", None),
             Route::get("/orders", "list_orders")
                 .summary("Orders, by reference")
-                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer"}))
+                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
                 .query("cursor", "next_cursor of the previous page", text.clone())
                 .response(200, "A page of orders", Some(json!({"type": "object", "properties": {
                     "orders": {"type": "array", "items": order.clone()},

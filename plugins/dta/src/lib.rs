@@ -270,7 +270,7 @@ impl Plugin for Dta {
                 .response(400, "Bad input", None),
             Route::get("/issuances", "issuances")
                 .summary("This D-TA's decisions: who, kind, mpin_id, when, outcome (never a secret)")
-                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer"}))
+                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
                 .query("cursor", "Key after which to continue", json!({"type": "string"})),
         ]
     }
