@@ -28,6 +28,7 @@ use milagro_proto::Cid;
 use crate::{
     identity::IdentityError,
     keystore::KeystoreError,
+    store::StoreError,
     transport::{TransportError, inbox::InboxError},
 };
 
@@ -38,7 +39,9 @@ pub fn parse_cid(text: &str, what: &str) -> Result<Cid, Error> {
 
 pub fn ipfs(e: IpfsError) -> Error {
     let code = match &e {
-        IpfsError::Unavailable(_) => ErrorCode::Unavailable,
+        // Backend: the IPFS node failed the operation, e.g. its repo cannot
+        // be written (disk full, read-only): nothing was stored.
+        IpfsError::Unavailable(_) | IpfsError::Backend { .. } => ErrorCode::Unavailable,
         IpfsError::NotFound(_) => ErrorCode::NotFound,
         IpfsError::Unsupported { .. } => ErrorCode::BadRequest,
         _ => ErrorCode::Internal,
@@ -53,6 +56,7 @@ pub fn identity(id: &dyn Display, e: IdentityError) -> Error {
             Error::not_found(format!("identity {id} not found on IPFS"))
         }
         IdentityError::Ipfs(other) => ipfs(other),
+        IdentityError::Store(e) => store(e),
         e @ (IdentityError::Invalid { .. }
         | IdentityError::Rotation { .. }
         | IdentityError::ChainTooLong(_)) => Error::unprocessable(e.to_string()),
@@ -72,13 +76,19 @@ pub fn transport(e: TransportError) -> Error {
 pub fn inbox(e: InboxError) -> Error {
     match e {
         InboxError::Replayed { .. } => Error::conflict(e.to_string()),
-        InboxError::Store(_) => Error::internal(e.to_string()),
+        InboxError::Store(_) => Error::unavailable(e.to_string()),
         InboxError::Unavailable(_) => Error::unavailable(e.to_string()),
         InboxError::Invalid(milagro_proto::Error::Oversize { .. }) => {
             Error::new(ErrorCode::PayloadTooLarge, e.to_string())
         }
         _ => Error::unprocessable(e.to_string()),
     }
+}
+
+/// The database failed (disk full, read-only or failing file system): the
+/// write was not applied, the client may retry (503).
+pub fn store(e: StoreError) -> Error {
+    Error::unavailable(format!("storage failing: {e}"))
 }
 
 pub fn keystore(e: KeystoreError) -> Error {
@@ -90,6 +100,7 @@ pub fn keystore(e: KeystoreError) -> Error {
             Error::conflict(e.to_string())
         }
         e @ KeystoreError::Invalid(_) => Error::bad_request(e.to_string()),
+        e @ KeystoreError::Storage(_) => Error::unavailable(e.to_string()),
         e => Error::internal(e.to_string()),
     }
 }

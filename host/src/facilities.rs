@@ -90,7 +90,7 @@ fn blocking<T: Send + 'static>(
     async move {
         match tokio::task::spawn_blocking(f).await {
             Ok(Ok(v)) => RResult::ROk(v),
-            Ok(Err(e)) => RResult::RErr(Error::internal(e.to_string()).into()),
+            Ok(Err(e)) => RResult::RErr(api_error::store(e).into()),
             Err(e) => RResult::RErr(Error::internal(format!("store task failed: {e}")).into()),
         }
     }

@@ -84,7 +84,7 @@ impl From<KeyKind> for EntryKind {
 }
 
 fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> KeystoreError {
-    KeystoreError::Io(format!("{what} {}: {e}", path.display()))
+    KeystoreError::Storage(format!("{what} {}: {e}", path.display()))
 }
 
 /// Longest label stored under its hex name (2 x 120 + ".entry" < 255 bytes).
@@ -182,9 +182,11 @@ impl FileKeystore {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| io_err("cannot create", &tmp, e))?;
-        file.write_all(&file_bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_err("cannot write", &tmp, e))?;
+        if let Err(e) = file.write_all(&file_bytes).and_then(|()| file.sync_all()) {
+            // A full disk leaves a partial file: do not keep it.
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("cannot write", &tmp, e));
+        }
         fs::rename(&tmp, &path).map_err(|e| io_err("cannot rename", &tmp, e))?;
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())

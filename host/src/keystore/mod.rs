@@ -56,6 +56,10 @@ pub enum KeystoreError {
     Invalid(String),
     #[error("keystore: {0}")]
     Io(String),
+    /// The keystore's files cannot be read or written (disk full, read-only
+    /// or failing file system): nothing was stored, a retry may succeed.
+    #[error("keystore storage failing: {0}")]
+    Storage(String),
 }
 
 /// `[keystore]` in host.toml.
