@@ -19,123 +19,17 @@
 //! processed: crafted with the protocol crate by identities the test owns,
 //! whose documents it publishes through the node's IPFS.
 
-use std::{
-    collections::BTreeMap,
-    thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::{thread, time::Duration};
 
 use ipld_core::ipld::Ipld;
-use milagro_proto::{
-    Cid, DecapsulationKey, EnvelopeDraft, IdentityDraft, Limits, LocalEcdhKey, LocalSigner, Signer,
-    VerifiedIdentity, envelope::SIGNATURE_LABEL, seal, sign::signing_digest,
+use milagro_tests::{
+    Node, NodeConfig, PluginEntry,
+    craft::{
+        deliver, encode, fetch_identity, link, now_ms, party, processed, publish, resign, sealed,
+        to_map, wait_processed,
+    },
+    json, plugin_library,
 };
-use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library, request};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// An identity the test holds the keys of.
-struct Party {
-    signer: LocalSigner,
-    doc: VerifiedIdentity,
-}
-
-fn party(name: &str) -> Party {
-    let signer = LocalSigner::generate().unwrap();
-    let ecdh = LocalEcdhKey::generate().unwrap();
-    let kem = DecapsulationKey::generate().unwrap();
-    let draft = IdentityDraft::new(
-        name,
-        now_ms(),
-        signer.public_key(),
-        milagro_proto::EcdhKey::public_key(&ecdh),
-        kem.public_key(),
-    );
-    let doc = draft.sign(&signer).unwrap();
-    Party { signer, doc }
-}
-
-/// Puts a DAG-CBOR block on the node's IPFS; returns its CID.
-fn publish(node: &Node, bytes: &[u8]) -> String {
-    let r = node.call("POST", "/v1/probe/ipfs/put", Some(bytes));
-    assert_eq!(r.0, 200, "{}", r.1);
-    json(&r.1)["cid"].as_str().unwrap().to_string()
-}
-
-fn fetch_identity(node: &Node, id: &str) -> VerifiedIdentity {
-    let response = ureq::get(&node.url(&format!("/v1/probe/ipfs/get/{id}")))
-        .set("Authorization", &format!("Bearer {}", node.token()))
-        .call()
-        .unwrap();
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-    VerifiedIdentity::decode(&Cid::try_from(id).unwrap(), &bytes, &Limits::default()).unwrap()
-}
-
-fn sealed(from: &Party, to: &[&VerifiedIdentity], body: &str, time_ms: u64) -> Vec<u8> {
-    let draft = EnvelopeDraft {
-        body: Some(body.as_bytes()),
-        secret_body: Some(b"secret"),
-        ..EnvelopeDraft::new("test/note", time_ms)
-    };
-    seal(&from.signer, &from.doc, to, &draft)
-        .unwrap()
-        .block()
-        .bytes()
-        .to_vec()
-}
-
-fn to_map(bytes: &[u8]) -> BTreeMap<String, Ipld> {
-    match serde_ipld_dagcbor::from_slice(bytes).unwrap() {
-        Ipld::Map(map) => map,
-        other => panic!("not a map: {other:?}"),
-    }
-}
-
-fn encode(map: &BTreeMap<String, Ipld>) -> Vec<u8> {
-    serde_ipld_dagcbor::to_vec(&Ipld::Map(map.clone())).unwrap()
-}
-
-/// Signs the map again with `signer`, as its holder could.
-fn resign(mut map: BTreeMap<String, Ipld>, signer: &LocalSigner) -> Vec<u8> {
-    map.remove("sig");
-    let digest = signing_digest(SIGNATURE_LABEL, &encode(&map));
-    let sig = signer.sign_prehash(&digest).unwrap();
-    map.insert("sig".into(), Ipld::Bytes(sig.to_bytes().to_vec()));
-    encode(&map)
-}
-
-fn link(id: &str) -> Ipld {
-    Ipld::Link(Cid::try_from(id).unwrap())
-}
-
-fn deliver(node: &Node, bytes: &[u8], cid: Option<&str>) -> (u16, String) {
-    let mut req = ureq::post(&node.url("/v1/inbox"));
-    if let Some(cid) = cid {
-        req = req.set("milagro-cid", cid);
-    }
-    request(req, Some(bytes))
-}
-
-fn processed(node: &Node) -> usize {
-    json(&node.get_auth("/v1/probe/received").1)
-        .as_array()
-        .unwrap()
-        .len()
-}
-
-fn wait_processed(node: &Node, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while processed(node) < n {
-        assert!(Instant::now() < deadline, "not processed:\n{}", node.log());
-        thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// (what, block bytes, `milagro-cid` header, expected status, message fragment)
 type Case = (&'static str, Vec<u8>, Option<String>, u16, &'static str);
