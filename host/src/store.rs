@@ -19,19 +19,27 @@
 //!
 //! One ordered key/value table holds every namespace; a namespace is a key
 //! prefix (`<name>\0`), so scans and atomic batches stay within it. Every
-//! write transaction is durable (fsync) when it returns.
+//! write is durable (fsync) when it returns.
+//!
+//! Writes are group-committed: the batches of writers that arrive while a
+//! commit is running are applied together in the next transaction, so under
+//! concurrency one fsync serves many writers instead of each paying its own.
+//! A group is one transaction: if it fails (an I/O error), every writer in
+//! it gets the error and none of their batches is applied.
 
 use std::{
+    collections::HashMap,
+    mem,
     ops::Bound,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Condvar, Mutex},
 };
 
 use redb::{Database, ReadableDatabase, TableDefinition};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open database {path}: {message}")]
     Open { path: PathBuf, message: String },
@@ -47,6 +55,7 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    commits: Arc<GroupCommit>,
 }
 
 /// A key and its value.
@@ -68,7 +77,10 @@ impl Store {
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(KV).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            db: Arc::new(db),
+            commits: Arc::default(),
+        })
     }
 
     /// The namespace `name`; names must not contain NUL.
@@ -76,9 +88,80 @@ impl Store {
         assert!(!name.contains('\0'), "namespace names never contain NUL");
         Namespace {
             db: Arc::clone(&self.db),
+            commits: Arc::clone(&self.commits),
             prefix: [name.as_bytes(), b"\0"].concat(),
         }
     }
+}
+
+/// A batch with full keys, waiting for its commit.
+type Batch = Vec<Write>;
+
+/// The group-commit queue: batches waiting, whether a writer is committing
+/// (the leader), and the outcomes of committed batches by ticket.
+#[derive(Default)]
+struct CommitQueue {
+    next_ticket: u64,
+    waiting: Vec<(u64, Batch)>,
+    committing: bool,
+    outcomes: HashMap<u64, Result<(), StoreError>>,
+}
+
+#[derive(Default)]
+struct GroupCommit {
+    queue: Mutex<CommitQueue>,
+    committed: Condvar,
+}
+
+impl GroupCommit {
+    /// Queues `batch` and returns once it is durable (or failed). The writer
+    /// that finds no commit running commits everything queued, its own batch
+    /// included; the others wait for it, and one of them leads the next.
+    fn write(&self, db: &Database, batch: Batch) -> Result<(), StoreError> {
+        let mut queue = self.queue.lock().expect("commit queue lock");
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push((ticket, batch));
+        loop {
+            if let Some(outcome) = queue.outcomes.remove(&ticket) {
+                return outcome;
+            }
+            if queue.committing {
+                queue = self.committed.wait(queue).expect("commit queue lock");
+                continue;
+            }
+            queue.committing = true;
+            let group = mem::take(&mut queue.waiting);
+            drop(queue);
+            let batches: Vec<&Batch> = group.iter().map(|(_, batch)| batch).collect();
+            let outcome = commit(db, &batches);
+            queue = self.queue.lock().expect("commit queue lock");
+            queue.committing = false;
+            queue
+                .outcomes
+                .extend(group.iter().map(|(ticket, _)| (*ticket, outcome.clone())));
+            self.committed.notify_all();
+        }
+    }
+}
+
+/// One durable write transaction applying `batches` in order.
+fn commit(db: &Database, batches: &[&Batch]) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(db_err)?;
+    {
+        let mut table = tx.open_table(KV).map_err(db_err)?;
+        for write in batches.iter().flat_map(|batch| batch.iter()) {
+            match write {
+                Write::Put(k, v) => {
+                    table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
+                }
+                Write::Delete(k) => {
+                    table.remove(k.as_slice()).map_err(db_err)?;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(db_err)
 }
 
 /// A key prefix of the database that one owner (a plugin instance, the
@@ -86,6 +169,7 @@ impl Store {
 #[derive(Clone)]
 pub struct Namespace {
     db: Arc<Database>,
+    commits: Arc<GroupCommit>,
     prefix: Vec<u8>,
 }
 
@@ -103,23 +187,14 @@ impl Namespace {
 
     /// Applies all writes or none, durably.
     pub fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = tx.open_table(KV).map_err(db_err)?;
-            for w in writes {
-                match w {
-                    Write::Put(k, v) => {
-                        table
-                            .insert(self.full_key(k).as_slice(), v.as_slice())
-                            .map_err(db_err)?;
-                    }
-                    Write::Delete(k) => {
-                        table.remove(self.full_key(k).as_slice()).map_err(db_err)?;
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(db_err)
+        let batch = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put(k, v) => Write::Put(self.full_key(k), v.clone()),
+                Write::Delete(k) => Write::Delete(self.full_key(k)),
+            })
+            .collect();
+        self.commits.write(&self.db, batch)
     }
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order,
@@ -199,6 +274,39 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.get(b"k/0").unwrap(), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_writers_are_group_committed_and_each_batch_stays_atomic() {
+        let (store, dir) = temp_store("group");
+        let ns = store.namespace("g");
+        std::thread::scope(|scope| {
+            for t in 0..16u8 {
+                let ns = ns.clone();
+                scope.spawn(move || {
+                    for i in 0..40u8 {
+                        ns.write(&[
+                            Write::Put(vec![b'a', t, i], vec![t, i]),
+                            Write::Put(vec![b'b', t, i], vec![i, t]),
+                            Write::Delete(vec![b'a', t, i.wrapping_sub(1)]),
+                        ])
+                        .unwrap();
+                        // Durable and visible once write returns.
+                        assert_eq!(ns.get(&[b'b', t, i]).unwrap(), Some(vec![i, t]));
+                    }
+                });
+            }
+        });
+        // Each writer's deletes came after its own earlier puts.
+        assert_eq!(ns.scan(b"a", None, usize::MAX).unwrap().len(), 16);
+        assert_eq!(ns.scan(b"b", None, usize::MAX).unwrap().len(), 16 * 40);
+        drop((ns, store));
+        let store = Store::open(&dir.join("db.redb")).unwrap();
+        assert_eq!(
+            store.namespace("g").get(&[b'a', 3, 39]).unwrap(),
+            Some(vec![3, 39])
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
