@@ -144,6 +144,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         source,
     })?;
     let receiver = tokio::spawn(Arc::clone(&app.node.transport).run_receiver());
+    let reconnect = tokio::spawn({
+        let ipfs = app.node.ipfs.clone();
+        let ipfs_config = config.ipfs.clone();
+        async move { ipfs.keep_connected(&ipfs_config).await }
+    });
     tracing::info!(
         node = %config.node.name,
         node_id = %app.node.identity.id(),
@@ -152,6 +157,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
     server::serve(app, listener, shutdown_signal(), DRAIN).await;
     receiver.abort();
+    reconnect.abort();
     tracing::info!("milagro stopped");
     Ok(())
 }

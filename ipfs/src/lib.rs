@@ -114,6 +114,10 @@ pub struct IpfsConfig {
     pub listen: Vec<String>,
     /// Peers to dial at start (multiaddrs with `/p2p/<peer_id>`).
     pub bootstrap: Vec<String>,
+    /// How often the bootstrap peers are dialled again while the node runs
+    /// (a peer, or the IPFS node itself in kubo mode, may have restarted);
+    /// 0 dials them only at start.
+    pub reconnect_ms: u64,
     /// Embedded mode: repo directory; default `<data_dir>/ipfs`.
     pub repo: Option<std::path::PathBuf>,
     /// How long a block fetch may take.
@@ -134,6 +138,7 @@ impl Default for IpfsConfig {
             api: "http://127.0.0.1:5001".into(),
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             bootstrap: Vec::new(),
+            reconnect_ms: 5_000,
             repo: None,
             timeout_ms: 10_000,
         }
@@ -180,6 +185,33 @@ impl Ipfs {
             }
         }
         Ok(ipfs)
+    }
+
+    /// Keeps dialling the bootstrap peers every `reconnect_ms` for as long
+    /// as it runs; a peer already connected costs one check. Logs when a
+    /// peer is lost and when it is reached again, not at every attempt.
+    pub async fn keep_connected(&self, config: &IpfsConfig) {
+        if config.reconnect_ms == 0 || config.bootstrap.is_empty() {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(config.reconnect_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut unreached = std::collections::HashSet::new();
+        loop {
+            tick.tick().await;
+            for peer in &config.bootstrap {
+                match self.backend.connect(peer).await {
+                    Ok(()) if unreached.remove(peer) => {
+                        tracing::info!(peer = %peer, "bootstrap peer reached again");
+                    }
+                    Ok(()) => {}
+                    Err(e) if unreached.insert(peer.clone()) => {
+                        tracing::warn!(peer = %peer, "bootstrap peer unreachable, retrying: {e}");
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
     }
 
     pub fn with_backend(backend: Arc<dyn Backend>, timeout: Duration) -> Ipfs {
