@@ -27,31 +27,58 @@
 
 #![forbid(unsafe_code)]
 
+use std::{collections::HashMap, sync::Arc};
+
 use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{self, Body, Limits};
 use milagro_plugin_api::{Envelope, Error, Host, NewEnvelope, Store, Write};
 use serde::{Serialize, de::DeserializeOwned};
 use zeroize::Zeroizing;
 
-/// Striped async locks: serialises the work on one order (drawing its
-/// share, recording its state) without serialising different orders.
-pub struct Locks(Vec<futures::lock::Mutex<()>>);
+/// One async lock per key (an order), so that work on one order never
+/// waits for another: a send to a peer that is down may take the whole
+/// delivery timeout while its order is locked. Entries are dropped with
+/// their last guard.
+#[derive(Default)]
+pub struct Locks(Arc<std::sync::Mutex<HashMap<String, Arc<futures::lock::Mutex<()>>>>>);
 
-impl Default for Locks {
-    fn default() -> Self {
-        Locks((0..64).map(|_| futures::lock::Mutex::new(())).collect())
-    }
+/// Holds one key's lock; releases it (and forgets the key if nobody else
+/// waits for it) when dropped.
+pub struct KeyGuard {
+    guard: Option<futures::lock::OwnedMutexGuard<()>>,
+    key: String,
+    locks: Arc<std::sync::Mutex<HashMap<String, Arc<futures::lock::Mutex<()>>>>>,
 }
 
 impl Locks {
-    /// Locks the stripe of `key`.
-    pub async fn lock(&self, key: &str) -> futures::lock::MutexGuard<'_, ()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut hasher);
-        self.0[(hasher.finish() % self.0.len() as u64) as usize]
-            .lock()
-            .await
+    /// Locks `key`.
+    pub async fn lock(&self, key: &str) -> KeyGuard {
+        let mutex = Arc::clone(
+            self.0
+                .lock()
+                .expect("locks map")
+                .entry(key.to_string())
+                .or_default(),
+        );
+        KeyGuard {
+            guard: Some(mutex.lock_owned().await),
+            key: key.to_string(),
+            locks: Arc::clone(&self.0),
+        }
+    }
+}
+
+impl Drop for KeyGuard {
+    fn drop(&mut self) {
+        let mut map = self.locks.lock().expect("locks map");
+        self.guard.take();
+        // Only the map still holds it: no guard, no waiter.
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            map.remove(&self.key);
+        }
     }
 }
 
@@ -225,6 +252,24 @@ pub fn check_node_id(field: &'static str, id: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_key_does_not_block_other_keys_and_is_forgotten_when_free() {
+        futures::executor::block_on(async {
+            let locks = Locks::default();
+            let held = locks.lock("order-a").await;
+            // Any other key locks at once, whatever it hashes to.
+            for i in 0..1000 {
+                drop(locks.lock(&format!("order-{i}")).await);
+            }
+            // The same key waits for the holder.
+            let mut again = Box::pin(locks.lock("order-a"));
+            assert!(futures::poll!(again.as_mut()).is_pending());
+            drop(held);
+            drop(again.await);
+            assert!(locks.0.lock().unwrap().is_empty(), "no key left behind");
+        });
+    }
 
     #[test]
     fn references_that_are_safe_in_paths_and_keys() {
