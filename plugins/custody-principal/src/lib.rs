@@ -626,19 +626,29 @@ impl Principal {
             )
         });
         let mut sent = Vec::new();
+        let mut undelivered = None;
         for (&i, result) in positions.iter().zip(join_all(sends).await) {
             match result {
                 Ok(cid) => {
                     record.order_envelopes[i].push(cid.clone());
                     sent.push(cid);
                 }
-                Err(e) => self.host.warn(format!(
-                    "order {}: not delivered to fiduciary {}: {}",
-                    record.order.reference, record.order.fiduciaries[i], e.message
-                )),
+                Err(e) => {
+                    self.host.warn(format!(
+                        "order {}: not delivered to fiduciary {}: {}",
+                        record.order.reference, record.order.fiduciaries[i], e.message
+                    ));
+                    undelivered.get_or_insert(e);
+                }
             }
         }
         self.save(record).await?;
+        // Nothing left this node (e.g. its IPFS node is down): say why now
+        // (a 503 from the transport) rather than wait for answers that
+        // cannot come. The order stays pending; POSTing it again retries.
+        if let (true, Some(e)) = (sent.is_empty(), undelivered) {
+            return Err(e);
+        }
         // The answers are checked and recorded by on_commitment (and
         // on_complaint); only the wait matters here. A complaint ends it.
         let transport = self.host.transport();
@@ -972,11 +982,21 @@ impl Principal {
             .iter()
             .map(|f| common::send(&self.host, &redeem, vec![f.clone()], links.clone()));
         let mut undelivered = Vec::new();
+        let mut first_error = None;
         for (f, sent) in record.order.fiduciaries.iter().zip(join_all(sends).await) {
             match sent {
                 Ok(cid) => record.redeem_cids.push(cid),
-                Err(e) => undelivered.push(json!({"id": f, "error": e.message})),
+                Err(e) => {
+                    undelivered.push(json!({"id": f, "error": e.message}));
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        // Not one redeem left this node (e.g. its IPFS node is down): that is
+        // no 202. The target stays fixed; POSTing again retries.
+        let none_sent = undelivered.len() == record.order.fiduciaries.len();
+        if let (true, Some(e)) = (none_sent, first_error) {
+            return Err(e);
         }
         if record.own_beneficiary_key {
             let release = Release {
