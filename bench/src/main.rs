@@ -24,7 +24,8 @@
 //! `milagro-bench orders --principal http://127.0.0.1:7070 --token-file T
 //! --fiduciary ID --coin btc -c 16 -n 400 --redeem` places 400 custody
 //! orders from 16 clients, redeems them, and compares the figures with the
-//! floor of one order measured in the same process.
+//! floor of one order measured in the same process. With `--rate 30` the
+//! orders start at a steady 30 per second instead (`scripts/soak`).
 
 use std::time::{Duration, Instant};
 
@@ -113,6 +114,10 @@ enum Command {
         /// Orders placed one by one before the load (not counted).
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// Start orders (and redeems) at this steady rate per second
+        /// instead of as fast as the clients can (a soak at a fixed load).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Only the floor of one custody order (in-process crypto + one durable
     /// write), single-threaded and on several threads.
@@ -263,6 +268,7 @@ fn main() {
             timeout,
             floor_runs,
             warmup,
+            rate,
         } => {
             let coin: milagro_custody::Coin = coin
                 .parse()
@@ -271,7 +277,7 @@ fn main() {
             let beneficiary_token = beneficiary_token_file
                 .map(|f| orders::read_token(&f))
                 .unwrap_or_else(|| token.clone());
-            runtime.block_on(orders::run(orders::Options {
+            let clean = runtime.block_on(orders::run(orders::Options {
                 beneficiary_url: beneficiary_url.unwrap_or_else(|| principal.clone()),
                 principal,
                 token,
@@ -286,7 +292,11 @@ fn main() {
                 timeout: std::time::Duration::from_secs(timeout),
                 floor_runs: floor_runs.max(1),
                 warmup,
+                rate: rate.filter(|r| *r > 0.0),
             }));
+            if !clean {
+                std::process::exit(1);
+            }
         }
         Command::Floor {
             fiduciaries,

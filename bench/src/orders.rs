@@ -56,6 +56,8 @@ pub struct Options {
     pub timeout: Duration,
     pub floor_runs: usize,
     pub warmup: usize,
+    /// Steady start rate per second (None: as fast as the clients can).
+    pub rate: Option<f64>,
 }
 
 /// How long one HTTP call may take before it counts as an error.
@@ -220,10 +222,12 @@ fn path_of(base: &Uri, rest: &str) -> String {
 
 /// Runs `work(i)` for i in 0..count from `concurrency` clients of `base`,
 /// each with its own keep-alive connection; `expect` is the success status.
+/// With a `rate`, item i starts no earlier than i / rate seconds in.
 async fn drive<F>(
     base: &Uri,
     token: &str,
     concurrency: usize,
+    rate: Option<f64>,
     items: Arc<Vec<String>>,
     make: F,
 ) -> (Tally, Duration)
@@ -244,6 +248,10 @@ where
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
+                    if let Some(rate) = rate {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
                     let (method, path, body, expect) = make(item);
                     let t0 = Instant::now();
                     let (status, answer) = client.call(method, &path, body).await;
@@ -421,7 +429,8 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
 
-pub async fn run(opts: Options) {
+/// Runs the benchmark; true when every order, redeem and wallet succeeded.
+pub async fn run(opts: Options) -> bool {
     let n = opts.fiduciaries.len();
     let cores = std::thread::available_parallelism()
         .map(|c| c.get())
@@ -435,6 +444,9 @@ pub async fn run(opts: Options) {
         opts.concurrency,
         opts.run_id
     );
+    if let Some(rate) = opts.rate {
+        println!("paced: {rate} orders (then redeems) started per second");
+    }
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!(
             "machine: {cores} cores, load average {}",
@@ -498,6 +510,7 @@ pub async fn run(opts: Options) {
         &opts.principal,
         &opts.token,
         opts.concurrency,
+        opts.rate,
         Arc::clone(&references),
         move |reference| {
             let mut body =
@@ -526,6 +539,7 @@ pub async fn run(opts: Options) {
     println!("throughput   {order_rate:.1} orders/s");
     print_latencies("latency", &orders.latencies);
 
+    let mut clean = orders.error_count() == 0;
     // Redemption.
     if opts.redeem && !orders.ok.is_empty() {
         let mut created = orders.ok.clone();
@@ -536,6 +550,7 @@ pub async fn run(opts: Options) {
             &opts.principal,
             &opts.token,
             opts.concurrency,
+            opts.rate,
             Arc::new(created.clone()),
             move |reference| {
                 (
@@ -558,6 +573,7 @@ pub async fn run(opts: Options) {
         redeems.print_errors();
         print_latencies("latency", &redeems.latencies);
         let (complete, left, statuses) = await_wallets(&opts, redeems.ok.clone(), started).await;
+        clean &= redeems.error_count() == 0 && left.is_empty();
         let last = complete.max();
         println!(
             "wallets      {} of {} complete at the beneficiary within {:.1} s of the first redeem",
@@ -633,6 +649,15 @@ pub async fn run(opts: Options) {
         tn / 2.0,
         verdict(order_rate >= tn / 2.0)
     );
+    println!(
+        "errors       {}",
+        if clean {
+            "none"
+        } else {
+            "some (above): exit status 1"
+        }
+    );
+    clean
 }
 
 /// A run id from the clock and the process id (references stay unique
