@@ -26,7 +26,7 @@ use std::{
 
 use serde_json::{Value, json as j};
 
-use crate::{Node, NodeConfig, PluginEntry, json, plugin_library};
+use crate::{Node, NodeConfig, PluginEntry, jsipfs::JsIpfs, json, plugin_library, stable_port};
 
 /// A custody role a node plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +71,52 @@ pub fn node_config(
     bootstrap: &[String],
     reply_timeout_ms: u64,
 ) -> NodeConfig {
-    let mut config = NodeConfig::new(name).section(&format!(
-        "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {bootstrap:?}\n"
-    ));
+    embedded_config(name, roles, bootstrap, reply_timeout_ms, 0)
+}
+
+/// The same, its IPFS node on a fixed port, so that the addresses other
+/// nodes dial stay valid when it is restarted.
+pub fn restartable_node_config(
+    name: &str,
+    roles: &[Role],
+    bootstrap: &[String],
+    reply_timeout_ms: u64,
+) -> NodeConfig {
+    embedded_config(name, roles, bootstrap, reply_timeout_ms, stable_port())
+}
+
+fn embedded_config(
+    name: &str,
+    roles: &[Role],
+    bootstrap: &[String],
+    reply_timeout_ms: u64,
+    ipfs_port: u16,
+) -> NodeConfig {
+    let ipfs = format!(
+        "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/{ipfs_port}\"]\nbootstrap = {bootstrap:?}\n"
+    );
+    roles_config(name, roles, &ipfs, reply_timeout_ms)
+}
+
+/// The same in kubo mode: the node uses `daemon`'s RPC API, which dials
+/// the `others` daemons.
+pub fn kubo_config(
+    name: &str,
+    roles: &[Role],
+    daemon: &JsIpfs,
+    others: &[&JsIpfs],
+    reply_timeout_ms: u64,
+) -> NodeConfig {
+    let peers: Vec<String> = others.iter().map(|d| d.peer_multiaddr()).collect();
+    let ipfs = format!(
+        "[ipfs]\nmode = \"kubo\"\napi = \"{}\"\nbootstrap = {peers:?}\n",
+        daemon.api_url()
+    );
+    roles_config(name, roles, &ipfs, reply_timeout_ms)
+}
+
+fn roles_config(name: &str, roles: &[Role], ipfs: &str, reply_timeout_ms: u64) -> NodeConfig {
+    let mut config = NodeConfig::new(name).section(ipfs);
     if roles.contains(&Role::Beneficiary) {
         config = config.section("[identity]\nbeneficiary = true\n");
     }
@@ -127,6 +170,12 @@ pub fn redeem(principal: &Node, reference: &str, beneficiary: Option<&str>) -> (
         &format!("/v1/custody/orders/{reference}/redeem"),
         body.as_deref().map(str::as_bytes),
     );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `GET /v1/custody/orders/{reference}` (status, body).
+pub fn order_view(principal: &Node, reference: &str) -> (u16, Value) {
+    let (status, text) = principal.get_auth(&format!("/v1/custody/orders/{reference}"));
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 

@@ -99,7 +99,6 @@ impl JsIpfs {
         let cfg = dir.path().join("cfg.json");
         std::fs::write(&cfg, config.to_string()).expect("write cfg.json");
 
-        let log = dir.path().join("daemon.log");
         let init = Command::new(&bin)
             .args(["init", "--emptyRepo", "--defaultConfig"])
             .arg(&cfg)
@@ -123,45 +122,71 @@ impl JsIpfs {
             .expect("Identity.PeerID in the repo config")
             .to_string();
 
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new(&bin)
-            .args(["daemon", "--enable-preload=false"])
-            .env("IPFS_PATH", &repo)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Its own process group, so everything it starts dies with it.
-            .process_group(0)
-            .spawn()
-            .expect("spawn jsipfs daemon");
         let mut node = JsIpfs {
             dir,
-            child: Some(child),
+            child: None,
             api_port,
             swarm_port,
             peer_id,
             started_in: Duration::ZERO,
         };
+        node.run_daemon();
+        node.started_in = begun.elapsed();
+        node
+    }
+
+    /// Starts the daemon on the repo (appending to its log) and waits until
+    /// its API answers.
+    fn run_daemon(&mut self) {
+        let begun = Instant::now();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("log file");
+        let err = log.try_clone().expect("log file");
+        let child = Command::new(jsipfs_bin())
+            .args(["daemon", "--enable-preload=false"])
+            .env("IPFS_PATH", self.dir.path().join("repo"))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            // Its own process group, so everything it starts dies with it.
+            .process_group(0)
+            .spawn()
+            .expect("spawn jsipfs daemon");
+        self.child = Some(child);
         let deadline = begun + START_TIMEOUT;
         loop {
-            if node.api_answers() {
-                node.started_in = begun.elapsed();
-                return node;
+            if self.api_answers() {
+                return;
             }
-            if let Some(Ok(Some(status))) = node.child.as_mut().map(|c| c.try_wait()) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!(
                     "jsipfs daemon exited during start ({status}):\n{}",
-                    node.log()
+                    self.log()
                 );
             }
             if Instant::now() > deadline {
-                let log = node.log();
-                node.kill();
+                let log = self.log();
+                self.kill();
                 panic!("jsipfs daemon did not answer within {START_TIMEOUT:?}:\n{log}");
             }
             thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Starts the daemon again on the same repo and ports. A killed daemon
+    /// leaves its repo lock behind; it is stale once the process is gone.
+    pub fn restart(&mut self) {
+        self.kill();
+        let lock = self.dir.path().join("repo").join("repo.lock");
+        if lock.is_dir() {
+            std::fs::remove_dir_all(&lock).expect("remove the stale repo lock");
+        } else if lock.exists() {
+            std::fs::remove_file(&lock).expect("remove the stale repo lock");
+        }
+        self.run_daemon();
     }
 
     /// Starts `n` daemons in parallel (start-up is mostly waiting).

@@ -461,6 +461,13 @@ impl Node {
         self.signal("CONT");
     }
 
+    /// Kills the process (SIGKILL) without waiting for it: a crash in the
+    /// middle of whatever it is doing, seen by callers holding a `&Node`.
+    /// [`Node::restart`] brings it back.
+    pub fn crash(&self) {
+        self.signal("KILL");
+    }
+
     fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
             .arg(format!("-{name}"))

@@ -487,39 +487,23 @@ fn bad_input_is_refused_with_a_clear_message_and_nothing_is_written() {
     assert!(custody::all_pages(&plain, "/v1/fiduciary/shares", "shares").is_empty());
 }
 
-/// A node whose IPFS facility is its own js-ipfs daemon's Kubo RPC API.
-fn kubo_node(
-    name: &str,
-    roles: &[Role],
-    daemon: &milagro_tests::jsipfs::JsIpfs,
-    others: &[&milagro_tests::jsipfs::JsIpfs],
-) -> Node {
-    let peers: Vec<String> = others.iter().map(|d| d.peer_multiaddr()).collect();
-    let mut config = NodeConfig::new(name).section(&format!(
-        "[ipfs]\nmode = \"kubo\"\napi = \"{}\"\nbootstrap = {peers:?}\n",
-        daemon.api_url()
-    ));
-    if roles.contains(&Role::Beneficiary) {
-        config = config.section("[identity]\nbeneficiary = true\n");
-    }
-    for &role in roles {
-        let c = match role {
-            Role::Principal => format!("{{ reply_timeout_ms = {REPLY_TIMEOUT_MS} }}"),
-            _ => "{}".into(),
-        };
-        config = config.plugin(custody::entry(role, &c));
-    }
-    Node::start(config)
-}
-
 #[test]
 fn the_same_flow_in_kubo_mode_against_js_ipfs_daemons() {
     let daemons = milagro_tests::jsipfs::JsIpfs::start_many(4);
     let [db, d1, d2, dp] = [&daemons[0], &daemons[1], &daemons[2], &daemons[3]];
-    let b = kubo_node("beneficiary", &[Role::Beneficiary], db, &[]);
-    let f1 = kubo_node("fiduciary-1", &[Role::Fiduciary], d1, &[db]);
-    let f2 = kubo_node("fiduciary-2", &[Role::Fiduciary], d2, &[db, d1]);
-    let p = kubo_node("principal", &[Role::Principal], dp, &[db, d1, d2]);
+    let kubo_node = |name, role, daemon, others: &[_]| {
+        Node::start(custody::kubo_config(
+            name,
+            &[role],
+            daemon,
+            others,
+            REPLY_TIMEOUT_MS,
+        ))
+    };
+    let b = kubo_node("beneficiary", Role::Beneficiary, db, &[]);
+    let f1 = kubo_node("fiduciary-1", Role::Fiduciary, d1, &[db]);
+    let f2 = kubo_node("fiduciary-2", Role::Fiduciary, d2, &[db, d1]);
+    let p = kubo_node("principal", Role::Principal, dp, &[db, d1, d2]);
     let bid = b.id();
     let started = Instant::now();
     let o = order_ok(&p, &[f1.id(), f2.id()], Some(&bid), "btc", "kubo-wallet");

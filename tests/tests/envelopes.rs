@@ -297,7 +297,14 @@ fn a_burst_to_a_recipient_that_freezes_and_crashes_is_delivered_in_full() {
     let a = Node::start(node("a", &[], slow));
     let mut b = Node::start(node("b", &peers(&[&a]), ""));
     let idb = b.id();
-    send(&a, "test/note", &[idb.clone()], "warm-up", "", &[]);
+    send(
+        &a,
+        "test/note",
+        std::slice::from_ref(&idb),
+        "warm-up",
+        "",
+        &[],
+    );
 
     b.pause();
     let started = Instant::now();
@@ -308,7 +315,16 @@ fn a_burst_to_a_recipient_that_freezes_and_crashes_is_delivered_in_full() {
                 scope.spawn(move || {
                     (s..ENVELOPES)
                         .step_by(SENDERS)
-                        .map(|i| send(a, "test/note", &[idb.clone()], &format!("n{i}"), "", &[]))
+                        .map(|i| {
+                            send(
+                                a,
+                                "test/note",
+                                std::slice::from_ref(idb),
+                                &format!("n{i}"),
+                                "",
+                                &[],
+                            )
+                        })
                         .collect::<Vec<_>>()
                 })
             })
