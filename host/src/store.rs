@@ -39,6 +39,13 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
+/// redb's own page cache. Its default (1 GiB) lets a node's memory grow
+/// with its database up to that size: a soak of 6,000 orders and their
+/// redemptions grew the beneficiary's RSS from 36 to 94 MB. The hot pages of
+/// a busy node (recent envelopes, open orders) fit in 16 MiB, and the
+/// kernel's page cache still holds the rest of the file.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open database {path}: {message}")]
@@ -69,10 +76,13 @@ pub enum Write {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path).map_err(|e| StoreError::Open {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
         // Create the table up front so readers never race its creation.
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(KV).map_err(db_err)?;
