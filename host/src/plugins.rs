@@ -177,7 +177,9 @@ fn construct_keystore(opened: &OpenedPlugin) -> Result<PluginKeystore, LoadError
             opened.config.path.display()
         ))
     })?;
-    let config_json = serde_json::to_string(&opened.config.config)
+    let config_json = opened
+        .config
+        .config_json()
         .map_err(|e| refuse(format!("config table does not convert to JSON: {e}")))?;
     match new_keystore(config_json.into()) {
         RResult::ROk(object) => {
@@ -217,7 +219,7 @@ fn construct(
         module,
     } = opened;
     let name = config.name.clone();
-    let config_json = serde_json::to_string(&config.config).map_err(|e| LoadError::Describe {
+    let config_json = config.config_json().map_err(|e| LoadError::Describe {
         name: name.clone(),
         reason: format!("config table does not convert to JSON: {e}"),
     })?;
