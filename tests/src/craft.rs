@@ -83,9 +83,21 @@ pub fn fetch_identity(node: &Node, id: &str) -> VerifiedIdentity {
 
 /// A genuine `test/note` envelope from `from` sealed to `to`: its block bytes.
 pub fn sealed(from: &Party, to: &[&VerifiedIdentity], body: &str, time_ms: u64) -> Vec<u8> {
+    note(from, to, body, Some(b"secret"), time_ms)
+}
+
+/// A genuine `test/note` envelope from `from` to `to`, with a sealed part
+/// only if `secret` is given: its block bytes.
+pub fn note(
+    from: &Party,
+    to: &[&VerifiedIdentity],
+    body: &str,
+    secret: Option<&[u8]>,
+    time_ms: u64,
+) -> Vec<u8> {
     let draft = EnvelopeDraft {
         body: Some(body.as_bytes()),
-        secret_body: Some(b"secret"),
+        secret_body: secret,
         ..EnvelopeDraft::new("test/note", time_ms)
     };
     seal(&from.signer, &from.doc, to, &draft)

@@ -43,14 +43,14 @@ use futures::StreamExt;
 use ipld_core::ipld::Ipld;
 use milagro_ipfs::{Ipfs, IpfsConfig, RAW};
 use milagro_proto::{
-    Block, Cid, EnvelopeDraft, Receipt, VerifiedIdentity, block::cid_of, encode_delivery,
-    inbox_topic, receipt_topic, seal,
+    Block, Cid, Receipt, VerifiedIdentity, block::cid_of, encode_delivery, inbox_topic,
+    receipt_topic,
 };
 use milagro_tests::{
     Node, NodeConfig, PluginEntry,
     craft::{
-        Party, deliver, encode, fetch_identity, now_ms, party, publish, resign, sealed, to_map,
-        wait_processed,
+        self as craft, Party, deliver, encode, fetch_identity, now_ms, party, publish, resign,
+        sealed, to_map, wait_processed,
     },
     json, plugin_library,
 };
@@ -193,15 +193,7 @@ fn delivery(block: &[u8], cid: &Cid) -> Vec<u8> {
 
 /// A plaintext `test/note` envelope addressed to `to`.
 fn plain(from: &Party, to: &[&VerifiedIdentity], body: &str, time_ms: u64) -> Vec<u8> {
-    let draft = EnvelopeDraft {
-        body: Some(body.as_bytes()),
-        ..EnvelopeDraft::new("test/note", time_ms)
-    };
-    seal(&from.signer, &from.doc, to, &draft)
-        .unwrap()
-        .block()
-        .bytes()
-        .to_vec()
+    craft::note(from, to, body, None, time_ms)
 }
 
 fn entry<'a>(value: &'a Ipld, key: &str) -> &'a Ipld {
