@@ -42,9 +42,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use connexa::prelude::ConnexaSwarmEvent;
 use futures::{Stream, StreamExt, stream::BoxStream};
+use libp2p_gossipsub::PublishError;
 use rust_ipfs::{
-    Block, DialOpts, Ipfs as RustIpfs, Keypair, Multiaddr, PeerId, Protocol,
+    Block, ConnectedPoint, ConnectionId, DialOpts, Ipfs as RustIpfs, Keypair, Multiaddr, PeerId,
+    Protocol,
     builder::DefaultIpfsBuilder,
     p2p::{IdentifyConfiguration, PubsubConfig},
     repo::LockError,
@@ -62,6 +65,9 @@ const REPO_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Connections without traffic stay open this long (libp2p's default closes
 /// them within seconds, which would drop the peers we were told to dial).
 const IDLE_CONNECTION_TIMEOUT_SECS: u64 = 600;
+/// A connection to a peer that arrives while another, older than this, is
+/// up means the peer's view of the older one has diverged from ours.
+const OVERLAP_GRACE: Duration = Duration::from_secs(2);
 /// Largest pubsub message accepted or sent (rust-ipfs' default).
 const MAX_PUBSUB_MESSAGE: usize = 2 * 1024 * 1024;
 
@@ -102,6 +108,16 @@ impl EmbeddedNode {
             topics: Arc::default(),
         };
         node.wait_listening(listen.len()).await?;
+        let events = node
+            .ipfs
+            .swarm_events()
+            .await
+            .map_err(|e| backend("swarm_events", e))?;
+        tokio::spawn(reset_overlapping_connections(
+            node.ipfs.clone(),
+            events,
+            node.timeout,
+        ));
         tracing::info!(peer_id = %peer_id, repo = %repo.display(), "embedded IPFS node started");
         Ok(node)
     }
@@ -188,10 +204,16 @@ impl Backend for EmbeddedNode {
     }
 
     async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), IpfsError> {
-        self.ipfs
-            .pubsub_publish(topic, data)
-            .await
-            .map_err(|e| backend("publish", format!("topic {topic:?}: {e:#}")))
+        self.ipfs.pubsub_publish(topic, data).await.map_err(|e| {
+            match e.downcast_ref::<connexa::error::Error>() {
+                Some(connexa::error::Error::Gossipsub(
+                    connexa::error::gossipsub::Error::Publish(
+                        PublishError::NoPeersSubscribedToTopic,
+                    ),
+                )) => IpfsError::NoSubscribers(topic.to_string()),
+                _ => backend("publish", format!("topic {topic:?}: {e:#}")),
+            }
+        })
     }
 
     async fn subscribe(&self, topic: &str) -> Result<BoxStream<'static, PubsubMessage>, IpfsError> {
@@ -247,19 +269,7 @@ impl Backend for EmbeddedNode {
     }
 
     async fn connect(&self, address: &str) -> Result<(), IpfsError> {
-        let addr: Multiaddr = address
-            .parse()
-            .map_err(|e| IpfsError::Config(format!("peer address {address:?}: {e}")))?;
-        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-            return Err(IpfsError::Config(format!(
-                "peer address {address:?} does not end in /p2p/<peer id>"
-            )));
-        };
-        if peer == self.peer_id {
-            return Err(IpfsError::Config(format!(
-                "peer address {address:?} is this node's own"
-            )));
-        }
+        let (addr, peer) = self.peer_address(address)?;
         if self.is_connected(peer).await? {
             return Ok(());
         }
@@ -275,9 +285,50 @@ impl Backend for EmbeddedNode {
             )),
         }
     }
+
+    async fn reconnect(&self, address: &str) -> Result<(), IpfsError> {
+        let (_, peer) = self.peer_address(address)?;
+        if self.is_connected(peer).await? {
+            self.ipfs
+                .disconnect(peer)
+                .await
+                .map_err(|e| backend("disconnect", format!("{peer}: {e:#}")))?;
+            // `connect` must not find the closing connection still there.
+            let deadline = Instant::now() + self.timeout;
+            while self.is_connected(peer).await? {
+                if Instant::now() >= deadline {
+                    return Err(backend(
+                        "disconnect",
+                        format!("{peer}: still connected after {:?}", self.timeout),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        self.connect(address).await
+    }
 }
 
 impl EmbeddedNode {
+    /// Parses a peer's multiaddr, which must end in `/p2p/<peer id>` of a
+    /// node other than this one.
+    fn peer_address(&self, address: &str) -> Result<(Multiaddr, PeerId), IpfsError> {
+        let addr: Multiaddr = address
+            .parse()
+            .map_err(|e| IpfsError::Config(format!("peer address {address:?}: {e}")))?;
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+            return Err(IpfsError::Config(format!(
+                "peer address {address:?} does not end in /p2p/<peer id>"
+            )));
+        };
+        if peer == self.peer_id {
+            return Err(IpfsError::Config(format!(
+                "peer address {address:?} is this node's own"
+            )));
+        }
+        Ok((addr, peer))
+    }
+
     async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {
         self.ipfs
             .is_pinned(cid)
@@ -342,6 +393,87 @@ impl Drop for Subscription {
                 }
             }
         });
+    }
+}
+
+/// Watches the node's connections and resets a peer's when a new connection
+/// to it arrives while an older one (up for more than [`OVERLAP_GRACE`])
+/// still stands: the peer has restarted, or lost its side of the old
+/// connection, which this node has not noticed (rust-ipfs closes nothing on
+/// failed pings). gossipsub announces our subscriptions only on the first
+/// connection to a peer, so the newcomer would never learn them and could
+/// not publish to us for as long as the old connection looks alive.
+/// Closing every connection and dialling again makes both ends start
+/// afresh. Connections that overlap by less (both ends dialling at once)
+/// are left alone. Ends with the node.
+async fn reset_overlapping_connections(
+    ipfs: RustIpfs,
+    mut events: BoxStream<'static, ConnexaSwarmEvent>,
+    timeout: Duration,
+) {
+    // Per peer: when each of its connections was established, and the last
+    // address we dialled it at.
+    let mut connections: HashMap<PeerId, HashMap<ConnectionId, Instant>> = HashMap::new();
+    let mut dialled: HashMap<PeerId, Multiaddr> = HashMap::new();
+    while let Some(event) = events.next().await {
+        match event {
+            ConnexaSwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                if let ConnectedPoint::Dialer { address, .. } = endpoint {
+                    dialled.insert(peer_id, address);
+                }
+                let now = Instant::now();
+                let peer = connections.entry(peer_id).or_default();
+                let stale = peer
+                    .values()
+                    .any(|since| now.duration_since(*since) > OVERLAP_GRACE);
+                peer.insert(connection_id, now);
+                if stale {
+                    tracing::info!(peer = %peer_id, "a peer connected again over an older connection; resetting its connections");
+                    tokio::spawn(reset_peer(
+                        ipfs.clone(),
+                        peer_id,
+                        dialled.get(&peer_id).cloned(),
+                        timeout,
+                    ));
+                }
+            }
+            ConnexaSwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                if let Some(peer) = connections.get_mut(&peer_id) {
+                    peer.remove(&connection_id);
+                    if peer.is_empty() {
+                        connections.remove(&peer_id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Closes every connection to `peer`, then dials it at `address` if we
+/// have one (else the peer, which just dialled us, dials again).
+async fn reset_peer(ipfs: RustIpfs, peer: PeerId, address: Option<Multiaddr>, timeout: Duration) {
+    if let Err(e) = ipfs.disconnect(peer).await {
+        tracing::debug!(%peer, "disconnect: {e:#}");
+        return;
+    }
+    let Some(address) = address else { return };
+    let deadline = Instant::now() + timeout;
+    while matches!(ipfs.is_connected(peer).await, Ok(true)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dial = DialOpts::peer_id(peer).addresses(vec![address]).build();
+    if let Ok(Err(e)) = tokio::time::timeout(timeout, ipfs.connect(dial)).await {
+        tracing::debug!(%peer, "dialling again after the reset: {e:#}");
     }
 }
 

@@ -322,18 +322,25 @@ impl Backend for KuboClient {
         Ok(())
     }
 
-    /// Fails (`Backend` error, e.g. js-ipfs's `InsufficientPeers`) when no
-    /// subscribed peer is known yet: callers retry.
+    /// Fails with [`IpfsError::NoSubscribers`] when js-ipfs knows no
+    /// subscribed peer (its `InsufficientPeers`; Kubo publishes anyway).
     async fn publish(&self, topic: &str, data: Vec<u8>) -> Result<(), IpfsError> {
-        let topic = encode_topic(topic);
-        self.call(
-            "pubsub/pub",
-            &[("arg", &topic)],
-            Body::File(data),
-            self.timeout,
-        )
-        .await?;
-        Ok(())
+        let encoded = encode_topic(topic);
+        match self
+            .call(
+                "pubsub/pub",
+                &[("arg", &encoded)],
+                Body::File(data),
+                self.timeout,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(IpfsError::Backend { message, .. }) if message.contains("InsufficientPeers") => {
+                Err(IpfsError::NoSubscribers(topic.to_string()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn subscribe(&self, topic: &str) -> Result<BoxStream<'static, PubsubMessage>, IpfsError> {
@@ -365,6 +372,22 @@ impl Backend for KuboClient {
         )
         .await?;
         Ok(())
+    }
+
+    async fn reconnect(&self, address: &str) -> Result<(), IpfsError> {
+        // Refused when the peer is not connected, which is as good.
+        if let Err(e) = self
+            .call(
+                "swarm/disconnect",
+                &[("arg", address)],
+                Body::Empty,
+                self.timeout,
+            )
+            .await
+        {
+            tracing::debug!(%address, "swarm/disconnect: {e}");
+        }
+        self.connect(address).await
     }
 }
 

@@ -32,7 +32,12 @@ mod kubo;
 
 pub use kubo::KuboClient;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use futures::stream::BoxStream;
 pub use ipld_core::cid::Cid;
@@ -68,6 +73,11 @@ pub enum IpfsError {
     },
     #[error("invalid IPFS configuration: {0}")]
     Config(String),
+    /// A publish reached no peer: none that the node knows of subscribes to
+    /// the topic (the recipient is not connected, or its subscription was
+    /// never announced to this node; see [`Ipfs::reconnect`]).
+    #[error("no connected peer subscribes to pubsub topic {0:?}")]
+    NoSubscribers(String),
 }
 
 /// A pubsub message as received.
@@ -101,6 +111,10 @@ pub trait Backend: Send + Sync {
     async fn id(&self) -> Result<NodeInfo, IpfsError>;
     /// Dials a peer by multiaddr (with `/p2p/<peer_id>`).
     async fn connect(&self, address: &str) -> Result<(), IpfsError>;
+    /// Closes every connection to the peer at `address` (a multiaddr with
+    /// `/p2p/<peer_id>`) and dials it again, so that both ends exchange
+    /// their pubsub subscriptions afresh.
+    async fn reconnect(&self, address: &str) -> Result<(), IpfsError>;
 }
 
 /// `[ipfs]` in host.toml.
@@ -152,11 +166,18 @@ pub fn cid_of(codec: u64, data: &[u8]) -> Cid {
     Cid::new_v1(codec, hash)
 }
 
+/// The shortest time between two [`Ipfs::reconnect`]s of the same peer: a
+/// burst of failing deliveries to one peer resets its connection once.
+pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The node's IPFS facility.
 #[derive(Clone)]
 pub struct Ipfs {
     backend: Arc<dyn Backend>,
     timeout: Duration,
+    /// When each peer (by the text of its `/p2p/` address suffix) was last
+    /// reconnected.
+    reconnected: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Ipfs {
@@ -215,7 +236,11 @@ impl Ipfs {
     }
 
     pub fn with_backend(backend: Arc<dyn Backend>, timeout: Duration) -> Ipfs {
-        Ipfs { backend, timeout }
+        Ipfs {
+            backend,
+            timeout,
+            reconnected: Arc::default(),
+        }
     }
 
     /// Stores and pins a block; the CID is computed here and must match the node's.
@@ -271,5 +296,51 @@ impl Ipfs {
 
     pub async fn connect(&self, address: &str) -> Result<(), IpfsError> {
         self.backend.connect(address).await
+    }
+
+    /// Drops the connection to a peer and dials it again at the first of
+    /// `addresses` (all of one peer, ending in `/p2p/<peer_id>`) that
+    /// answers; at most once per [`RECONNECT_INTERVAL`] per peer, and
+    /// `Ok(false)` when skipped for that reason.
+    ///
+    /// Why: libp2p's gossipsub announces this node's subscriptions to a peer
+    /// only on the first connection to it. A peer that restarts with the same
+    /// peer ID and reconnects before this node has reaped the dead connection
+    /// never learns them, so it cannot publish to this node (and vice versa)
+    /// until every connection between the two is closed. Callers that see
+    /// [`IpfsError::NoSubscribers`] or unanswered deliveries use this.
+    pub async fn reconnect(&self, addresses: &[String]) -> Result<bool, IpfsError> {
+        let Some(peer) = addresses
+            .first()
+            .and_then(|address| address.rsplit_once("/p2p/"))
+            .map(|(_, peer)| peer.to_string())
+        else {
+            return Err(IpfsError::Config(
+                "no peer address ending in /p2p/<peer_id> to reconnect to".into(),
+            ));
+        };
+        {
+            let mut reconnected = self.reconnected.lock().expect("reconnect lock");
+            let now = Instant::now();
+            if reconnected
+                .get(&peer)
+                .is_some_and(|at| now.duration_since(*at) < RECONNECT_INTERVAL)
+            {
+                return Ok(false);
+            }
+            reconnected.retain(|_, at| now.duration_since(*at) < RECONNECT_INTERVAL);
+            reconnected.insert(peer.clone(), now);
+        }
+        let mut last_error = None;
+        for address in addresses {
+            match self.backend.reconnect(address).await {
+                Ok(()) => {
+                    tracing::info!(%peer, %address, "reconnected to peer");
+                    return Ok(true);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("at least one address was tried"))
     }
 }

@@ -22,12 +22,14 @@
 
 use std::{
     future::Future,
+    net::SocketAddr,
     path::Path,
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
-use milagro_ipfs::{Cid, DAG_CBOR, Ipfs, IpfsConfig, IpfsError, RAW, cid_of};
+use futures::{StreamExt, stream::BoxStream};
+use milagro_ipfs::{Cid, DAG_CBOR, Ipfs, IpfsConfig, IpfsError, PubsubMessage, RAW, cid_of};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Per-operation bound of these tests; far above what a healthy node needs.
 const BOUND: Duration = Duration::from_secs(20);
@@ -131,25 +133,12 @@ async fn pubsub_message_arrives_byte_exact() {
     let mut inbox = b.subscribe("/milagro/1/test").await.unwrap();
     connect(&a, &b).await;
 
-    // Until the mesh includes B, publishing fails (no peers) or reaches no one:
-    // retry with fresh messages until one arrives.
     let payload: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
     let started = Instant::now();
-    let first = bounded("mesh", async {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let mut data = payload.clone();
-            data.extend_from_slice(&attempt.to_be_bytes());
-            if a.publish("/milagro/1/test", data).await.is_ok()
-                && let Ok(Some(message)) =
-                    tokio::time::timeout(Duration::from_millis(100), inbox.next()).await
-            {
-                return (attempt, message);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+    let first = bounded(
+        "mesh",
+        publish_until_received(&a, "/milagro/1/test", &payload, &mut inbox),
+    )
     .await;
     println!(
         "pubsub mesh ready after {:?} ({} attempts)",
@@ -191,6 +180,137 @@ async fn pubsub_message_arrives_byte_exact() {
         .await
         .expect("stream open");
     assert_eq!(message.data, b"after drop");
+}
+
+/// Until the mesh includes the subscriber, publishing fails (no peers) or
+/// reaches no one: publishes `payload` followed by the attempt number until
+/// one arrives on `inbox`, and returns that number and the message.
+async fn publish_until_received(
+    from: &Ipfs,
+    topic: &str,
+    payload: &[u8],
+    inbox: &mut BoxStream<'static, PubsubMessage>,
+) -> (u32, PubsubMessage) {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let mut data = payload.to_vec();
+        data.extend_from_slice(&attempt.to_be_bytes());
+        if from.publish(topic, data).await.is_ok()
+            && let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_millis(100), inbox.next()).await
+        {
+            return (attempt, message);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TCP relay on 127.0.0.1 to `target` that never passes a close on: when
+/// one side goes away, the other stays open, like a connection whose peer
+/// vanished without its FIN arriving (a crash, a cable pulled).
+async fn stale_relay(target: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = TcpStream::connect(target).await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (mut in_read, mut in_write) = inbound.into_split();
+                let (mut out_read, mut out_write) = outbound.into_split();
+                let _ = tokio::join!(
+                    tokio::io::copy(&mut in_read, &mut out_write),
+                    tokio::io::copy(&mut out_read, &mut in_write),
+                );
+                // Dropping a write half would send its FIN: hold both until
+                // the test's runtime ends.
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    address
+}
+
+/// The TCP address of a node's first listen multiaddr.
+async fn tcp_address(node: &Ipfs) -> SocketAddr {
+    let address = node.id().await.unwrap().addresses.remove(0);
+    let parts: Vec<&str> = address.split('/').collect();
+    match parts.as_slice() {
+        ["", "ip4", ip, "tcp", port, ..] => format!("{ip}:{port}").parse().unwrap(),
+        _ => panic!("unexpected listen address {address}"),
+    }
+}
+
+/// libp2p's gossipsub announces a node's subscriptions to a peer only on its
+/// first connection to that peer. B restarts with the same peer ID and dials
+/// A while A still holds B's old connection (its FIN never arrived): without
+/// the embedded node's reset of overlapping connections, A never tells the
+/// new B what it subscribes to, and B cannot publish to A for as long as the
+/// old connection looks alive (measured before the fix: still refused after
+/// 3 s, the test's whole wait). Then `Ipfs::reconnect`, which the transport
+/// uses when deliveries fail, and its once-per-interval limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_restarts_behind_a_stale_connection_can_publish_again() {
+    const TOPIC: &str = "/milagro/1/test/a";
+    let dir = tempfile::tempdir().unwrap();
+    let a = start("A", &dir.path().join("a"), 2_000).await;
+    let a_peer = a.id().await.unwrap().peer_id;
+    let mut a_inbox = a.subscribe(TOPIC).await.unwrap();
+    let relay = stale_relay(tcp_address(&a).await).await;
+    let via_relay = format!("/ip4/127.0.0.1/tcp/{}/p2p/{a_peer}", relay.port());
+
+    let b_repo = dir.path().join("b");
+    let b = start("B", &b_repo, 2_000).await;
+    bounded("B dials A through the relay", b.connect(&via_relay))
+        .await
+        .unwrap();
+    bounded(
+        "B reaches A",
+        publish_until_received(&b, TOPIC, b"first life", &mut a_inbox),
+    )
+    .await;
+    // Older than the overlap A tolerates from peers dialling both ways at once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(b);
+
+    // The new B (same key, new port) dials A directly, as a restarted node
+    // does with its bootstrap peers, and keeps doing so.
+    let b = start("B again", &b_repo, 2_000).await;
+    let a_direct = a.id().await.unwrap().addresses.remove(0);
+    let keep = IpfsConfig {
+        bootstrap: vec![a_direct],
+        reconnect_ms: 200,
+        ..IpfsConfig::default()
+    };
+    let redial = tokio::spawn({
+        let b = b.clone();
+        async move { b.keep_connected(&keep).await }
+    });
+    let started = Instant::now();
+    let (attempts, message) = bounded(
+        "the restarted B reaches A",
+        publish_until_received(&b, TOPIC, b"second life", &mut a_inbox),
+    )
+    .await;
+    assert!(message.data.starts_with(b"second life"));
+    println!(
+        "the restarted B reached A in {:?} ({attempts} attempts)",
+        started.elapsed()
+    );
+
+    let b_addresses = b.id().await.unwrap().addresses;
+    assert!(a.reconnect(&b_addresses).await.unwrap());
+    bounded(
+        "B reaches A after A's reconnect",
+        publish_until_received(&b, TOPIC, b"after reconnect", &mut a_inbox),
+    )
+    .await;
+    // A second reconnect at once is skipped: a burst of failing deliveries
+    // resets a peer's connections once.
+    assert!(!a.reconnect(&b_addresses).await.unwrap());
+    redial.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

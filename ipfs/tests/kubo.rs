@@ -217,6 +217,9 @@ impl Backend for Tampering {
     async fn connect(&self, address: &str) -> Result<(), IpfsError> {
         self.0.connect(address).await
     }
+    async fn reconnect(&self, address: &str) -> Result<(), IpfsError> {
+        self.0.reconnect(address).await
+    }
 }
 
 /// Publishes `probe` from `from` until `to` receives it (gossipsub needs a

@@ -485,8 +485,15 @@ impl Node {
 }
 
 impl Drop for Node {
+    /// Kills the process. With `MILAGRO_TEST_KEEP` set, the node's directory
+    /// (config, data, `node.log`) is kept for a post-mortem and named on
+    /// stderr.
     fn drop(&mut self) {
         self.kill();
+        if std::env::var_os("MILAGRO_TEST_KEEP").is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("node directory kept: {}", self.dir.path().display());
+        }
     }
 }
 

@@ -302,12 +302,9 @@ fn killing_the_principal_mid_orders_and_redemptions_loses_nothing() {
     crash_run(Role::Principal);
 }
 
-/// Flaky (about one run in three): after some restarts the principal
-/// cannot reach the fiduciary over pubsub for minutes, the open defect in
-/// docs/architecture.md ("IPFS"). Run it with `cargo nextest run --test
-/// custody_crash --run-ignored all`.
+/// Failed about one run in three until restarted peers had their
+/// overlapping connections reset (docs/architecture.md, "IPFS").
 #[test]
-#[ignore = "flaky until the reconnection defect in docs/architecture.md is fixed"]
 fn killing_a_fiduciary_mid_orders_and_redemptions_loses_nothing() {
     crash_run(Role::Fiduciary);
 }

@@ -39,13 +39,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use milagro_ipfs::{DAG_CBOR, Ipfs, PubsubMessage};
+use milagro_ipfs::{DAG_CBOR, Ipfs, IpfsError, PubsubMessage};
 use milagro_proto::{
     Cid, EnvelopeDraft, Receipt, VerifiedIdentity, decode_delivery, encode_delivery, inbox_topic,
     receipt_topic, seal,
 };
 use serde::Deserialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use self::inbox::{Accepted, Admission, Inbox, InboxError};
 use crate::identity::{NodeIdentity, Resolver};
@@ -111,6 +111,28 @@ pub struct Transport {
     awaiting_receipts: Mutex<HashMap<(Cid, Cid), Arc<Notify>>>,
 }
 
+/// Why one pubsub delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum PubsubAttempt {
+    #[error("{0}")]
+    Publish(IpfsError),
+    #[error("published, but no receipt within {} ms", .0.as_millis())]
+    NoReceipt(Duration),
+}
+
+/// Why a receipt was not sent.
+#[derive(Debug, thiserror::Error)]
+enum ReceiptError {
+    #[error("cannot sign it: {0}")]
+    Sign(milagro_proto::Error),
+    #[error("{0}")]
+    Publish(IpfsError),
+}
+
+/// After this many unanswered publishes in a row, a delivery resets the
+/// IPFS connection to the recipient once: its receipts may be unable to
+/// reach us (see [`Ipfs::reconnect`]).
+const RECONNECT_AFTER_MISSED_RECEIPTS: u32 = 2;
 /// Delay between delivery attempts.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
 /// How long the first pubsub delivery waits for its receipt before it is
@@ -118,6 +140,8 @@ const RETRY_DELAY: Duration = Duration::from_millis(200);
 /// [`MAX_RECEIPT_WAIT`].
 const FIRST_RECEIPT_WAIT: Duration = Duration::from_millis(500);
 const MAX_RECEIPT_WAIT: Duration = Duration::from_secs(4);
+/// How many pending envelopes a restarted node processes at once.
+const RESUME_CONCURRENCY: usize = 16;
 /// Delay before subscribing again to a topic.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
@@ -226,6 +250,7 @@ impl Transport {
             TransportMode::Http => None,
         };
         let mut receipt_wait = FIRST_RECEIPT_WAIT;
+        let mut missed_receipts = 0;
         let mut last_error;
         loop {
             let attempt = match &pubsub {
@@ -233,7 +258,20 @@ impl Transport {
                     let wait = receipt_wait
                         .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
                     receipt_wait = (receipt_wait * 2).min(MAX_RECEIPT_WAIT);
-                    self.deliver_pubsub(recipient, message, receipt, wait).await
+                    let attempt = self.deliver_pubsub(recipient, message, receipt, wait).await;
+                    match &attempt {
+                        Err(PubsubAttempt::Publish(IpfsError::NoSubscribers(_))) => {
+                            self.reconnect(recipient).await;
+                        }
+                        Err(PubsubAttempt::NoReceipt(_)) => {
+                            missed_receipts += 1;
+                            if missed_receipts == RECONNECT_AFTER_MISSED_RECEIPTS {
+                                self.reconnect(recipient).await;
+                            }
+                        }
+                        _ => {}
+                    }
+                    attempt.map_err(|e| e.to_string())
                 }
                 None => self.deliver_http(recipient, block).await,
             };
@@ -245,6 +283,18 @@ impl Transport {
                 return Err(last_error);
             }
             tokio::time::sleep(RETRY_DELAY).await;
+        }
+    }
+
+    /// Resets this node's IPFS connection to `peer` (see [`Ipfs::reconnect`]
+    /// for why a connection can be up while pubsub across it is not).
+    async fn reconnect(&self, peer: &VerifiedIdentity) {
+        let addresses = &peer.endpoints().multiaddrs;
+        if addresses.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ipfs.reconnect(addresses).await {
+            tracing::debug!(peer = %peer.id(), "IPFS reconnect failed: {e}");
         }
     }
 
@@ -269,14 +319,14 @@ impl Transport {
         message: &[u8],
         receipt: &AwaitingReceipt<'_>,
         wait: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), PubsubAttempt> {
         self.ipfs
             .publish(&inbox_topic(recipient.id()), message.to_vec())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(PubsubAttempt::Publish)?;
         tokio::time::timeout(wait, receipt.notify.notified())
             .await
-            .map_err(|_| format!("published, but no receipt within {} ms", wait.as_millis()))
+            .map_err(|_| PubsubAttempt::NoReceipt(wait))
     }
 
     async fn deliver_http(
@@ -327,34 +377,66 @@ impl Transport {
     }
 
     /// Listens on this node's inbox and receipt topics for as long as the
-    /// node runs, after first resuming envelopes left pending by an earlier
-    /// run.
+    /// node runs, and resumes the envelopes an earlier run left pending once
+    /// both subscriptions stand: resuming one may send replies, whose
+    /// receipts arrive on the receipt topic (resuming first left a restarted
+    /// node deaf to its peers, and its replies unacknowledged, for as long as
+    /// the backlog took at one delivery timeout per envelope).
     pub async fn run_receiver(self: Arc<Self>) {
-        for cid in self.inbox.pending().unwrap_or_default() {
-            if let Err(e) = self.inbox.process(cid).await {
-                tracing::warn!(%cid, "pending envelope not processed: {e}");
-            }
-        }
         let id = self.identity.id();
+        let (inbox_ready, inbox_subscribed) = oneshot::channel();
+        let (receipts_ready, receipts_subscribed) = oneshot::channel();
+        let resume = {
+            let this = Arc::clone(&self);
+            async move {
+                let _ = tokio::join!(inbox_subscribed, receipts_subscribed);
+                this.resume_pending().await;
+            }
+        };
         tokio::join!(
-            Arc::clone(&self).listen(inbox_topic(id), Self::on_delivery),
-            Arc::clone(&self).listen(receipt_topic(id), Self::on_receipt),
+            Arc::clone(&self).listen(inbox_topic(id), Self::on_delivery, inbox_ready),
+            Arc::clone(&self).listen(receipt_topic(id), Self::on_receipt, receipts_ready),
+            resume,
         );
+    }
+
+    /// Processes the envelopes accepted but not processed by an earlier run,
+    /// several at a time.
+    async fn resume_pending(&self) {
+        let pending = match self.inbox.pending() {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!("pending envelopes not listed: {e}");
+                return;
+            }
+        };
+        futures::stream::iter(pending)
+            .for_each_concurrent(RESUME_CONCURRENCY, |cid| async move {
+                if let Err(e) = self.inbox.process(cid).await {
+                    tracing::warn!(%cid, "pending envelope not processed: {e}");
+                }
+            })
+            .await;
     }
 
     /// Hands every message on `topic` to `handle`, in a task of its own (a
     /// message may need an identity fetched from IPFS: one slow sender must
     /// not hold up the others), subscribing again whenever the IPFS node
-    /// drops the subscription.
-    async fn listen<F, Fut>(self: Arc<Self>, topic: String, handle: F)
+    /// drops the subscription. `ready` fires once the first subscription
+    /// stands.
+    async fn listen<F, Fut>(self: Arc<Self>, topic: String, handle: F, ready: oneshot::Sender<()>)
     where
         F: Fn(Arc<Self>, PubsubMessage) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let mut ready = Some(ready);
         loop {
             match self.ipfs.subscribe(&topic).await {
                 Ok(mut messages) => {
                     tracing::info!(%topic, "listening");
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
                     while let Some(message) = messages.next().await {
                         tokio::spawn(handle(Arc::clone(&self), message));
                     }
@@ -394,12 +476,17 @@ impl Transport {
                 .ipfs
                 .publish(&receipt_topic(&admission.sender), bytes)
                 .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+                .map_err(ReceiptError::Publish),
+            Err(e) => Err(ReceiptError::Sign(e)),
         };
         if let Err(e) = published {
             // The sender publishes the delivery again and gets another try.
             tracing::debug!(cid = %admission.cid, sender = %admission.sender, "receipt not sent: {e}");
+            if matches!(e, ReceiptError::Publish(IpfsError::NoSubscribers(_)))
+                && let Ok(sender) = self.resolver.resolve(&admission.sender).await
+            {
+                self.reconnect(&sender).await;
+            }
         }
     }
 
