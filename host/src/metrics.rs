@@ -58,6 +58,10 @@ impl Metrics {
                 metrics::Unit::Seconds,
                 "HTTP request latency by route and method"
             );
+            metrics::describe_gauge!(
+                crate::transport::inbox::REPLY_WAITERS,
+                "Envelopes a plugin is waiting for a reply to (by envelope and reply kind)"
+            );
             Metrics { handle }
         })
     }

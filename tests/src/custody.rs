@@ -242,3 +242,13 @@ pub fn all_pages(node: &Node, path: &str, items: &str) -> Vec<Value> {
     }
     panic!("{path}: more than 1000 pages");
 }
+
+/// The node's `milagro_reply_waiters` gauge: replies its plugins still wait
+/// for (0 when idle; absent until the first wait, which reads as 0).
+pub fn reply_waiters(node: &Node) -> f64 {
+    let (status, text) = node.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|line| line.strip_prefix("milagro_reply_waiters "))
+        .map_or(0.0, |value| value.trim().parse().expect("a gauge value"))
+}

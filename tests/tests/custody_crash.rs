@@ -286,6 +286,15 @@ fn crash_run(victim: Role) {
     }
     assert_eq!(mismatched, 0, "shares that are not the committed one");
     assert!(kills > 0, "the {victim:?} was killed at least once");
+    // Idle again, no node still holds a wait for a reply (each order used
+    // to leave one behind in the principal).
+    for node in [&net.principal, &net.beneficiary]
+        .into_iter()
+        .chain(&net.fiduciaries)
+    {
+        let node = node.read().unwrap();
+        assert_eq!(custody::reply_waiters(&node), 0.0, "{}", node.id());
+    }
     eprintln!(
         "crash test ({victim:?} killed {kills} times): {ORDERS} orders by {CLIENTS} clients placed and redeemed in {elapsed:?}; \
          {} order attempts (statuses {:?}), {} redeem attempts ({} redeemed again after {REDEEM_AGAIN_AFTER:?}); \

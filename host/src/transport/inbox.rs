@@ -85,6 +85,24 @@ pub struct Admission {
 
 type Waiters = HashMap<(Cid, String), Vec<oneshot::Sender<Cid>>>;
 
+/// Gauge: (envelope, kind) pairs that a caller of `await_reply` waits on.
+pub const REPLY_WAITERS: &str = "milagro_reply_waiters";
+
+/// One `await_reply` call's entry in the waiters, removed however the call
+/// ends: answered, timed out, failed, or dropped by its caller. (Before,
+/// a reply found already stored or a wait abandoned by its caller left the
+/// entry behind for the life of the process: one per order.)
+struct RegisteredWaiter<'a> {
+    inbox: &'a Inbox,
+    key: (Cid, String),
+}
+
+impl Drop for RegisteredWaiter<'_> {
+    fn drop(&mut self) {
+        self.inbox.forget_closed_waiters(&self.key);
+    }
+}
+
 pub struct Inbox {
     store: Namespace,
     identity: Arc<NodeIdentity>,
@@ -321,6 +339,7 @@ impl Inbox {
                 }
             }
         }
+        metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
     }
 
     /// Drops waiters that gave up, so unanswered requests do not pile up.
@@ -332,6 +351,7 @@ impl Inbox {
                 waiters.remove(key);
             }
         }
+        metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
     }
 
     /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
@@ -342,14 +362,17 @@ impl Inbox {
         kind: &str,
         timeout: Duration,
     ) -> Result<ReceivedEnvelope, InboxError> {
+        // Declared before the channel, so dropped after its receiver.
+        let registered = RegisteredWaiter {
+            inbox: self,
+            key: (linked, kind.to_string()),
+        };
         let (tx, rx) = oneshot::channel();
-        let waiter_key = (linked, kind.to_string());
-        self.waiters
-            .lock()
-            .expect("waiters lock")
-            .entry(waiter_key.clone())
-            .or_default()
-            .push(tx);
+        {
+            let mut waiters = self.waiters.lock().expect("waiters lock");
+            waiters.entry(registered.key.clone()).or_default().push(tx);
+            metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
+        }
         let prefix = reply_prefix(&linked, kind);
         let already = self.store.scan(&prefix, None, 1)?.into_iter().next();
         let cid = match already.and_then(|(k, _)| Cid::try_from(&k[prefix.len()..]).ok()) {
@@ -357,7 +380,6 @@ impl Inbox {
             None => match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(cid)) => cid,
                 _ => {
-                    self.forget_closed_waiters(&waiter_key);
                     return Err(InboxError::Unavailable(format!(
                         "no {kind} reply to {linked} within {} ms",
                         timeout.as_millis()
