@@ -73,10 +73,8 @@ struct Network {
 
 impl Network {
     /// Starts the four nodes, `victim` last: each node dials those started
-    /// before it, so the victim dials every other node at each restart.
-    /// (Relying on the others to re-dial a restarted node, every
-    /// `reconnect_ms`, left a restarted fiduciary unreachable from the
-    /// principal's pubsub in some runs: an open defect, docs/architecture.md.)
+    /// before it, so the victim dials every other node at each restart, as
+    /// a node with its peers in `bootstrap` does.
     fn start(victim: Role) -> Network {
         let mut plan = vec![
             ("beneficiary", Role::Beneficiary),
