@@ -26,6 +26,14 @@
 //! concurrency one fsync serves many writers instead of each paying its own.
 //! A group is one transaction: if it fails (an I/O error), every writer in
 //! it gets the error and none of their batches is applied.
+//!
+//! [`Namespace::write_volatile`] is for records that a crash may lose
+//! because they can be rebuilt (the inbox's "processed" marks: an envelope
+//! whose mark is lost is processed again, and processing is idempotent). Such
+//! a batch is visible at once and joins the next group like any other; a
+//! group of volatile batches only is committed without an fsync, and becomes
+//! durable with the next durable commit (redb commits are ordered, so a
+//! crash keeps a prefix of them).
 
 use std::{
     collections::HashMap,
@@ -35,7 +43,7 @@ use std::{
     sync::{Arc, Condvar, Mutex},
 };
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
@@ -105,7 +113,11 @@ impl Store {
 }
 
 /// A batch with full keys, waiting for its commit.
-type Batch = Vec<Write>;
+struct Batch {
+    writes: Vec<Write>,
+    /// Whether the writer needs it on disk when `write` returns.
+    durable: bool,
+}
 
 /// The group-commit queue: batches waiting, whether a writer is committing
 /// (the leader), and the outcomes of committed batches by ticket.
@@ -144,7 +156,8 @@ impl GroupCommit {
             let group = mem::take(&mut queue.waiting);
             drop(queue);
             let batches: Vec<&Batch> = group.iter().map(|(_, batch)| batch).collect();
-            let outcome = commit(db, &batches);
+            let durable = batches.iter().any(|batch| batch.durable);
+            let outcome = commit(db, &batches, durable);
             queue = self.queue.lock().expect("commit queue lock");
             queue.committing = false;
             queue
@@ -155,12 +168,15 @@ impl GroupCommit {
     }
 }
 
-/// One durable write transaction applying `batches` in order.
-fn commit(db: &Database, batches: &[&Batch]) -> Result<(), StoreError> {
-    let tx = db.begin_write().map_err(db_err)?;
+/// One write transaction applying `batches` in order; fsynced if `durable`.
+fn commit(db: &Database, batches: &[&Batch], durable: bool) -> Result<(), StoreError> {
+    let mut tx = db.begin_write().map_err(db_err)?;
+    if !durable {
+        tx.set_durability(Durability::None).map_err(db_err)?;
+    }
     {
         let mut table = tx.open_table(KV).map_err(db_err)?;
-        for write in batches.iter().flat_map(|batch| batch.iter()) {
+        for write in batches.iter().flat_map(|batch| batch.writes.iter()) {
             match write {
                 Write::Put(k, v) => {
                     table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
@@ -197,14 +213,25 @@ impl Namespace {
 
     /// Applies all writes or none, durably.
     pub fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
-        let batch = writes
+        self.commit(writes, true)
+    }
+
+    /// Applies all writes or none, visible at once but durable only with
+    /// the node's next durable write: a crash before it loses them (see the
+    /// module notes for what may use this).
+    pub fn write_volatile(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.commit(writes, false)
+    }
+
+    fn commit(&self, writes: &[Write], durable: bool) -> Result<(), StoreError> {
+        let writes = writes
             .iter()
             .map(|w| match w {
                 Write::Put(k, v) => Write::Put(self.full_key(k), v.clone()),
                 Write::Delete(k) => Write::Delete(self.full_key(k)),
             })
             .collect();
-        self.commits.write(&self.db, batch)
+        self.commits.write(&self.db, Batch { writes, durable })
     }
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order,
@@ -317,6 +344,23 @@ mod tests {
             store.namespace("g").get(&[b'a', 3, 39]).unwrap(),
             Some(vec![3, 39])
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_volatile_write_is_visible_at_once_and_durable_with_the_next_write() {
+        let (store, dir) = temp_store("volatile");
+        let ns = store.namespace("v");
+        ns.write_volatile(&[Write::Put(b"mark".to_vec(), b"1".to_vec())])
+            .unwrap();
+        assert_eq!(ns.get(b"mark").unwrap(), Some(b"1".to_vec()));
+        ns.write(&[Write::Put(b"record".to_vec(), b"2".to_vec())])
+            .unwrap();
+        drop((ns, store));
+        let store = Store::open(&dir.join("db.redb")).unwrap();
+        let ns = store.namespace("v");
+        assert_eq!(ns.get(b"mark").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(ns.get(b"record").unwrap(), Some(b"2".to_vec()));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
