@@ -24,6 +24,13 @@
 //! opened and dispatched -> marked done. Envelopes persisted but not done
 //! when the node stopped are processed at the next start. Processing is
 //! idempotent by CID and message id.
+//!
+//! An envelope accepted by this run is handed to processing as accepted:
+//! verified and opened once, from the bytes just persisted. Only an envelope
+//! loaded from the database (left pending by an earlier run) is verified and
+//! opened again. The "done" mark is a volatile write: a crash may lose it,
+//! and the envelope is then processed again at the next start, which
+//! processing allows.
 
 use std::{
     collections::HashMap,
@@ -35,6 +42,7 @@ use abi_stable::std_types::{RString, RVec};
 use milagro_plugin_api::abi::ReceivedEnvelope;
 use milagro_proto::{Block, Cid, Envelope, Limits, VerifiedEnvelope};
 use tokio::sync::oneshot;
+use zeroize::Zeroizing;
 
 use crate::{
     identity::{NodeIdentity, Resolver},
@@ -103,6 +111,13 @@ impl Drop for RegisteredWaiter<'_> {
     }
 }
 
+/// An envelope as [`Inbox::accept`] checked it: verified, and its sealed
+/// body (if any) opened for this node.
+struct Opened {
+    verified: VerifiedEnvelope,
+    sealed: Option<Zeroizing<Vec<u8>>>,
+}
+
 pub struct Inbox {
     store: Namespace,
     identity: Arc<NodeIdentity>,
@@ -112,6 +127,8 @@ pub struct Inbox {
     /// Plugins and which consumes each kind; set once plugins are built.
     consumers: OnceLock<Consumers>,
     waiters: Mutex<Waiters>,
+    /// Envelopes accepted by this run and not yet processed.
+    accepted: Mutex<HashMap<Cid, Opened>>,
 }
 
 struct Consumers {
@@ -121,6 +138,23 @@ struct Consumers {
 
 fn key(prefix: &str, cid: &Cid) -> Vec<u8> {
     [prefix.as_bytes(), &cid.to_bytes()].concat()
+}
+
+/// What a plugin receives of a verified envelope, its sealed body opened.
+fn received(cid: &Cid, verified: &VerifiedEnvelope, sealed: Option<&[u8]>) -> ReceivedEnvelope {
+    ReceivedEnvelope {
+        cid: cid.to_string().into(),
+        kind: verified.kind().into(),
+        sender: verified.sender().to_string().into(),
+        time_unix_ms: verified.time_ms(),
+        links: verified
+            .links()
+            .iter()
+            .map(|l| RString::from(l.to_string()))
+            .collect(),
+        body: verified.body().unwrap_or_default().into(),
+        sealed: sealed.map(RVec::from).into(),
+    }
 }
 
 fn reply_prefix(linked: &Cid, kind: &str) -> Vec<u8> {
@@ -149,6 +183,7 @@ impl Inbox {
             max_skew_ms,
             consumers: OnceLock::new(),
             waiters: Mutex::new(HashMap::new()),
+            accepted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -219,16 +254,22 @@ impl Inbox {
         }
         // A sealed body that does not open for us (re-signed by another
         // identity, re-addressed) is refused now, not acknowledged and then
-        // dropped. The plaintext is wiped at once; processing opens it again.
-        if verified.is_sealed() {
-            verified.open(self.identity.id(), &self.identity.ecdh, &self.identity.kem)?;
-        }
+        // dropped. The plaintext (zeroized when dropped) goes to processing.
+        let sealed = if verified.is_sealed() {
+            Some(verified.open(self.identity.id(), &self.identity.ecdh, &self.identity.kem)?)
+        } else {
+            None
+        };
         self.store.write(&[
             Write::Put(key("env/", &cid), verified.block().bytes().to_vec()),
             Write::Put(key("pending/", &cid), Vec::new()),
             Write::Put(id_key, cid.to_bytes()),
         ])?;
         tracing::debug!(%cid, kind = verified.kind(), %sender, "envelope accepted");
+        self.accepted
+            .lock()
+            .expect("accepted lock")
+            .insert(cid, Opened { verified, sealed });
         Ok(Admission {
             accepted: Accepted::New,
             cid,
@@ -244,6 +285,19 @@ impl Inbox {
             .into_iter()
             .filter_map(|(k, _)| Cid::try_from(&k[b"pending/".len()..]).ok())
             .collect())
+    }
+
+    /// An envelope to process: as accepted by this run, or else loaded
+    /// from the database, re-verified and opened again.
+    async fn take(&self, cid: &Cid) -> Result<(VerifiedEnvelope, ReceivedEnvelope), InboxError> {
+        let accepted = self.accepted.lock().expect("accepted lock").remove(cid);
+        match accepted {
+            Some(Opened { verified, sealed }) => {
+                let received = received(cid, &verified, sealed.as_deref().map(Vec::as_slice));
+                Ok((verified, received))
+            }
+            None => self.load(cid).await,
+        }
     }
 
     /// Loads a stored envelope, re-verified, and opens it for a plugin.
@@ -263,24 +317,11 @@ impl Inbox {
         let verified = envelope.verify(&sender)?;
         let sealed = if verified.is_sealed() {
             let id = self.identity.id();
-            let secret = verified.open(id, &self.identity.ecdh, &self.identity.kem)?;
-            Some(RVec::from(secret.as_slice()))
+            Some(verified.open(id, &self.identity.ecdh, &self.identity.kem)?)
         } else {
             None
         };
-        let received = ReceivedEnvelope {
-            cid: cid.to_string().into(),
-            kind: verified.kind().into(),
-            sender: verified.sender().to_string().into(),
-            time_unix_ms: verified.time_ms(),
-            links: verified
-                .links()
-                .iter()
-                .map(|l| RString::from(l.to_string()))
-                .collect(),
-            body: verified.body().unwrap_or_default().into(),
-            sealed: sealed.into(),
-        };
+        let received = received(cid, &verified, sealed.as_deref().map(Vec::as_slice));
         Ok((verified, received))
     }
 
@@ -288,9 +329,10 @@ impl Inbox {
     /// call again for the same CID: a done envelope is not processed twice.
     pub async fn process(&self, cid: Cid) -> Result<(), InboxError> {
         if self.store.get(&key("pending/", &cid))?.is_none() {
+            self.accepted.lock().expect("accepted lock").remove(&cid);
             return Ok(());
         }
-        let (verified, received) = self.load(&cid).await?;
+        let (verified, received) = self.take(&cid).await?;
         let kind = verified.kind().to_string();
         let outcome = match self
             .consumers
@@ -325,7 +367,9 @@ impl Inbox {
                 Vec::new(),
             ));
         }
-        self.store.write(&writes)?;
+        // Volatile: a crash that loses this leaves the envelope pending, to
+        // be processed again at the next start (see the module notes).
+        self.store.write_volatile(&writes)?;
         self.notify(&verified, &kind, cid);
         Ok(())
     }
@@ -355,13 +399,25 @@ impl Inbox {
     }
 
     /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
-    /// (one already received counts).
+    /// (one already received counts), and loads it for a plugin.
     pub async fn await_reply(
         &self,
         linked: Cid,
         kind: &str,
         timeout: Duration,
     ) -> Result<ReceivedEnvelope, InboxError> {
+        let cid = self.wait_reply(linked, kind, timeout).await?;
+        Ok(self.load(&cid).await?.1)
+    }
+
+    /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
+    /// (one already received counts); returns its CID.
+    pub async fn wait_reply(
+        &self,
+        linked: Cid,
+        kind: &str,
+        timeout: Duration,
+    ) -> Result<Cid, InboxError> {
         // Declared before the channel, so dropped after its receiver.
         let registered = RegisteredWaiter {
             inbox: self,
@@ -375,18 +431,15 @@ impl Inbox {
         }
         let prefix = reply_prefix(&linked, kind);
         let already = self.store.scan(&prefix, None, 1)?.into_iter().next();
-        let cid = match already.and_then(|(k, _)| Cid::try_from(&k[prefix.len()..]).ok()) {
-            Some(cid) => cid,
+        match already.and_then(|(k, _)| Cid::try_from(&k[prefix.len()..]).ok()) {
+            Some(cid) => Ok(cid),
             None => match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(cid)) => cid,
-                _ => {
-                    return Err(InboxError::Unavailable(format!(
-                        "no {kind} reply to {linked} within {} ms",
-                        timeout.as_millis()
-                    )));
-                }
+                Ok(Ok(cid)) => Ok(cid),
+                _ => Err(InboxError::Unavailable(format!(
+                    "no {kind} reply to {linked} within {} ms",
+                    timeout.as_millis()
+                ))),
             },
-        };
-        Ok(self.load(&cid).await?.1)
+        }
     }
 }
