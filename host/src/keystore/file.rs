@@ -27,12 +27,21 @@
 //! (33 bytes, key pairs only) | nonce (12) | ciphertext and tag. The AAD binds
 //! the format, kind, label and public key, so an entry cannot be renamed to
 //! another label or have its public key swapped unnoticed.
+//!
+//! A key pair is never overwritten once generated, so the node's signing
+//! and ECDH keys are decrypted once, at first use, and kept in memory
+//! (zeroized when the keystore is dropped) instead of being read, decrypted
+//! and expanded again for every signature and every envelope opened. This
+//! exposes nothing new: the master key that decrypts every entry, and the
+//! node's ML-KEM key, are held in memory for the life of the process anyway.
 
 use std::{
+    collections::HashMap,
     fs::{self, OpenOptions},
     io::Write,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
 };
 
 use aes_gcm::{
@@ -93,7 +102,13 @@ const MAX_HEX_LABEL: usize = 120;
 pub struct FileKeystore {
     dir: PathBuf,
     cipher: Aes256Gcm,
+    /// Key pairs decrypted so far, by label.
+    signers: KeyCache<LocalSigner>,
+    ecdh_keys: KeyCache<LocalEcdhKey>,
 }
+
+/// Decrypted key pairs of one kind, by label (each zeroized on drop).
+type KeyCache<K> = Mutex<HashMap<String, Arc<K>>>;
 
 impl FileKeystore {
     /// Opens (creating if needed) the keystore in `dir`.
@@ -110,6 +125,8 @@ impl FileKeystore {
         let keystore = FileKeystore {
             dir: dir.to_owned(),
             cipher: Aes256Gcm::new((&*master).into()),
+            signers: Mutex::default(),
+            ecdh_keys: Mutex::default(),
         };
         match keystore.read(VERIFIER_LABEL)? {
             None => keystore.write(VERIFIER_LABEL, EntryKind::Secret, None, VERIFIER_VALUE)?,
@@ -258,6 +275,29 @@ impl FileKeystore {
                 })?;
         Ok(Zeroizing::new(scalar))
     }
+
+    /// The key pair `label` of `kind` from `cache`, decrypted and parsed
+    /// by `parse` on first use.
+    fn cached<K>(
+        &self,
+        cache: &KeyCache<K>,
+        label: &str,
+        kind: EntryKind,
+        parse: impl FnOnce(&[u8; 32]) -> milagro_proto::Result<K>,
+    ) -> Result<Arc<K>, KeystoreError> {
+        if let Some(key) = cache.lock().expect("key cache lock").get(label) {
+            return Ok(Arc::clone(key));
+        }
+        let scalar = self.private_key(label, kind)?;
+        let key = Arc::new(parse(&scalar).map_err(|_| KeystoreError::Decrypt {
+            label: label.into(),
+        })?);
+        cache
+            .lock()
+            .expect("key cache lock")
+            .insert(label.to_string(), Arc::clone(&key));
+        Ok(key)
+    }
 }
 
 impl Keystore for FileKeystore {
@@ -304,19 +344,23 @@ impl Keystore for FileKeystore {
     }
 
     fn sign_prehash(&self, label: &str, digest: &[u8; 32]) -> Result<Signature, KeystoreError> {
-        let scalar = self.private_key(label, EntryKind::Signing)?;
-        let key = LocalSigner::from_bytes(&scalar).map_err(|_| KeystoreError::Decrypt {
-            label: label.into(),
-        })?;
+        let key = self.cached(
+            &self.signers,
+            label,
+            EntryKind::Signing,
+            LocalSigner::from_bytes,
+        )?;
         key.sign_prehash(digest)
             .map_err(|e| KeystoreError::Io(format!("signing with {label:?} failed: {e}")))
     }
 
     fn ecdh(&self, label: &str, peer: &EcPublicKey) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
-        let scalar = self.private_key(label, EntryKind::Ecdh)?;
-        let key = LocalEcdhKey::from_bytes(&scalar).map_err(|_| KeystoreError::Decrypt {
-            label: label.into(),
-        })?;
+        let key = self.cached(
+            &self.ecdh_keys,
+            label,
+            EntryKind::Ecdh,
+            LocalEcdhKey::from_bytes,
+        )?;
         key.diffie_hellman(peer)
             .map_err(|e| KeystoreError::Invalid(format!("ECDH with {label:?}: {e}")))
     }
