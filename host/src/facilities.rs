@@ -114,6 +114,24 @@ fn unavailable<T: Send + 'static>(facility: &str) -> AbiFuture<T> {
     async move { RResult::RErr(error) }.into_ffi()
 }
 
+fn store_writes(writes: RVec<KvWrite>) -> Vec<Write> {
+    writes
+        .into_iter()
+        .map(|w| match w {
+            KvWrite::Put { key, value } => Write::Put(key.into_vec(), value.into_vec()),
+            KvWrite::Delete { key } => Write::Delete(key.into_vec()),
+        })
+        .collect()
+}
+
+/// The API error of a reply that did not come.
+fn reply_error(e: InboxError) -> Error {
+    match e {
+        InboxError::Unavailable(m) => Error::timeout(m),
+        other => Error::internal(other.to_string()),
+    }
+}
+
 fn parse_cids(texts: &RVec<RString>, what: &str) -> Result<Vec<Cid>, Error> {
     texts
         .iter()
@@ -169,13 +187,7 @@ impl HostObj for PluginHost {
 
     fn kv_write(&self, writes: RVec<KvWrite>) -> AbiFuture<()> {
         let store = self.store.clone();
-        let writes: Vec<Write> = writes
-            .into_iter()
-            .map(|w| match w {
-                KvWrite::Put { key, value } => Write::Put(key.into_vec(), value.into_vec()),
-                KvWrite::Delete { key } => Write::Delete(key.into_vec()),
-            })
-            .collect();
+        let writes = store_writes(writes);
         blocking(move || store.write(&writes))
     }
 
@@ -267,10 +279,26 @@ impl HostObj for PluginHost {
                 .inbox
                 .await_reply(cid, kind.as_str(), Duration::from_millis(timeout_ms))
                 .await
-                .map_err(|e| match e {
-                    InboxError::Unavailable(m) => Error::timeout(m),
-                    other => Error::internal(other.to_string()),
-                })
+                .map_err(reply_error)
+        })
+    }
+
+    fn kv_write_volatile(&self, writes: RVec<KvWrite>) -> AbiFuture<()> {
+        let store = self.store.clone();
+        let writes = store_writes(writes);
+        blocking(move || store.write_volatile(&writes))
+    }
+
+    fn await_reply_cid(&self, cid: RString, kind: RString, timeout_ms: u64) -> AbiFuture<RString> {
+        self.with_node("transport", move |node| async move {
+            let cid = api_error::parse_cid(cid.as_str(), "envelope")?;
+            let reply = node
+                .transport
+                .inbox
+                .wait_reply(cid, kind.as_str(), Duration::from_millis(timeout_ms))
+                .await
+                .map_err(reply_error)?;
+            Ok(RString::from(reply.to_string()))
         })
     }
 

@@ -174,6 +174,14 @@ pub trait HostObj: Clone + Send + Sync {
     /// named `beneficiary` in host.toml may read it; `None` when the node
     /// publishes no beneficiary key. Secret: zeroize after use.
     fn beneficiary_secret(&self) -> AbiFuture<ROption<RVec<u8>>>;
+
+    /// Waits like `await_reply` but returns only the reply's CID: the reply
+    /// is neither loaded nor opened again (for a plugin that only waits).
+    fn await_reply_cid(&self, cid: RString, kind: RString, timeout_ms: u64) -> AbiFuture<RString>;
+
+    /// Applies every write or none, visible at once but durable only with
+    /// the node's next durable write (a crash before it loses them).
+    fn kv_write_volatile(&self, writes: RVec<KvWrite>) -> AbiFuture<()>;
 }
 
 /// A shared handle to the host facilities.

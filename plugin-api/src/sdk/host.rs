@@ -129,6 +129,19 @@ fn secret_from_abi(mut v: RVec<u8>) -> Zeroizing<Vec<u8>> {
 /// The plugin's key/value namespace: durable, ACID, ordered by key.
 pub struct Store<'a>(&'a HostBox);
 
+fn kv_writes(writes: Vec<Write>) -> RVec<KvWrite> {
+    writes
+        .into_iter()
+        .map(|w| match w {
+            Write::Put(key, value) => KvWrite::Put {
+                key: key.into(),
+                value: value.into(),
+            },
+            Write::Delete(key) => KvWrite::Delete { key: key.into() },
+        })
+        .collect()
+}
+
 /// One write of an atomic [`Store::write`].
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -155,17 +168,17 @@ impl Store<'_> {
 
     /// Applies all writes or none; durable when it returns.
     pub async fn write(&self, writes: Vec<Write>) -> Result<(), Error> {
-        let writes = writes
-            .into_iter()
-            .map(|w| match w {
-                Write::Put(key, value) => KvWrite::Put {
-                    key: key.into(),
-                    value: value.into(),
-                },
-                Write::Delete(key) => KvWrite::Delete { key: key.into() },
-            })
-            .collect();
-        call(self.0.kv_write(writes)).await
+        call(self.0.kv_write(kv_writes(writes))).await
+    }
+
+    /// Applies all writes or none, visible at once but made durable only by
+    /// the node's next durable write (within milliseconds on a busy node):
+    /// a crash before it loses them. Only for records whose loss is
+    /// harmless: that can be rebuilt, or that only log what was already
+    /// done. Anything that must survive before a message leaves or an answer
+    /// is given goes through [`Store::write`].
+    pub async fn write_volatile(&self, writes: Vec<Write>) -> Result<(), Error> {
+        call(self.0.kv_write_volatile(kv_writes(writes))).await
     }
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order,
@@ -361,6 +374,23 @@ impl Transport<'_> {
         Ok(call(self.0.await_reply(cid.into(), kind.into(), millis))
             .await?
             .into())
+    }
+
+    /// Waits like [`Transport::await_reply`] and returns only the reply's
+    /// CID, for a caller that handles the reply in its `on_envelope`: the
+    /// host does not load and open the reply a second time.
+    pub async fn await_reply_cid(
+        &self,
+        cid: &str,
+        kind: &str,
+        timeout: Duration,
+    ) -> Result<String, Error> {
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        Ok(
+            call(self.0.await_reply_cid(cid.into(), kind.into(), millis))
+                .await?
+                .into_string(),
+        )
     }
 }
 
