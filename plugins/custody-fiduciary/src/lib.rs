@@ -266,10 +266,12 @@ impl Fiduciary {
         )
         .await?;
         held.commitment_cids.push(commitment_cid);
+        // Volatile: the share and the commitment were stored durably before
+        // it left; this only logs its CID (a crash may lose that line).
         let key = format!("{HELD_PREFIX}{}", held.order_cid);
         self.host
             .store()
-            .write(vec![common::put_json(&key, held)?])
+            .write_volatile(vec![common::put_json(&key, held)?])
             .await
     }
 
@@ -399,8 +401,10 @@ impl Fiduciary {
         ));
         held.redeem_cids.push(envelope.cid.clone());
         held.release_cids.push(release_cid);
+        // Volatile: whom the share goes to was fixed durably before it left;
+        // this only logs the envelopes (a crash may lose that line).
         store
-            .write(vec![common::put_json(&held_key, &held)?])
+            .write_volatile(vec![common::put_json(&held_key, &held)?])
             .await?;
         Ok(Ok(()))
     }

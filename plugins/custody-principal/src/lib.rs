@@ -300,11 +300,7 @@ impl Principal {
     }
 
     async fn save(&self, record: &OrderRecord) -> Result<(), Error> {
-        let key = format!("{ORDER_PREFIX}{}", record.order.reference);
-        self.host
-            .store()
-            .write(vec![common::put_json(&key, record)?])
-            .await
+        self.host.store().write(vec![record_write(record)?]).await
     }
 
     async fn create_order(&self, request: &Request) -> Result<Response, Error> {
@@ -434,10 +430,7 @@ impl Principal {
         self.host
             .store()
             .write(vec![
-                common::put_json(
-                    &format!("{ORDER_PREFIX}{}", record.order.reference),
-                    &record,
-                )?,
+                record_write(&record)?,
                 common::put_json(
                     &format!("{BY_CID_PREFIX}{order_cid}"),
                     &record.order.reference,
@@ -642,7 +635,15 @@ impl Principal {
                 }
             }
         }
-        self.save(record).await?;
+        // Volatile: this only logs the envelopes sent (the order itself was
+        // recorded durably before they left), and the order's next durable
+        // save, or any durable write of this node, keeps it. A crash before
+        // that loses only their CIDs: the order stays pending and a retry
+        // asks again.
+        self.host
+            .store()
+            .write_volatile(vec![record_write(record)?])
+            .await?;
         // Nothing left this node (e.g. its IPFS node is down): say why now
         // (a 503 from the transport) rather than wait for answers that
         // cannot come. The order stays pending; POSTing it again retries.
@@ -654,7 +655,7 @@ impl Principal {
         let transport = self.host.transport();
         let commitments = join_all(
             sent.iter()
-                .map(|cid| transport.await_reply(cid, Commitment::KIND, self.reply_timeout)),
+                .map(|cid| transport.await_reply_cid(cid, Commitment::KIND, self.reply_timeout)),
         );
         if sent.is_empty() || !record.order.is_threshold() {
             commitments.await;
@@ -664,7 +665,7 @@ impl Principal {
             let transport = &transport;
             Box::pin(async move {
                 if transport
-                    .await_reply(cid, Complaint::KIND, self.reply_timeout)
+                    .await_reply_cid(cid, Complaint::KIND, self.reply_timeout)
                     .await
                     .is_err()
                 {
@@ -1073,6 +1074,11 @@ impl Principal {
             },
         }))
     }
+}
+
+/// The write that stores `record`.
+fn record_write(record: &OrderRecord) -> Result<milagro_plugin_api::Write, Error> {
+    common::put_json(&format!("{ORDER_PREFIX}{}", record.order.reference), record)
 }
 
 fn decode_dealers(dealers: &[Vec<String>]) -> Result<Vec<Commitments>, Error> {
