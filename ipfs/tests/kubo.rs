@@ -236,8 +236,9 @@ async fn wait_for_mesh(
         attempts += 1;
         match from.publish(topic, b"probe".to_vec()).await {
             Ok(()) => {}
-            Err(IpfsError::Backend { message, .. }) => {
-                eprintln!("publish attempt {attempts} refused (retrying): {message}")
+            // js-ipfs' InsufficientPeers, until it learns the subscription.
+            Err(e @ IpfsError::NoSubscribers(_)) => {
+                eprintln!("publish attempt {attempts} refused (retrying): {e}")
             }
             Err(e) => panic!("publish failed: {e}"),
         }
