@@ -41,7 +41,10 @@ pub fn ipfs(e: IpfsError) -> Error {
     let code = match &e {
         // Backend: the IPFS node failed the operation, e.g. its repo cannot
         // be written (disk full, read-only): nothing was stored.
-        IpfsError::Unavailable(_) | IpfsError::Backend { .. } => ErrorCode::Unavailable,
+        // NoSubscribers: the message reached no one; a later try may.
+        IpfsError::Unavailable(_) | IpfsError::Backend { .. } | IpfsError::NoSubscribers(_) => {
+            ErrorCode::Unavailable
+        }
         IpfsError::NotFound(_) => ErrorCode::NotFound,
         IpfsError::Unsupported { .. } => ErrorCode::BadRequest,
         _ => ErrorCode::Internal,
