@@ -96,6 +96,10 @@ type Waiters = HashMap<(Cid, String), Vec<oneshot::Sender<Cid>>>;
 /// Gauge: (envelope, kind) pairs that a caller of `await_reply` waits on.
 pub const REPLY_WAITERS: &str = "milagro_reply_waiters";
 
+fn set_waiters_gauge(waiters: &Waiters) {
+    metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
+}
+
 /// One `await_reply` call's entry in the waiters, removed however the call
 /// ends: answered, timed out, failed, or dropped by its caller. (Before,
 /// a reply found already stored or a wait abandoned by its caller left the
@@ -287,19 +291,6 @@ impl Inbox {
             .collect())
     }
 
-    /// An envelope to process: as accepted by this run, or else loaded
-    /// from the database, re-verified and opened again.
-    async fn take(&self, cid: &Cid) -> Result<(VerifiedEnvelope, ReceivedEnvelope), InboxError> {
-        let accepted = self.accepted.lock().expect("accepted lock").remove(cid);
-        match accepted {
-            Some(Opened { verified, sealed }) => {
-                let received = received(cid, &verified, sealed.as_deref().map(Vec::as_slice));
-                Ok((verified, received))
-            }
-            None => self.load(cid).await,
-        }
-    }
-
     /// Loads a stored envelope, re-verified, and opens it for a plugin.
     async fn load(&self, cid: &Cid) -> Result<(VerifiedEnvelope, ReceivedEnvelope), InboxError> {
         let bytes = self.store.get(&key("env/", cid))?.ok_or_else(|| {
@@ -328,11 +319,18 @@ impl Inbox {
     /// Hands a persisted envelope to its consumer and marks it done. Safe to
     /// call again for the same CID: a done envelope is not processed twice.
     pub async fn process(&self, cid: Cid) -> Result<(), InboxError> {
+        // Taken first, so no path leaves the opened envelope in memory.
+        let accepted = self.accepted.lock().expect("accepted lock").remove(&cid);
         if self.store.get(&key("pending/", &cid))?.is_none() {
-            self.accepted.lock().expect("accepted lock").remove(&cid);
             return Ok(());
         }
-        let (verified, received) = self.take(&cid).await?;
+        let (verified, received) = match accepted {
+            Some(Opened { verified, sealed }) => {
+                let received = received(&cid, &verified, sealed.as_deref().map(Vec::as_slice));
+                (verified, received)
+            }
+            None => self.load(&cid).await?,
+        };
         let kind = verified.kind().to_string();
         let outcome = match self
             .consumers
@@ -383,7 +381,7 @@ impl Inbox {
                 }
             }
         }
-        metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
+        set_waiters_gauge(&waiters);
     }
 
     /// Drops waiters that gave up, so unanswered requests do not pile up.
@@ -395,7 +393,7 @@ impl Inbox {
                 waiters.remove(key);
             }
         }
-        metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
+        set_waiters_gauge(&waiters);
     }
 
     /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
@@ -427,7 +425,7 @@ impl Inbox {
         {
             let mut waiters = self.waiters.lock().expect("waiters lock");
             waiters.entry(registered.key.clone()).or_default().push(tx);
-            metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
+            set_waiters_gauge(&waiters);
         }
         let prefix = reply_prefix(&linked, kind);
         let already = self.store.scan(&prefix, None, 1)?.into_iter().next();

@@ -75,8 +75,7 @@ impl Host {
 
     /// Waits on the host's timer.
     pub async fn sleep(&self, duration: Duration) {
-        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        self.0.sleep_ms(millis).await
+        self.0.sleep_ms(millis(duration)).await
     }
 
     /// Runs `future` for at most `timeout`; `None` if it did not finish.
@@ -370,10 +369,11 @@ impl Transport<'_> {
         kind: &str,
         timeout: Duration,
     ) -> Result<Envelope, Error> {
-        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        Ok(call(self.0.await_reply(cid.into(), kind.into(), millis))
-            .await?
-            .into())
+        Ok(
+            call(self.0.await_reply(cid.into(), kind.into(), millis(timeout)))
+                .await?
+                .into(),
+        )
     }
 
     /// Waits like [`Transport::await_reply`] and returns only the reply's
@@ -385,12 +385,12 @@ impl Transport<'_> {
         kind: &str,
         timeout: Duration,
     ) -> Result<String, Error> {
-        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        Ok(
-            call(self.0.await_reply_cid(cid.into(), kind.into(), millis))
-                .await?
-                .into_string(),
+        Ok(call(
+            self.0
+                .await_reply_cid(cid.into(), kind.into(), millis(timeout)),
         )
+        .await?
+        .into_string())
     }
 }
 
@@ -449,4 +449,9 @@ impl Keystore<'_> {
             .into_option()
             .map(secret_from_abi))
     }
+}
+
+/// A duration as the ABI's whole milliseconds (saturating).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
