@@ -48,7 +48,7 @@ impl Commitments {
             points: poly
                 .coefficients()
                 .iter()
-                .map(|a| ProjectivePoint::GENERATOR * a)
+                .map(ProjectivePoint::mul_by_generator)
                 .collect(),
         }
     }
@@ -120,7 +120,7 @@ impl Commitments {
     /// Check s_j*G == Σ_k C_k j^k.
     pub fn verify_share(&self, share: &Share) -> Result<()> {
         let expected = self.public_share_point(share.index())?;
-        if ProjectivePoint::GENERATOR * share.value() == expected {
+        if ProjectivePoint::mul_by_generator(share.value()) == expected {
             Ok(())
         } else {
             Err(Error::ShareMismatch {

@@ -112,7 +112,7 @@ impl SecretScalar {
 
     /// The public key `self * G`.
     pub fn public_key(&self) -> PublicKey {
-        let point = ProjectivePoint::GENERATOR * self.0;
+        let point = ProjectivePoint::mul_by_generator(&self.0);
         PublicKey::from_affine(point.to_affine())
             .expect("non-zero scalar times G is not the identity")
     }

@@ -128,7 +128,7 @@ pub fn prove(secret: &SecretScalar, ctx: &PokContext<'_>) -> Result<Proof> {
 /// commitments are rejected at decoding (see [`keys::decode_public_key`]).
 pub fn verify(public: &PublicKey, proof: &Proof, ctx: &PokContext<'_>) -> Result<()> {
     let c = challenge(public, &proof.r, ctx);
-    let lhs = ProjectivePoint::GENERATOR * proof.s;
+    let lhs = ProjectivePoint::mul_by_generator_vartime(&proof.s);
     let rhs = proof.r.to_projective() + public.to_projective() * c;
     if lhs == rhs {
         Ok(())
