@@ -38,6 +38,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 mod floor;
+mod node_cpu;
 mod orders;
 
 #[derive(Parser)]
@@ -118,6 +119,10 @@ enum Command {
         /// instead of as fast as the clients can (a soak at a fixed load).
         #[arg(long)]
         rate: Option<f64>,
+        /// A node process whose CPU time per order to report, as
+        /// NAME=PID (repeat for each node; Linux only).
+        #[arg(long = "node-pid")]
+        node_pids: Vec<node_cpu::Watched>,
     },
     /// Only the floor of one custody order (in-process crypto + one durable
     /// write), single-threaded and on several threads.
@@ -269,6 +274,7 @@ fn main() {
             floor_runs,
             warmup,
             rate,
+            node_pids,
         } => {
             let coin: milagro_custody::Coin = coin
                 .parse()
@@ -293,6 +299,7 @@ fn main() {
                 floor_runs: floor_runs.max(1),
                 warmup,
                 rate: rate.filter(|r| *r > 0.0),
+                nodes: node_pids,
             }));
             if !clean {
                 std::process::exit(1);

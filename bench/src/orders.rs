@@ -38,7 +38,10 @@ use milagro_custody::Coin;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-use crate::floor::{self, Floor, Measured};
+use crate::{
+    floor::{self, Floor, Measured},
+    node_cpu::{self, Watched},
+};
 
 /// What `milagro-bench orders` was asked to do.
 pub struct Options {
@@ -58,6 +61,8 @@ pub struct Options {
     pub warmup: usize,
     /// Steady start rate per second (None: as fast as the clients can).
     pub rate: Option<f64>,
+    /// Node processes whose CPU time per order is reported.
+    pub nodes: Vec<Watched>,
 }
 
 /// How long one HTTP call may take before it counts as an error.
@@ -506,6 +511,7 @@ pub async fn run(opts: Options) -> bool {
     let fiduciaries = opts.fiduciaries.clone();
     let beneficiary = opts.beneficiary.clone();
     let coin = opts.coin.to_string();
+    let cpu_before_orders = node_cpu::snapshot(&opts.nodes);
     let (orders, order_time) = drive(
         &opts.principal,
         &opts.token,
@@ -527,6 +533,7 @@ pub async fn run(opts: Options) -> bool {
         },
     )
     .await;
+    let cpu_after_orders = node_cpu::snapshot(&opts.nodes);
     let order_rate = orders.ok.len() as f64 / order_time.as_secs_f64();
     println!();
     println!(
@@ -545,6 +552,7 @@ pub async fn run(opts: Options) -> bool {
         let mut created = orders.ok.clone();
         created.sort();
         let base = opts.principal.clone();
+        let cpu_before_redeems = node_cpu::snapshot(&opts.nodes);
         let started = Instant::now();
         let (redeems, redeem_time) = drive(
             &opts.principal,
@@ -595,6 +603,14 @@ pub async fn run(opts: Options) -> bool {
             );
         }
         print_latencies("complete at", &complete);
+        node_cpu::print_per_operation(
+            "node CPU per redemption:",
+            &opts.nodes,
+            &cpu_before_redeems,
+            &node_cpu::snapshot(&opts.nodes),
+            complete.len() as usize,
+            None,
+        );
     }
 
     println!();
@@ -629,6 +645,14 @@ pub async fn run(opts: Options) -> bool {
     println!(
         "floor        {cpu_bound:.1} orders/s CPU-bound ({cores} cores / {} CPU per order); measured on {cores} threads: {tn:.1} orders/s",
         ms(micros(cpu))
+    );
+    node_cpu::print_per_operation(
+        "node CPU per order:",
+        &opts.nodes,
+        &cpu_before_orders,
+        &cpu_after_orders,
+        orders.ok.len(),
+        Some(cpu),
     );
     println!();
     let p50 = orders.latencies.value_at_quantile(0.50);
