@@ -62,6 +62,10 @@ impl Metrics {
                 crate::transport::inbox::REPLY_WAITERS,
                 "Envelopes a plugin is waiting for a reply to (by envelope and reply kind)"
             );
+            metrics::describe_counter!(
+                crate::transport::REPUBLISHED,
+                "Pubsub deliveries published again because their receipt had not come"
+            );
             Metrics { handle }
         })
     }

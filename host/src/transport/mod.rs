@@ -28,6 +28,7 @@
 //! Receiving goes through the [`inbox`].
 
 pub mod inbox;
+mod receipt_wait;
 
 use std::{
     collections::HashMap,
@@ -47,7 +48,10 @@ use milagro_proto::{
 use serde::Deserialize;
 use tokio::sync::{Notify, oneshot};
 
-use self::inbox::{Accepted, Admission, Inbox, InboxError};
+use self::{
+    inbox::{Accepted, Admission, Inbox, InboxError},
+    receipt_wait::ReceiptWait,
+};
 use crate::identity::{NodeIdentity, Resolver};
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,7 @@ pub struct Transport {
     http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     /// Pubsub deliveries waiting for their receipt, by (envelope, recipient).
     awaiting_receipts: Mutex<HashMap<(Cid, Cid), Arc<Notify>>>,
+    receipt_wait: ReceiptWait,
 }
 
 /// Why one pubsub delivery attempt failed.
@@ -135,11 +140,9 @@ enum ReceiptError {
 const RECONNECT_AFTER_MISSED_RECEIPTS: u32 = 2;
 /// Delay between delivery attempts.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
-/// How long the first pubsub delivery waits for its receipt before it is
-/// published again; each further attempt waits twice as long, up to
-/// [`MAX_RECEIPT_WAIT`].
-const FIRST_RECEIPT_WAIT: Duration = Duration::from_millis(500);
-const MAX_RECEIPT_WAIT: Duration = Duration::from_secs(4);
+/// Prometheus counter of pubsub deliveries published again for want of a
+/// receipt.
+pub const REPUBLISHED: &str = "milagro_pubsub_republished_total";
 /// How many pending envelopes a restarted node processes at once.
 const RESUME_CONCURRENCY: usize = 16;
 /// Delay before subscribing again to a topic.
@@ -178,6 +181,7 @@ impl Transport {
             config,
             http: Client::builder(TokioExecutor::new()).build_http(),
             awaiting_receipts: Mutex::new(HashMap::new()),
+            receipt_wait: ReceiptWait::default(),
         }
     }
 
@@ -249,17 +253,23 @@ impl Transport {
             )),
             TransportMode::Http => None,
         };
-        let mut receipt_wait = FIRST_RECEIPT_WAIT;
+        let mut receipt_wait = self.receipt_wait.first();
+        let mut published = 0;
         let mut missed_receipts = 0;
         let mut last_error;
         loop {
             let attempt = match &pubsub {
                 Some((message, receipt)) => {
-                    let wait = receipt_wait
-                        .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-                    receipt_wait = (receipt_wait * 2).min(MAX_RECEIPT_WAIT);
+                    let started = tokio::time::Instant::now();
+                    let wait = receipt_wait.min(deadline.saturating_duration_since(started));
+                    receipt_wait = ReceiptWait::after(receipt_wait);
+                    if published > 0 {
+                        metrics::counter!(REPUBLISHED).increment(1);
+                    }
+                    published += 1;
                     let attempt = self.deliver_pubsub(recipient, message, receipt, wait).await;
                     match &attempt {
+                        Ok(()) if published == 1 => self.receipt_wait.observe(started.elapsed()),
                         Err(PubsubAttempt::Publish(IpfsError::NoSubscribers(_))) => {
                             self.reconnect(recipient).await;
                         }
