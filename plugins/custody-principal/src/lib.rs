@@ -916,7 +916,14 @@ impl Principal {
                 dealers: None,
             },
         };
-        store.write(vec![common::put_json(&key, &state)?]).await?;
+        // Volatile: the commitment envelope itself is durable in the inbox
+        // and, should a crash lose this record, it loses the inbox's later
+        // "processed" mark too (volatile writes keep a prefix), so the
+        // envelope is processed again. The order's durable `ready` save
+        // comes after this and keeps it.
+        store
+            .write_volatile(vec![common::put_json(&key, &state)?])
+            .await?;
         Ok(match state.error {
             None => Ok(()),
             Some(e) => Err(format!("invalid commitment: {e}")),
