@@ -42,7 +42,7 @@ use milagro_proto::{
 };
 use redb::{Database, TableDefinition};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 const TIME_MS: u64 = 1_700_000_000_000;
@@ -393,15 +393,23 @@ pub fn measure(floor: &mut Floor, min_runs: usize, min_time: Duration) -> Result
     })
 }
 
-/// Orders per second with `threads` threads each running the floor (each
-/// with its own parties and database) for `duration`.
-pub fn throughput(
+/// The floor run by several threads at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Concurrent {
+    pub orders_per_second: f64,
+    /// Median wall time of one order, waits for a core included.
+    pub latency: Duration,
+}
+
+/// `threads` threads each running the floor (each with its own parties and
+/// database) for `duration`: orders per second and the median latency.
+pub fn concurrent(
     n: usize,
     coin: Coin,
     parent: &Path,
     threads: usize,
     duration: Duration,
-) -> Result<f64, Error> {
+) -> Result<Concurrent, Error> {
     let floors = (0..threads)
         .map(|t| Floor::new(n, coin, parent, &format!("t{t}")))
         .collect::<Result<Vec<_>, _>>()?;
@@ -410,19 +418,24 @@ pub fn throughput(
     let handles: Vec<_> = floors
         .into_iter()
         .map(|mut floor| {
-            std::thread::spawn(move || -> Result<u64, Error> {
-                let mut done = 0;
+            std::thread::spawn(move || -> Result<Vec<Duration>, Error> {
+                let mut latencies = Vec::new();
                 while Instant::now() < until {
+                    let t0 = Instant::now();
                     floor.run_once()?;
-                    done += 1;
+                    latencies.push(t0.elapsed());
                 }
-                Ok(done)
+                Ok(latencies)
             })
         })
         .collect();
-    let mut total = 0;
+    let mut latencies = Vec::new();
     for h in handles {
-        total += h.join().map_err(|_| "a floor thread panicked")??;
+        latencies.extend(h.join().map_err(|_| "a floor thread panicked")??);
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed();
+    Ok(Concurrent {
+        orders_per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        latency: median(latencies),
+    })
 }

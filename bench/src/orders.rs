@@ -402,7 +402,7 @@ pub fn floor_only(n: usize, coin: Coin, runs: usize, threads: usize) {
     let m = floor::measure(&mut f, runs, Duration::from_secs(2)).expect("floor runs");
     print_floor(&format!("{n} fiduciaries"), &m);
     let threads = if threads == 0 { cores } else { threads };
-    let tn = floor::throughput(
+    let run = floor::concurrent(
         n,
         coin,
         &std::env::temp_dir(),
@@ -411,8 +411,10 @@ pub fn floor_only(n: usize, coin: Coin, runs: usize, threads: usize) {
     )
     .expect("floor runs");
     println!(
-        "floor throughput: {:.1} orders/s CPU-bound ({cores} cores); measured on {threads} threads: {tn:.1} orders/s",
-        cores as f64 / m.cpu.as_secs_f64()
+        "floor throughput: {:.1} orders/s CPU-bound ({cores} cores); measured on {threads} threads: {:.1} orders/s, p50 {}",
+        cores as f64 / m.cpu.as_secs_f64(),
+        run.orders_per_second,
+        ms(micros(run.latency))
     );
 }
 
@@ -623,21 +625,21 @@ pub async fn run(opts: Options) -> bool {
     };
     let cpu = floor.cpu.max(Duration::from_micros(1));
     let cpu_bound = cores as f64 / cpu.as_secs_f64();
-    let tn = tokio::task::spawn_blocking({
+    let (on_cores, at_concurrency) = tokio::task::spawn_blocking({
         let coin = opts.coin;
-        move || {
-            floor::throughput(
-                n,
-                coin,
-                &std::env::temp_dir(),
-                cores,
-                Duration::from_secs(2),
-            )
+        let concurrency = opts.concurrency;
+        move || -> Result<_, floor::Error> {
+            let dir = std::env::temp_dir();
+            let on_cores = floor::concurrent(n, coin, &dir, cores, Duration::from_secs(2))?;
+            let at_concurrency =
+                floor::concurrent(n, coin, &dir, concurrency, Duration::from_secs(2))?;
+            Ok((on_cores, at_concurrency))
         }
     })
     .await
     .expect("floor threads do not panic")
     .expect("floor runs");
+    let tn = on_cores.orders_per_second;
     println!(
         "floor        {} per order (the lower median of before/after)",
         ms(micros(floor.latency))
@@ -645,6 +647,12 @@ pub async fn run(opts: Options) -> bool {
     println!(
         "floor        {cpu_bound:.1} orders/s CPU-bound ({cores} cores / {} CPU per order); measured on {cores} threads: {tn:.1} orders/s",
         ms(micros(cpu))
+    );
+    println!(
+        "floor        run by {} threads at once, as many as the clients: p50 {}, {:.1} orders/s",
+        opts.concurrency,
+        ms(micros(at_concurrency.latency)),
+        at_concurrency.orders_per_second
     );
     node_cpu::print_per_operation(
         "node CPU per order:",
@@ -663,6 +671,12 @@ pub async fn run(opts: Options) -> bool {
         ms(p50),
         ms(lat_target),
         verdict(!orders.latencies.is_empty() && p50 <= lat_target)
+    );
+    println!(
+        "  (against the floor run at the same concurrency: {} <= {}  {})",
+        ms(p50),
+        ms(2 * micros(at_concurrency.latency)),
+        verdict(!orders.latencies.is_empty() && p50 <= 2 * micros(at_concurrency.latency))
     );
     println!(
         "target orders/s >= 50% of floor:  {order_rate:.1} >= {rate_target:.1}  {}",
