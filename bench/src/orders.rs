@@ -665,18 +665,20 @@ pub async fn run(opts: Options) -> bool {
     println!();
     let p50 = orders.latencies.value_at_quantile(0.50);
     let lat_target = 2 * micros(floor.latency);
+    let lat_target_concurrent = 2 * micros(at_concurrency.latency);
+    let p50_within = |target| !orders.latencies.is_empty() && p50 <= target;
     let rate_target = cpu_bound / 2.0;
     println!(
         "target p50 <= 2 × floor latency:  {} <= {}  {}",
         ms(p50),
         ms(lat_target),
-        verdict(!orders.latencies.is_empty() && p50 <= lat_target)
+        verdict(p50_within(lat_target))
     );
     println!(
         "  (against the floor run at the same concurrency: {} <= {}  {})",
         ms(p50),
-        ms(2 * micros(at_concurrency.latency)),
-        verdict(!orders.latencies.is_empty() && p50 <= 2 * micros(at_concurrency.latency))
+        ms(lat_target_concurrent),
+        verdict(p50_within(lat_target_concurrent))
     );
     println!(
         "target orders/s >= 50% of floor:  {order_rate:.1} >= {rate_target:.1}  {}",

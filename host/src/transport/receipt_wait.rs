@@ -31,9 +31,9 @@ use std::{sync::Mutex, time::Duration};
 
 /// The wait before any receipt was measured, and the least wait: a lost
 /// message costs at most this much before it is sent again.
-pub const MIN_WAIT: Duration = Duration::from_millis(500);
+const MIN_WAIT: Duration = Duration::from_millis(500);
 /// The longest wait between two publishes of a delivery.
-pub const MAX_WAIT: Duration = Duration::from_secs(4);
+const MAX_WAIT: Duration = Duration::from_secs(4);
 
 #[derive(Default)]
 struct Estimate {
@@ -84,6 +84,17 @@ impl ReceiptWait {
 mod tests {
     use super::*;
 
+    /// An estimate that has seen `round_trips`.
+    fn observed(round_trips: impl IntoIterator<Item = Duration>) -> ReceiptWait {
+        let wait = ReceiptWait::default();
+        round_trips.into_iter().for_each(|rtt| wait.observe(rtt));
+        wait
+    }
+
+    fn repeated(rtt: Duration, times: usize) -> impl Iterator<Item = Duration> {
+        std::iter::repeat_n(rtt, times)
+    }
+
     #[test]
     fn starts_at_the_least_wait() {
         assert_eq!(ReceiptWait::default().first(), MIN_WAIT);
@@ -91,37 +102,26 @@ mod tests {
 
     #[test]
     fn fast_receipts_keep_the_least_wait() {
-        let wait = ReceiptWait::default();
-        for _ in 0..50 {
-            wait.observe(Duration::from_millis(20));
-        }
+        let wait = observed(repeated(Duration::from_millis(20), 50));
         assert_eq!(wait.first(), MIN_WAIT);
     }
 
     #[test]
     fn slow_receipts_lengthen_the_wait_past_them_and_fast_ones_shorten_it_again() {
-        let wait = ReceiptWait::default();
-        for i in 0..100u64 {
-            // 0.8 to 1.2 s: an overloaded recipient.
-            wait.observe(Duration::from_millis(800 + (i % 5) * 100));
-        }
+        // 0.8 to 1.2 s: an overloaded recipient.
+        let wait = observed((0..100u64).map(|i| Duration::from_millis(800 + (i % 5) * 100)));
         let slow = wait.first();
         assert!(
             slow > Duration::from_millis(1200) && slow < MAX_WAIT,
             "{slow:?}"
         );
-        for _ in 0..100 {
-            wait.observe(Duration::from_millis(20));
-        }
+        repeated(Duration::from_millis(20), 100).for_each(|rtt| wait.observe(rtt));
         assert_eq!(wait.first(), MIN_WAIT);
     }
 
     #[test]
     fn never_waits_longer_than_the_most() {
-        let wait = ReceiptWait::default();
-        for _ in 0..20 {
-            wait.observe(Duration::from_secs(30));
-        }
+        let wait = observed(repeated(Duration::from_secs(30), 20));
         assert_eq!(wait.first(), MAX_WAIT);
         assert_eq!(ReceiptWait::after(MAX_WAIT), MAX_WAIT);
         assert_eq!(ReceiptWait::after(MIN_WAIT), 2 * MIN_WAIT);
