@@ -224,33 +224,44 @@ impl Backend for Tampering {
 
 /// Publishes `probe` from `from` until `to` receives it (gossipsub needs a
 /// moment to learn the subscription; js-ipfs refuses to publish to no peer).
+/// Waits until `from` reports `to` subscribed to `topic` (its own
+/// `pubsub/peers`), then until one probe published by `from` arrives on
+/// `stream`: a condition both daemons report, never a guessed delay. Panics
+/// with what it waited for and what it saw.
 async fn wait_for_mesh(
-    from: &Ipfs,
+    from: &JsIpfs,
+    to: &JsIpfs,
     stream: &mut BoxStream<'static, PubsubMessage>,
     topic: &str,
 ) -> Duration {
     let begun = Instant::now();
-    let deadline = begun + Duration::from_secs(30);
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match from.publish(topic, b"probe".to_vec()).await {
-            Ok(()) => {}
-            // js-ipfs' InsufficientPeers, until it learns the subscription.
-            Err(e @ IpfsError::NoSubscribers(_)) => {
-                eprintln!("publish attempt {attempts} refused (retrying): {e}")
-            }
-            Err(e) => panic!("publish failed: {e}"),
-        }
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
-            assert_eq!(m.data, b"probe");
-            return begun.elapsed();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no pubsub message arrived within 30 s ({attempts} attempts)"
-        );
+    let known = tokio::task::block_in_place(|| {
+        from.wait_for_topic_peer(topic, to.peer_id(), Duration::from_secs(30))
+    });
+    // js-ipfs' gossipsub publishes to every known subscriber (flood publish),
+    // so one probe suffices once `from` knows the subscription.
+    ipfs(from)
+        .publish(topic, b"probe".to_vec())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("publish of the probe failed after {known:?} with the subscriber known: {e}")
+        });
+    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(m)) => assert_eq!(m.data, b"probe", "the first message is the probe"),
+        Ok(None) => panic!(
+            "the subscription on {} closed before the probe",
+            to.peer_id()
+        ),
+        Err(_) => panic!(
+            "{} knew {} subscribed to {topic:?} after {known:?}, but the probe did not arrive \
+             within 10 s; {}'s swarm/peers: {}",
+            from.peer_id(),
+            to.peer_id(),
+            from.peer_id(),
+            from.swarm_peers()
+        ),
     }
+    begun.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +272,7 @@ async fn pubsub_messages_cross_two_daemons_intact() {
     let topic = "/milagro/1/inbox/test-topic";
 
     let mut stream = ib.subscribe(topic).await.expect("subscribe on B");
-    let ready = wait_for_mesh(&ia, &mut stream, topic).await;
+    let ready = wait_for_mesh(&a, &b, &mut stream, topic).await;
 
     // Every byte value, exactly.
     let payload: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
@@ -283,7 +294,14 @@ async fn pubsub_messages_cross_two_daemons_intact() {
     }
     let mut seen = Vec::new();
     while seen.len() < n {
-        let m = next_non_probe(&mut stream).await;
+        let m = tokio::time::timeout(Duration::from_secs(10), next_non_probe(&mut stream))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {n} messages arrived, then none for 10 s: {seen:?}",
+                    seen.len()
+                )
+            });
         seen.push(String::from_utf8(m.data).expect("utf-8"));
     }
     let burst = t.elapsed();
@@ -297,7 +315,7 @@ async fn pubsub_messages_cross_two_daemons_intact() {
 
     // A second topic on the same daemons is independent of the first.
     let mut other = ib.subscribe("another topic").await.expect("subscribe");
-    wait_for_mesh(&ia, &mut other, "another topic").await;
+    wait_for_mesh(&a, &b, &mut other, "another topic").await;
     ia.publish(topic, b"on the first topic".to_vec())
         .await
         .unwrap();
@@ -311,7 +329,7 @@ async fn next_non_probe(stream: &mut BoxStream<'static, PubsubMessage>) -> Pubsu
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), stream.next())
             .await
-            .expect("a pubsub message within 10 s")
+            .expect("a pubsub message within 10 s of the last one")
             .expect("the subscription is still open");
         if m.data != b"probe" {
             return m;

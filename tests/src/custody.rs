@@ -26,7 +26,7 @@ use std::{
 
 use serde_json::{Value, json as j};
 
-use crate::{Node, NodeConfig, PluginEntry, jsipfs::JsIpfs, json, plugin_library, stable_port};
+use crate::{Node, NodeConfig, PluginEntry, free_port, jsipfs::JsIpfs, json, plugin_library};
 
 /// A custody role a node plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub fn restartable_node_config(
     bootstrap: &[String],
     reply_timeout_ms: u64,
 ) -> NodeConfig {
-    embedded_config(name, roles, bootstrap, reply_timeout_ms, stable_port())
+    embedded_config(name, roles, bootstrap, reply_timeout_ms, free_port())
 }
 
 fn embedded_config(

@@ -198,11 +198,68 @@ impl JsIpfs {
             .collect()
     }
 
+    /// Whether the API answers as this daemon: its `id` names our peer ID,
+    /// so a daemon of another test on the same port never passes for ours.
     fn api_answers(&self) -> bool {
         ureq::post(&format!("{}/api/v0/id", self.api_url()))
             .timeout(Duration::from_secs(2))
             .call()
-            .is_ok()
+            .ok()
+            .and_then(|r| r.into_json::<serde_json::Value>().ok())
+            .is_some_and(|id| id["ID"].as_str() == Some(self.peer_id.as_str()))
+    }
+
+    /// The peers this daemon reports subscribed to `topic` (`pubsub/peers`).
+    pub fn topic_peers(&self, topic: &str) -> Result<Vec<String>, String> {
+        let arg = multibase::encode(multibase::Base::Base64Url, topic.as_bytes());
+        let answer: serde_json::Value =
+            ureq::post(&format!("{}/api/v0/pubsub/peers", self.api_url()))
+                .query("arg", &arg)
+                .timeout(Duration::from_secs(5))
+                .call()
+                .map_err(|e| format!("pubsub/peers: {e}"))?
+                .into_json()
+                .map_err(|e| format!("pubsub/peers answer: {e}"))?;
+        Ok(answer["Strings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// The peers this daemon is connected to (`swarm/peers`), for failure
+    /// messages.
+    pub fn swarm_peers(&self) -> String {
+        ureq::post(&format!("{}/api/v0/swarm/peers", self.api_url()))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.into_string().map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| format!("(swarm/peers failed: {e})"))
+    }
+
+    /// Waits until this daemon reports `peer` subscribed to `topic`, polling
+    /// `pubsub/peers`; panics after `timeout` with what it last saw.
+    pub fn wait_for_topic_peer(&self, topic: &str, peer: &str, timeout: Duration) -> Duration {
+        let begun = Instant::now();
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            let seen = self.topic_peers(topic);
+            if seen.as_ref().is_ok_and(|p| p.iter().any(|p| p == peer)) {
+                return begun.elapsed();
+            }
+            if begun.elapsed() > timeout {
+                panic!(
+                    "daemon {} did not report {peer} subscribed to {topic:?} within {timeout:?} \
+                     ({polls} polls); last pubsub/peers: {seen:?}; swarm/peers: {}",
+                    self.peer_id,
+                    self.swarm_peers()
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Base URL of the RPC API, e.g. `http://127.0.0.1:45123`.

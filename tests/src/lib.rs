@@ -99,28 +99,58 @@ pub fn sha256_file(path: &Path) -> String {
     ))
 }
 
-/// A port free on 127.0.0.1 at the time of asking.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("an ephemeral port on 127.0.0.1")
-        .port()
-}
+/// Where test processes claim their ports (see [`free_port`]).
+const PORT_CLAIMS_DIR: &str = "milagro-test-ports";
+/// The range ports are drawn from: below Linux's ephemeral range
+/// (32768-60999), so no outgoing connection is ever handed one.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
 
-/// A free port below Linux's ephemeral range (32768-60999), for a service
-/// that must keep its port across restarts: no outgoing connection of a
-/// parallel test can be handed it in between, as can happen to a port from
-/// [`free_port`].
-pub fn stable_port() -> u16 {
+/// The claims this process holds; released when the process exits.
+static PORT_CLAIMS: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// A port on 127.0.0.1 that no other test process will be given while this
+/// one runs, for a server a test starts (and may restart on the same port).
+///
+/// A port found by binding port 0 is in the ephemeral range, and between
+/// closing that probe and the server's own bind any outgoing connection on
+/// the machine (a parallel test's) may be handed it: the server then fails
+/// to bind, or a test reaches another test's server on it, at random. So
+/// ports come from [`PORT_RANGE`], and each is claimed with an exclusive
+/// lock on a file in a directory all test processes share (flock: released
+/// by the kernel when the process exits, however it exits). A port some
+/// other program listens on fails the bind check and is skipped.
+pub fn free_port() -> u16 {
+    let dir = std::env::temp_dir().join(PORT_CLAIMS_DIR);
+    std::fs::create_dir_all(&dir).expect("create the port claims directory");
+    let span = (PORT_RANGE.end - PORT_RANGE.start) as u64;
     let seed = std::process::id() as u64 * 7919
         + std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() as u64)
             .unwrap_or(0);
-    (0..2000u64)
-        .map(|i| 20_000 + ((seed + i * 7) % 12_000) as u16)
-        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .expect("a free port in 20000-31999 on 127.0.0.1")
+    // A stride coprime with the span visits every port once.
+    for i in 0..span {
+        let port = PORT_RANGE.start + ((seed + i * 7) % span) as u16;
+        let claim = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+            .expect("open a port claim file");
+        match claim.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => panic!("lock a port claim file: {e}"),
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            PORT_CLAIMS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(claim);
+            return port;
+        }
+    }
+    panic!("no port in {PORT_RANGE:?} on 127.0.0.1 is free and unclaimed")
 }
 
 /// One `[[plugins]]` entry.

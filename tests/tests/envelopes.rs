@@ -371,7 +371,7 @@ fn envelope_persisted_before_a_crash_is_processed_exactly_once_after_restart() {
 fn init_prints_the_node_id_and_keeps_it() {
     // A fixed IPFS port, so the addresses in n's documents stay valid across
     // the restarts of this test.
-    let ipfs_port = milagro_tests::stable_port();
+    let ipfs_port = milagro_tests::free_port();
     let config = NodeConfig::new("init")
         .section(&format!(
             "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/{ipfs_port}\"]\n"

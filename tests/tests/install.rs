@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use milagro_tests::{artifact, json, request, stable_port, target_dir, workspace_root};
+use milagro_tests::{artifact, free_port, json, request, target_dir, workspace_root};
 
 /// The debug artefacts the installer copies.
 fn artefacts() -> PathBuf {
@@ -50,10 +50,8 @@ impl Installed {
             .prefix("milagro-install-")
             .tempdir()
             .expect("temp dir");
-        let port = stable_port();
-        let ipfs_port = std::iter::repeat_with(stable_port)
-            .find(|p| *p != port)
-            .expect("a second port");
+        let port = free_port();
+        let ipfs_port = free_port();
         Installed {
             prefix: dir.path().join("node"),
             _dir: dir,
@@ -438,7 +436,7 @@ fn shipped_manifests_validate() {
             .arg("--prefix")
             .arg(&node.prefix)
             .args(["--listen", &format!("127.0.0.1:{}", node.port)])
-            .args(["--ipfs-listen", &format!("127.0.0.1:{}", stable_port())])
+            .args(["--ipfs-listen", &format!("127.0.0.1:{}", free_port())])
             .arg("--dry-run")
             .arg("--workspace")
             .arg(workspace_root())
