@@ -457,3 +457,15 @@ fn example_plugin_needs_no_unsafe_no_abi_types_and_no_runtime() {
         "the example plugin links tokio:\n{tree}"
     );
 }
+
+/// The release test's canary (scripts/test-release): with
+/// `MILAGRO_RELEASE_CANARY=fail` it fails with its own message, which the
+/// release test must then find in its output, so a test failing in the
+/// tarball run is shown by its panic message and not hidden behind the end
+/// of a log. Without the variable there is nothing to check and it passes.
+#[test]
+fn release_canary() {
+    if std::env::var_os("MILAGRO_RELEASE_CANARY").is_some_and(|v| v == "fail") {
+        panic!("release canary: deliberate failure (MILAGRO_RELEASE_CANARY=fail)");
+    }
+}
