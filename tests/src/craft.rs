@@ -153,8 +153,16 @@ pub fn processed(node: &Node) -> usize {
 /// Waits (up to 20 s) until the probe plugin has recorded `n` envelopes.
 pub fn wait_processed(node: &Node, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while processed(node) < n {
-        assert!(Instant::now() < deadline, "not processed:\n{}", node.log());
+    loop {
+        let seen = processed(node);
+        if seen >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited 20 s for {n} envelopes processed by the probe plugin, saw {seen}:\n{}",
+            node.log()
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
