@@ -79,6 +79,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long a plugin handler may run before the host answers 504.
     pub handler_timeout_ms: u64,
+    /// Per-client-address limit on public plugin routes.
+    pub rate_limit: crate::rate_limit::RateLimitConfig,
 }
 
 impl Default for HttpConfig {
@@ -88,6 +90,7 @@ impl Default for HttpConfig {
             token_file: None,
             max_body_bytes: 1024 * 1024,
             handler_timeout_ms: 30_000,
+            rate_limit: crate::rate_limit::RateLimitConfig::default(),
         }
     }
 }
@@ -182,6 +185,7 @@ impl Config {
         if self.http.max_body_bytes == 0 || self.http.handler_timeout_ms == 0 {
             return Err("[http] max_body_bytes and handler_timeout_ms must be positive".into());
         }
+        self.http.rate_limit.validate()?;
         let backend = self.keystore.backend.as_str();
         if backend != "file" && !self.plugins.iter().any(|p| p.enabled && p.name == backend) {
             return Err(format!(

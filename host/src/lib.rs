@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod node;
 pub mod openapi;
 pub mod plugins;
+pub mod rate_limit;
 pub mod router;
 pub mod server;
 pub mod store;
@@ -132,6 +133,7 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
         openapi: openapi.to_string().into(),
         max_body_bytes: config.http.max_body_bytes,
         handler_timeout: Duration::from_millis(config.http.handler_timeout_ms),
+        rate_limiter: rate_limit::RateLimiter::new(config.http.rate_limit.clone()),
     };
     Ok((Arc::new(app), listener))
 }

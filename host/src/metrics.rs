@@ -26,6 +26,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 const REQUESTS: &str = "milagro_http_requests_total";
 const LATENCY: &str = "milagro_http_request_duration_seconds";
+/// Requests to public routes refused by the per-address rate limit.
+pub const RATE_LIMITED: &str = "milagro_rate_limited_total";
 
 /// Latency buckets, seconds: 50 µs to 30 s.
 const BUCKETS: [f64; 16] = [
@@ -57,6 +59,10 @@ impl Metrics {
                 LATENCY,
                 metrics::Unit::Seconds,
                 "HTTP request latency by route and method"
+            );
+            metrics::describe_counter!(
+                RATE_LIMITED,
+                "Requests to public routes refused (429) by the per-client-address rate limit, by route"
             );
             metrics::describe_gauge!(
                 crate::transport::inbox::REPLY_WAITERS,

@@ -23,7 +23,16 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::{plugins::LoadedPlugin, router::full_path};
+use milagro_plugin_api::abi::RouteAccess;
+
+use crate::{
+    plugins::LoadedPlugin,
+    router::{Access, full_path, plugin_access},
+};
+
+/// The OpenAPI extension naming who may call an operation: `operator`
+/// (the bearer token) or `public` (anyone).
+pub const ACCESS_EXTENSION: &str = "x-milagro-access";
 
 #[derive(Debug, thiserror::Error)]
 #[error("plugin {plugin:?} refused: its description of {method} {path} is not a JSON object")]
@@ -146,8 +155,27 @@ fn core_paths() -> Map<String, Value> {
 }
 
 /// Builds the document for this node's routes.
+/// Marks each core operation with its access mode: those that declare the
+/// bearer scheme are operator routes, the others are open (`security: []`).
+fn mark_core_access(paths: &mut Map<String, Value>) {
+    for item in paths.values_mut() {
+        let Value::Object(item) = item else { continue };
+        for op in item.values_mut() {
+            let Value::Object(op) = op else { continue };
+            let access = if op.contains_key("security") {
+                Access::Operator
+            } else {
+                op.insert("security".into(), json!([]));
+                Access::Open
+            };
+            op.insert(ACCESS_EXTENSION.into(), access.as_str().into());
+        }
+    }
+}
+
 pub fn document(version: &str, plugins: &[LoadedPlugin]) -> Result<Value, OpenApiError> {
     let mut paths = core_paths();
+    mark_core_access(&mut paths);
     for plugin in plugins {
         for route in plugin.descriptor.routes.iter() {
             let path = full_path(&plugin.mount, route.path.as_str());
@@ -166,15 +194,29 @@ pub fn document(version: &str, plugins: &[LoadedPlugin]) -> Result<Value, OpenAp
                 format!("{}.{}", plugin.name, route.operation).into(),
             );
             op.insert("tags".into(), json!([plugin.name]));
-            op.insert("security".into(), json!([{"bearer": []}]));
+            let access = plugin_access(route.access);
+            op.insert(ACCESS_EXTENSION.into(), access.as_str().into());
             if let Some(Value::Object(responses)) = op.get_mut("responses") {
-                responses
-                    .entry("401")
-                    .or_insert_with(|| error_response("Missing or wrong operator token"));
+                if route.access == RouteAccess::Public {
+                    responses.entry("429").or_insert_with(|| {
+                        error_response(
+                            "Too many requests from this client address (see Retry-After)",
+                        )
+                    });
+                } else {
+                    responses
+                        .entry("401")
+                        .or_insert_with(|| error_response("Missing or wrong operator token"));
+                }
                 responses
                     .entry("default")
                     .or_insert_with(|| error_response("Error"));
             }
+            let security = match access {
+                Access::Operator => json!([{"bearer": []}]),
+                Access::Open | Access::Public => json!([]),
+            };
+            op.insert("security".into(), security);
             let item = paths
                 .entry(path)
                 .or_insert_with(|| Value::Object(Map::new()));

@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 
 use hyper::Method;
+use milagro_plugin_api::abi::RouteAccess;
 
 use crate::plugins::LoadedPlugin;
 
@@ -38,11 +39,32 @@ pub enum Target {
     Plugin { index: usize, operation: String },
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Needs the operator's bearer token.
+    Operator,
+    /// A core route open to anyone (status, identity, inbox, metrics).
+    Open,
+    /// A plugin route its plugin declared public (end users): no token,
+    /// rate-limited per client address.
+    Public,
+}
+
+impl Access {
+    /// The value of the `x-milagro-access` extension in `/openapi.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Operator => "operator",
+            Access::Open | Access::Public => "public",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub target: Target,
-    /// Needs the operator's bearer token.
-    pub operator: bool,
+    pub access: Access,
 }
 
 /// All methods served at one path template.
@@ -89,18 +111,23 @@ impl Router {
             entries: Vec::new(),
         };
         let core = [
-            ("GET", "/v1/status", Target::Status, false),
-            ("GET", "/v1/plugins", Target::Plugins, true),
-            ("GET", "/openapi.json", Target::OpenApi, true),
-            ("GET", "/metrics", Target::Metrics, false),
-            ("GET", "/v1/identity", Target::Identity, false),
-            ("GET", "/v1/identity/{cid}", Target::IdentityLookup, false),
-            ("POST", "/v1/inbox", Target::Inbox, false),
-            ("GET", "/v1/audit/{cid}", Target::Audit, true),
+            ("GET", "/v1/status", Target::Status, Access::Open),
+            ("GET", "/v1/plugins", Target::Plugins, Access::Operator),
+            ("GET", "/openapi.json", Target::OpenApi, Access::Operator),
+            ("GET", "/metrics", Target::Metrics, Access::Open),
+            ("GET", "/v1/identity", Target::Identity, Access::Open),
+            (
+                "GET",
+                "/v1/identity/{cid}",
+                Target::IdentityLookup,
+                Access::Open,
+            ),
+            ("POST", "/v1/inbox", Target::Inbox, Access::Open),
+            ("GET", "/v1/audit/{cid}", Target::Audit, Access::Operator),
         ];
-        for (method, path, target, operator) in core {
+        for (method, path, target, access) in core {
             router
-                .add(method, path, Endpoint { target, operator })
+                .add(method, path, Endpoint { target, access })
                 .expect("core routes are valid and distinct");
         }
         for (index, plugin) in plugins.iter().enumerate() {
@@ -128,7 +155,7 @@ impl Router {
                         index,
                         operation: route.operation.to_string(),
                     },
-                    operator: true,
+                    access: plugin_access(route.access),
                 };
                 router.add(method, &path, endpoint).map_err(invalid)?;
             }
@@ -182,6 +209,14 @@ impl Router {
 }
 
 /// A plugin route's path as served: mount point plus the route's path.
+/// The host's access mode of a plugin route.
+pub fn plugin_access(access: RouteAccess) -> Access {
+    match access {
+        RouteAccess::Operator => Access::Operator,
+        RouteAccess::Public => Access::Public,
+    }
+}
+
 pub fn full_path(mount: &str, path: &str) -> String {
     format!("{mount}{path}")
 }
@@ -198,7 +233,7 @@ mod tests {
             Match::Found {
                 endpoint: Endpoint {
                     target: Target::Status,
-                    operator: false
+                    access: Access::Open
                 },
                 ..
             }

@@ -23,6 +23,7 @@
 
 use std::{
     convert::Infallible,
+    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -48,10 +49,11 @@ use crate::{
     api_error, audit,
     auth::Auth,
     identity,
-    metrics::Metrics,
+    metrics::{self, Metrics},
     node::Node,
     plugins::LoadedPlugin,
-    router::{Endpoint, Match, Router, Target},
+    rate_limit::RateLimiter,
+    router::{Access, Endpoint, Match, Router, Target},
     transport::inbox::{Accepted, Admission, InboxError},
 };
 
@@ -69,6 +71,8 @@ pub struct App {
     pub openapi: Bytes,
     pub max_body_bytes: usize,
     pub handler_timeout: Duration,
+    /// Per-client-address limit of [`Access::Public`] routes.
+    pub rate_limiter: RateLimiter,
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -99,7 +103,8 @@ const HOST_OWNED_HEADERS: [HeaderName; 4] = [
 ];
 
 impl App {
-    pub async fn handle(&self, request: hyper::Request<Incoming>) -> Response {
+    /// Answers one request from the client at `peer`.
+    pub async fn handle(&self, request: hyper::Request<Incoming>, peer: IpAddr) -> Response {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
@@ -122,7 +127,13 @@ impl App {
                 template,
                 endpoint,
                 params,
-            } => (template, self.dispatch(endpoint, params, request).await),
+            } => (
+                template,
+                match self.admit(endpoint, template, peer, &request) {
+                    Ok(()) => self.dispatch(endpoint, params, request).await,
+                    Err(refused) => refused,
+                },
+            ),
         };
         self.metrics.record(
             route,
@@ -133,18 +144,26 @@ impl App {
         response
     }
 
-    async fn dispatch(
+    /// The access check of a matched route: the operator's token on
+    /// operator routes, the client address's rate limit on public plugin
+    /// routes, nothing on the open core routes.
+    fn admit(
         &self,
         endpoint: &Endpoint,
-        params: Vec<(String, String)>,
-        request: hyper::Request<Incoming>,
-    ) -> Response {
-        if endpoint.operator {
-            let presented = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .map(HeaderValue::as_bytes);
-            if !self.auth.allows(presented) {
+        template: &str,
+        peer: IpAddr,
+        request: &hyper::Request<Incoming>,
+    ) -> Result<(), Response> {
+        match endpoint.access {
+            Access::Open => Ok(()),
+            Access::Operator => {
+                let presented = request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes);
+                if self.auth.allows(presented) {
+                    return Ok(());
+                }
                 let mut response = error_response(&Error::new(
                     ErrorCode::Unauthorized,
                     "this route needs the operator's bearer token",
@@ -152,9 +171,30 @@ impl App {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return response;
+                Err(response)
             }
+            Access::Public => self.rate_limiter.check(peer).map_err(|wait| {
+                ::metrics::counter!(metrics::RATE_LIMITED, "route" => template.to_string())
+                    .increment(1);
+                let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+                let mut response = error_response(&Error::new(
+                    ErrorCode::TooManyRequests,
+                    format!("too many requests from this address; retry in {seconds} s"),
+                ));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }),
         }
+    }
+
+    async fn dispatch(
+        &self,
+        endpoint: &Endpoint,
+        params: Vec<(String, String)>,
+        request: hyper::Request<Incoming>,
+    ) -> Response {
         match &endpoint.target {
             Target::Status => self.status(),
             Target::Plugins => self.plugin_list(),
@@ -430,8 +470,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok((stream, peer)) => (stream, peer.ip()),
                     Err(e) => {
                         // Out of descriptors and the like: back off, keep serving.
                         tracing::warn!("accept failed: {e}");
@@ -443,7 +483,7 @@ pub async fn serve(
                 let app = Arc::clone(&app);
                 let service = service_fn(move |request| {
                     let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(app.handle(request).await) }
+                    async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();

@@ -41,6 +41,19 @@ pub struct RouteSpec {
     /// OpenAPI operation object (JSON) describing the route: summary,
     /// parameters, request body and responses.
     pub openapi: RString,
+    /// Who may call the route.
+    pub access: RouteAccess,
+}
+
+/// Who may call a plugin route.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// Only a caller presenting the operator's bearer token (the default).
+    Operator,
+    /// Anyone (end users): no token. The host still applies its body limit,
+    /// handler timeout and metrics, and rate-limits each client address.
+    Public,
 }
 
 /// What a constructed plugin instance says about itself.

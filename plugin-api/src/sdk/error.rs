@@ -37,6 +37,10 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     Unprocessable,
+    /// The resource is locked (e.g. an account blocked after failed logins).
+    Locked,
+    /// The caller sent too many requests; retry later.
+    TooManyRequests,
     Internal,
     /// A facility or dependency is not there (not provided, or down).
     Unavailable,
@@ -44,7 +48,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 11] = [
+    const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -53,6 +57,8 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::Unprocessable,
+        ErrorCode::Locked,
+        ErrorCode::TooManyRequests,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
         ErrorCode::Timeout,
@@ -68,6 +74,8 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unprocessable => "unprocessable",
+            ErrorCode::Locked => "locked",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
@@ -84,6 +92,8 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unprocessable => 422,
+            ErrorCode::Locked => 423,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout => 504,

@@ -20,7 +20,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::abi::RouteSpec;
+use crate::abi::{RouteAccess, RouteSpec};
 
 /// One route of a plugin, relative to its mount point.
 ///
@@ -39,6 +39,7 @@ pub struct Route {
     doc: Map<String, Value>,
     parameters: Vec<Value>,
     responses: Map<String, Value>,
+    public: bool,
 }
 
 impl Route {
@@ -60,6 +61,7 @@ impl Route {
             doc: Map::new(),
             parameters,
             responses: Map::new(),
+            public: false,
         }
     }
 
@@ -77,6 +79,21 @@ impl Route {
 
     pub fn delete(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("DELETE", path, operation)
+    }
+
+    /// Opens the route to callers without the operator's token (end users,
+    /// e.g. a login). The host still limits body size and handler time,
+    /// counts it in its metrics, and rate-limits each client address
+    /// (`[http.rate_limit]` in host.toml, 429 with `Retry-After`). Every
+    /// other route needs the operator's token.
+    pub fn public(mut self) -> Route {
+        self.public = true;
+        self
+    }
+
+    /// Whether [`Route::public`] opened this route.
+    pub fn is_public(&self) -> bool {
+        self.public
     }
 
     pub fn summary(mut self, summary: &str) -> Route {
@@ -133,6 +150,11 @@ impl Route {
             path: self.path.into(),
             operation: self.operation.into(),
             openapi: Value::Object(op).to_string().into(),
+            access: if self.public {
+                RouteAccess::Public
+            } else {
+                RouteAccess::Operator
+            },
         }
     }
 }
@@ -158,5 +180,13 @@ mod tests {
         assert_eq!(op["parameters"][1]["name"], "n");
         assert_eq!(op["responses"]["200"]["description"], "Success");
         assert_eq!(spec.method.as_str(), "GET");
+        assert_eq!(spec.access, RouteAccess::Operator);
+    }
+
+    #[test]
+    fn public_routes_say_so_in_their_spec() {
+        let route = Route::post("/login", "login").public();
+        assert!(route.is_public());
+        assert_eq!(route.into_spec().access, RouteAccess::Public);
     }
 }
