@@ -111,8 +111,9 @@ pub fn random_scalar() -> Result<Scalar, getrandom::Error> {
     }
 }
 
-/// A D-TA's master-secret share `s_i`. Zeroized on drop; never printed.
-pub struct MasterShare(Scalar);
+/// A D-TA's master-secret share `s_i` (and its public key, computed once).
+/// Zeroized on drop; never printed.
+pub struct MasterShare(Scalar, G1Affine);
 
 impl std::fmt::Debug for MasterShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +130,12 @@ impl Drop for MasterShare {
 impl MasterShare {
     /// Draws a uniformly random non-zero share from the OS's generator.
     pub fn generate() -> Result<MasterShare, getrandom::Error> {
-        random_scalar().map(MasterShare)
+        random_scalar().map(MasterShare::new)
+    }
+
+    fn new(s: Scalar) -> MasterShare {
+        let public = G1Affine::from(G1Projective::generator() * s);
+        MasterShare(s, public)
     }
 
     /// The canonical 32-byte (little-endian) encoding, for the keystore.
@@ -145,14 +151,14 @@ impl MasterShare {
         })?;
         let s: Option<Scalar> = Scalar::from_bytes(arr).into();
         match s {
-            Some(s) if s != Scalar::zero() => Ok(MasterShare(s)),
+            Some(s) if s != Scalar::zero() => Ok(MasterShare::new(s)),
             _ => Err(DecodeError::Scalar),
         }
     }
 
     /// The public key `P_i = s_i*g1` (G1).
     pub fn public_key(&self) -> G1Affine {
-        G1Affine::from(G1Projective::generator() * self.0)
+        self.1
     }
 
     /// The client-secret share `s_i*H(mpin_id)` (G1), without a proof.
@@ -175,7 +181,7 @@ impl MasterShare {
     ) -> Result<(G1Affine, DleqProof), getrandom::Error> {
         let h = hash_id(mpin_id);
         let share = G1Affine::from(G1Projective::from(h) * self.0);
-        let proof = DleqProof::prove(&self.0, &self.public_key(), &h, &share, context)?;
+        let proof = DleqProof::prove(&self.0, &self.1, &h, &share, context)?;
         Ok((share, proof))
     }
 

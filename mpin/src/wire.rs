@@ -290,7 +290,7 @@ impl Drop for ClientShare {
 }
 
 /// The sealed body of a `dta/share` envelope. Zeroized on drop.
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealedShares {
     /// [`WIRE_VERSION`].
@@ -306,6 +306,17 @@ pub struct SealedShares {
 impl std::fmt::Debug for SealedShares {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SealedShares(..)")
+    }
+}
+
+impl Default for SealedShares {
+    /// Empty, at [`WIRE_VERSION`].
+    fn default() -> SealedShares {
+        SealedShares {
+            v: WIRE_VERSION,
+            client_shares: Vec::new(),
+            server_share: None,
+        }
     }
 }
 
