@@ -129,9 +129,9 @@ impl App {
                 params,
             } => (
                 template,
-                match self.admit(endpoint, template, peer, &request) {
-                    Ok(()) => self.dispatch(endpoint, params, request).await,
-                    Err(refused) => refused,
+                match self.refusal(endpoint, template, peer, &request) {
+                    None => self.dispatch(endpoint, params, request).await,
+                    Some(refused) => refused,
                 },
             ),
         };
@@ -146,23 +146,23 @@ impl App {
 
     /// The access check of a matched route: the operator's token on
     /// operator routes, the client address's rate limit on public plugin
-    /// routes, nothing on the open core routes.
-    fn admit(
+    /// routes, nothing on the open core routes. `Some` is the refusal.
+    fn refusal(
         &self,
         endpoint: &Endpoint,
         template: &str,
         peer: IpAddr,
         request: &hyper::Request<Incoming>,
-    ) -> Result<(), Response> {
+    ) -> Option<Response> {
         match endpoint.access {
-            Access::Open => Ok(()),
+            Access::Open => None,
             Access::Operator => {
                 let presented = request
                     .headers()
                     .get(header::AUTHORIZATION)
                     .map(HeaderValue::as_bytes);
                 if self.auth.allows(presented) {
-                    return Ok(());
+                    return None;
                 }
                 let mut response = error_response(&Error::new(
                     ErrorCode::Unauthorized,
@@ -171,9 +171,9 @@ impl App {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                Err(response)
+                Some(response)
             }
-            Access::Public => self.rate_limiter.check(peer).map_err(|wait| {
+            Access::Public => self.rate_limiter.check(peer).err().map(|wait| {
                 ::metrics::counter!(metrics::RATE_LIMITED, "route" => template.to_string())
                     .increment(1);
                 let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);

@@ -1,0 +1,266 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The combined server secret `S = sum s_i*Q`: obtained from the D-TAs,
+//! checked share by share, kept in the keystore.
+//!
+//! Each authority gets one `dta/request` (kind server, sealed to it) and
+//! answers one `dta/share` linked to it. The reply must be signed by that
+//! authority, carry its public key `P_i` (pinned at first sight: a different
+//! key later is refused), and its sealed server share `S_i` must pass
+//! `e(P_i, Q) == e(g1, S_i)`. Only when every authority's share passes is
+//! `S` formed and stored (keystore label [`SECRET_LABEL`], so an HSM
+//! backend wraps it), with the list of authorities it came from: a config
+//! that names other authorities obtains a new `S`.
+
+use futures::future::join_all;
+use milagro_mpin::{
+    G2Affine, combine_g2, g2_from_bytes,
+    wire::{
+        ReplyStatus, SHARE_KIND, SealedShares, SecretKind, ShareReply, ShareRequest, WireError,
+    },
+};
+use milagro_plugin_api::{Error, ErrorCode, Host, NewEnvelope};
+use std::time::Duration;
+use zeroize::{Zeroize, Zeroizing};
+
+use milagro_mpin::wire::REQUEST_KIND;
+
+/// Keystore label of the combined server secret.
+pub const SECRET_LABEL: &str = "server-secret";
+/// Store key of the authorities `S` was obtained from (JSON list, sorted).
+const SECRET_AUTHORITIES: &[u8] = b"secret/authorities";
+/// Store key of the envelope CIDs of the exchange that obtained `S`.
+const SECRET_ENVELOPES: &[u8] = b"secret/envelopes";
+/// Store prefix of pinned D-TA public keys.
+const PIN_PREFIX: &str = "pin-g1/";
+
+/// The combined server secret. Zeroized on drop; never printed.
+pub struct ServerSecret(G2Affine);
+
+impl ServerSecret {
+    pub fn point(&self) -> &G2Affine {
+        &self.0
+    }
+}
+
+impl Drop for ServerSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerSecret(..)")
+    }
+}
+
+fn sorted(authorities: &[String]) -> Vec<String> {
+    let mut list = authorities.to_vec();
+    list.sort();
+    list
+}
+
+/// The stored `S`, if it was obtained from exactly `authorities`.
+pub async fn load(host: &Host, authorities: &[String]) -> Result<Option<ServerSecret>, Error> {
+    let Some(bytes) = host.keystore().get_secret(SECRET_LABEL).await? else {
+        return Ok(None);
+    };
+    let from: Option<Vec<String>> = host
+        .store()
+        .get(SECRET_AUTHORITIES)
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if from.as_deref() != Some(sorted(authorities).as_slice()) {
+        host.warn(
+            "mpin: the stored server secret came from other authorities than the config names; obtaining a new one",
+        );
+        return Ok(None);
+    }
+    let point = g2_from_bytes(&bytes)
+        .map_err(|e| Error::internal(format!("the stored server secret is unusable: {e}")))?;
+    Ok(Some(ServerSecret(point)))
+}
+
+/// Asks every authority for its server share, checks each, and stores and
+/// returns `S`. Returns the envelope CIDs of the exchange too.
+pub async fn obtain(
+    host: &Host,
+    authorities: &[String],
+    timeout: Duration,
+) -> Result<(ServerSecret, Vec<String>), Error> {
+    let sealed = Zeroizing::new(
+        serde_json::to_vec(&ShareRequest::server()).map_err(|e| Error::internal(e.to_string()))?,
+    );
+    let results = join_all(
+        authorities
+            .iter()
+            .map(|dta| obtain_share(host, dta, &sealed, timeout)),
+    )
+    .await;
+    let mut shares = Vec::with_capacity(authorities.len());
+    let mut cids = Vec::new();
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok((share, request_cid, reply_cid)) => {
+                shares.push(share);
+                cids.push(request_cid);
+                cids.push(reply_cid);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if let Some(first) = failures.first() {
+        let message = failures
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        shares.iter_mut().for_each(Zeroize::zeroize);
+        return Err(Error::new(first.code, message));
+    }
+    let secret = ServerSecret(combine_g2(&shares));
+    shares.iter_mut().for_each(Zeroize::zeroize);
+    host.keystore()
+        .put_secret(SECRET_LABEL, &secret.0.to_compressed())
+        .await?;
+    let list =
+        serde_json::to_vec(&sorted(authorities)).map_err(|e| Error::internal(e.to_string()))?;
+    let envelopes = serde_json::to_vec(&cids).map_err(|e| Error::internal(e.to_string()))?;
+    host.store()
+        .write(vec![
+            milagro_plugin_api::Write::Put(SECRET_AUTHORITIES.to_vec(), list),
+            milagro_plugin_api::Write::Put(SECRET_ENVELOPES.to_vec(), envelopes),
+        ])
+        .await?;
+    host.info(format!(
+        "mpin: obtained the server secret from {} authorities, every share checked",
+        authorities.len()
+    ));
+    Ok((secret, cids))
+}
+
+/// The envelope CIDs of the exchange that obtained the stored `S`.
+pub async fn envelopes(host: &Host) -> Result<Vec<String>, Error> {
+    Ok(host
+        .store()
+        .get(SECRET_ENVELOPES)
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
+/// One authority's checked server share, with the request and reply CIDs.
+/// Errors name the authority, never a share.
+async fn obtain_share(
+    host: &Host,
+    dta: &str,
+    sealed: &Zeroizing<Vec<u8>>,
+    timeout: Duration,
+) -> Result<(G2Affine, String, String), Error> {
+    match host.within(timeout, host.identity().resolve(dta)).await {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => {
+            return Err(Error::new(
+                match e.code {
+                    ErrorCode::BadRequest => ErrorCode::BadRequest,
+                    _ => ErrorCode::Unavailable,
+                },
+                format!("authority {dta} does not resolve: {}", e.message),
+            ));
+        }
+        None => {
+            return Err(Error::unavailable(format!(
+                "authority {dta}: its identity did not resolve within {} ms",
+                timeout.as_millis()
+            )));
+        }
+    }
+    let transport = host.transport();
+    let request_cid = transport
+        .send(NewEnvelope {
+            kind: REQUEST_KIND.into(),
+            recipients: vec![dta.to_string()],
+            links: Vec::new(),
+            body: Vec::new(),
+            sealed: sealed.clone(),
+        })
+        .await
+        .map_err(|e| {
+            Error::new(
+                e.code,
+                format!("D-TA {dta}: request not sent: {}", e.message),
+            )
+        })?;
+    let reply = transport
+        .await_reply(&request_cid, SHARE_KIND, timeout)
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::Timeout | ErrorCode::Unavailable => Error::unavailable(format!(
+                "D-TA {dta} did not answer within {} ms",
+                timeout.as_millis()
+            )),
+            code => Error::new(code, format!("D-TA {dta}: {}", e.message)),
+        })?;
+    let bad = |what: &str| Error::unprocessable(format!("D-TA {dta} sent {what}"));
+    if reply.sender != dta {
+        return Err(bad("a reply signed by another node"));
+    }
+    let body = ShareReply::parse(&reply.body).map_err(|e| bad(&format!("a bad reply ({e})")))?;
+    if body.status == ReplyStatus::Refused {
+        return Err(Error::forbidden(format!(
+            "D-TA {dta} refused the server secret request (is this node in its server_allow?): {}",
+            body.reason.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    if body.kind != Some(SecretKind::Server) {
+        return Err(bad("a share of the wrong kind"));
+    }
+    let public = body
+        .public_key()
+        .map_err(|e| bad(&format!("a bad public key ({e})")))?;
+    pin_public_key(host, dta, &public.to_compressed()).await?;
+    let sealed = reply
+        .sealed
+        .as_ref()
+        .ok_or_else(|| bad("no sealed share"))?;
+    let sealed =
+        SealedShares::parse(sealed).map_err(|e| bad(&format!("a bad sealed share ({e})")))?;
+    let share = sealed.open_server_share(&public).map_err(|e| match e {
+        WireError::Pairing => Error::unprocessable(format!(
+            "the server share from D-TA {dta} failed its pairing check e(P, Q) == e(g1, S)"
+        )),
+        other => bad(&format!("a bad server share ({other})")),
+    })?;
+    Ok((share, request_cid, reply.cid))
+}
+
+/// Trust on first use: the first public key seen from a D-TA is kept, and
+/// a different one later is refused.
+async fn pin_public_key(host: &Host, dta: &str, public: &[u8]) -> Result<(), Error> {
+    let key = format!("{PIN_PREFIX}{dta}");
+    let store = host.store();
+    match store.get(key.as_bytes()).await? {
+        Some(pinned) if pinned.as_slice() == public => Ok(()),
+        Some(_) => Err(Error::conflict(format!(
+            "D-TA {dta} presented a public key different from the one pinned at first contact"
+        ))),
+        None => store.put(key.as_bytes(), public).await,
+    }
+}
