@@ -20,7 +20,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use milagro::{cli, config::Config};
+use milagro::{cli, config::Config, mpin_client};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -66,6 +66,44 @@ enum Command {
         cid: String,
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// An M-Pin client: make a device token, log in to a node's mpin plugin.
+    Mpin {
+        #[command(subcommand)]
+        command: MpinCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MpinCommand {
+    /// Turn a client secret (from POST /v1/dta/secrets) and a PIN into the
+    /// device token T = C - pin*H(id); prints it as hex.
+    Token {
+        /// The combined client secret C (compressed G1, hex).
+        #[arg(long)]
+        client_secret: String,
+        #[arg(long)]
+        mpin_id: String,
+        /// The PIN; read from the first line of standard input if absent.
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Log in with 2-pass M-Pin: pass 1 and pass 2 against <url><mount>.
+    Login {
+        /// The node, e.g. http://127.0.0.1:7070
+        #[arg(long)]
+        url: String,
+        /// Where the mpin plugin is mounted.
+        #[arg(long, default_value = "/v1/mpin")]
+        mount: String,
+        #[arg(long)]
+        mpin_id: String,
+        /// The file `milagro mpin token` wrote.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// The PIN; read from the first line of standard input if absent.
+        #[arg(long)]
+        pin: Option<String>,
     },
 }
 
@@ -125,6 +163,24 @@ fn main() -> ExitCode {
                 IdentityCommand::Rotate { config } => cli::rotate(&load(&config)?).await,
             },
             Command::Audit { cid, config } => cli::audit(&load(&config)?, &cid).await,
+            Command::Mpin { command } => match command {
+                MpinCommand::Token {
+                    client_secret,
+                    mpin_id,
+                    pin,
+                } => mpin_client::read_pin(pin)
+                    .and_then(|pin| mpin_client::token(&client_secret, &mpin_id, pin)),
+                MpinCommand::Login {
+                    url,
+                    mount,
+                    mpin_id,
+                    token_file,
+                    pin,
+                } => {
+                    let pin = mpin_client::read_pin(pin)?;
+                    mpin_client::login(&url, &mount, &mpin_id, &token_file, pin).await
+                }
+            },
         }
     });
     match result {
