@@ -36,6 +36,7 @@ RUN cargo build --release --locked \
         -p milagro-install -p milagro \
         -p milagro-plugin-custody-principal -p milagro-plugin-custody-fiduciary \
         -p milagro-plugin-beneficiary -p milagro-plugin-dta -p milagro-plugin-example \
+        -p milagro-plugin-mpin \
         -p milagro-plugin-hsm-keystore \
     && mkdir -p /artifacts \
     && cp target/release/milagro target/release/milagro-install target/release/libmilagro_plugin_*.so /artifacts/

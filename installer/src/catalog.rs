@@ -55,6 +55,14 @@ pub const PLUGINS: &[KnownPlugin] = &[
         role: "D-TA: M-Pin secret shares",
     },
     KnownPlugin {
+        name: "mpin",
+        package: "milagro-plugin-mpin",
+        crate_dir: "plugins/mpin",
+        library: "libmilagro_plugin_mpin.so",
+        mount: None,
+        role: "M-Pin authentication server: logs users in with a PIN",
+    },
+    KnownPlugin {
         name: "custody-principal",
         package: "milagro-plugin-custody-principal",
         crate_dir: "plugins/custody-principal",

@@ -60,6 +60,8 @@ use sessions::{SESSION_LEN, SessionId, Sessions};
 pub const MAX_AUTHORITIES: usize = 32;
 /// Store prefix of the failure counters, followed by the M-Pin ID.
 const FAILURES_PREFIX: &[u8] = b"failures/";
+/// The name of this node in `authorities`.
+const SELF: &str = "self";
 /// How long after a failed attempt to obtain `S` before trying again.
 const SECRET_RETRY_MS: u64 = 2_000;
 
@@ -67,7 +69,8 @@ const SECRET_RETRY_MS: u64 = 2_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Node IDs of the D-TAs whose server shares make up `S`.
+    /// Node IDs of the D-TAs whose server shares make up `S`; `"self"`
+    /// names this node (a node that is also a D-TA).
     pub authorities: Vec<String>,
     /// Failed logins after which an ID is blocked.
     #[serde(default = "default_max_attempts")]
@@ -325,11 +328,14 @@ impl Mpin {
                 return Err(e.clone());
             }
         }
-        let obtained = match secret::load(&self.host, &self.authorities).await {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => secret::obtain(&self.host, &self.authorities, self.reply_timeout)
-                .await
-                .map(|(s, _)| s),
+        let obtained = match self.authority_ids().await {
+            Ok(authorities) => match secret::load(&self.host, &authorities).await {
+                Ok(Some(s)) => Ok(s),
+                Ok(None) => secret::obtain(&self.host, &authorities, self.reply_timeout)
+                    .await
+                    .map(|(s, _)| s),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let mut state = self.secret.lock().expect("secret lock");
@@ -349,6 +355,18 @@ impl Mpin {
                 Err(e)
             }
         }
+    }
+
+    /// The configured authorities, `"self"` replaced by this node's ID.
+    async fn authority_ids(&self) -> Result<Vec<String>, Error> {
+        let mut ids = Vec::with_capacity(self.authorities.len());
+        for a in &self.authorities {
+            ids.push(match a.as_str() {
+                SELF => self.host.identity().this_node().await?.id,
+                _ => a.clone(),
+            });
+        }
+        Ok(ids)
     }
 
     /// `S` for a login: whatever kept it from being obtained, a login
