@@ -79,6 +79,7 @@ pub fn transport(e: TransportError) -> Error {
 pub fn inbox(e: InboxError) -> Error {
     match e {
         InboxError::Replayed { .. } => Error::conflict(e.to_string()),
+        InboxError::OverQuota(_) => Error::new(ErrorCode::TooManyRequests, e.to_string()),
         InboxError::Store(_) => Error::unavailable(e.to_string()),
         InboxError::Unavailable(_) => Error::unavailable(e.to_string()),
         InboxError::Invalid(milagro_proto::Error::Oversize { .. }) => {

@@ -353,6 +353,16 @@ impl Resolver {
             .insert(*document.id(), document.clone());
     }
 
+    /// Whether `id` resolves without fetching it from IPFS (verified in
+    /// this run, or cached in the store by an earlier one).
+    pub fn is_cached(&self, id: &Cid) -> bool {
+        self.memory
+            .lock()
+            .expect("identity cache lock")
+            .contains_key(id)
+            || matches!(self.cache.get(&id.to_bytes()), Ok(Some(_)))
+    }
+
     pub async fn resolve(&self, id: &Cid) -> Result<VerifiedIdentity, IdentityError> {
         let mut chain = Vec::new();
         let mut next = *id;

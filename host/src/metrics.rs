@@ -72,6 +72,18 @@ impl Metrics {
                 crate::transport::REPUBLISHED,
                 "Pubsub deliveries published again because their receipt had not come"
             );
+            metrics::describe_counter!(
+                crate::transport::quota::REFUSED,
+                "Envelopes refused because their sender (or delivering peer) was over a quota, by quota"
+            );
+            metrics::describe_counter!(
+                crate::transport::peers::RESETS,
+                "IPFS connections reset after failed pubsub deliveries, by which proven peer"
+            );
+            metrics::describe_counter!(
+                crate::transport::peers::RESETS_REFUSED,
+                "IPFS connection resets not done: no peer proven to act for the identity (its addresses only dialled), or rate-limited"
+            );
             Metrics { handle }
         })
     }

@@ -234,11 +234,10 @@ impl Backend for EmbeddedNode {
         *count += 1;
         let messages = events.filter_map(|event| {
             futures::future::ready(match event {
+                // Strict validation: `source` is the signed publisher; the
+                // peer that forwarded the message is no proof of anything.
                 connexa::prelude::GossipsubEvent::Message { message } => Some(PubsubMessage {
-                    from: message
-                        .source
-                        .unwrap_or(message.propagated_source)
-                        .to_string(),
+                    from: message.source.map(|p| p.to_string()).unwrap_or_default(),
                     data: message.data.to_vec(),
                 }),
                 _ => None,

@@ -83,7 +83,10 @@ pub enum IpfsError {
 /// A pubsub message as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PubsubMessage {
-    /// Peer ID of the node that published it (as the backend reports it).
+    /// Peer ID of the node that published it: the gossipsub source, which
+    /// both backends authenticate (every message is signed by its
+    /// publisher's libp2p key and unsigned ones are refused); empty if the
+    /// backend could not tell.
     pub from: String,
     pub data: Vec<u8>,
 }
@@ -299,9 +302,13 @@ impl Ipfs {
     }
 
     /// Drops the connection to a peer and dials it again at the first of
-    /// `addresses` (all of one peer, ending in `/p2p/<peer_id>`) that
-    /// answers; at most once per [`RECONNECT_INTERVAL`] per peer, and
-    /// `Ok(false)` when skipped for that reason.
+    /// `addresses` that answers: the peer is the one the first address ends
+    /// in (`/p2p/<peer_id>`), and addresses of any other peer are ignored.
+    /// At most once per [`RECONNECT_INTERVAL`] per peer, and `Ok(false)`
+    /// when skipped for that reason. Callers must know that the peer is
+    /// the one they mean: this closes working connections (the transport
+    /// resets only peers proven to act for an identity, never on the word
+    /// of an identity document).
     ///
     /// Why: libp2p's gossipsub announces this node's subscriptions to a peer
     /// only on the first connection to it. A peer that restarts with the same
@@ -332,7 +339,10 @@ impl Ipfs {
             reconnected.insert(peer.clone(), now);
         }
         let mut last_error = None;
-        for address in addresses {
+        let own = addresses
+            .iter()
+            .filter(|address| address.rsplit_once("/p2p/").map(|(_, p)| p) == Some(peer.as_str()));
+        for address in own {
             match self.backend.reconnect(address).await {
                 Ok(()) => {
                     tracing::info!(%peer, %address, "reconnected to peer");

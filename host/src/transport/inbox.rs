@@ -68,6 +68,9 @@ pub enum InboxError {
     NotARecipient { node: String },
     #[error("inbox storage failed: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The sender is over a quota (`transport/quota.rs`); nothing is stored.
+    #[error("envelope refused: {0}")]
+    OverQuota(#[from] super::quota::OverQuota),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -211,6 +214,11 @@ impl Inbox {
 
     pub fn max_block_bytes(&self) -> usize {
         self.limits.max_envelope_bytes
+    }
+
+    /// Whether the inbox already holds envelope `cid`.
+    pub fn holds(&self, cid: &Cid) -> Result<bool, InboxError> {
+        Ok(self.store.get(&key("env/", cid))?.is_some())
     }
 
     /// Checks and persists an envelope block. Returns once it is durable;

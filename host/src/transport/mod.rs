@@ -28,6 +28,8 @@
 //! Receiving goes through the [`inbox`].
 
 pub mod inbox;
+pub mod peers;
+pub mod quota;
 mod receipt_wait;
 
 use std::{
@@ -50,6 +52,8 @@ use tokio::sync::{Notify, oneshot};
 
 use self::{
     inbox::{Accepted, Admission, Inbox, InboxError},
+    peers::{Peers, Plan},
+    quota::{QuotaConfig, Quotas},
     receipt_wait::ReceiptWait,
 };
 use crate::identity::{NodeIdentity, Resolver};
@@ -76,6 +80,8 @@ pub struct TransportConfig {
     pub max_clock_skew_ms: u64,
     /// How long a delivery is retried before it counts as failed.
     pub delivery_timeout_ms: u64,
+    /// Per-sender limits on what the inbox accepts (`[transport.quota]`).
+    pub quota: QuotaConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -91,6 +97,7 @@ impl Default for TransportConfig {
             mode: TransportMode::Pubsub,
             max_clock_skew_ms: 5 * 60 * 1000,
             delivery_timeout_ms: 10_000,
+            quota: QuotaConfig::default(),
         }
     }
 }
@@ -114,6 +121,10 @@ pub struct Transport {
     /// Pubsub deliveries waiting for their receipt, by (envelope, recipient).
     awaiting_receipts: Mutex<HashMap<(Cid, Cid), Arc<Notify>>>,
     receipt_wait: ReceiptWait,
+    /// Which peer acts for which identity (what reconnects may reset).
+    peers: Peers,
+    /// Per-sender limits on what the inbox accepts.
+    quotas: Arc<Quotas>,
 }
 
 /// Why one pubsub delivery attempt failed.
@@ -173,6 +184,7 @@ impl Transport {
         inbox: Arc<Inbox>,
         config: TransportConfig,
     ) -> Transport {
+        let quotas = Arc::new(Quotas::new(config.quota.clone(), *identity.id()));
         Transport {
             ipfs,
             identity,
@@ -182,6 +194,8 @@ impl Transport {
             http: Client::builder(TokioExecutor::new()).build_http(),
             awaiting_receipts: Mutex::new(HashMap::new()),
             receipt_wait: ReceiptWait::default(),
+            peers: Peers::default(),
+            quotas,
         }
     }
 
@@ -271,12 +285,12 @@ impl Transport {
                     match &attempt {
                         Ok(()) if published == 1 => self.receipt_wait.observe(started.elapsed()),
                         Err(PubsubAttempt::Publish(IpfsError::NoSubscribers(_))) => {
-                            self.reconnect(recipient).await;
+                            self.reconnect(recipient, None).await;
                         }
                         Err(PubsubAttempt::NoReceipt(_)) => {
                             missed_receipts += 1;
                             if missed_receipts == RECONNECT_AFTER_MISSED_RECEIPTS {
-                                self.reconnect(recipient).await;
+                                self.reconnect(recipient, None).await;
                             }
                         }
                         _ => {}
@@ -296,15 +310,43 @@ impl Transport {
         }
     }
 
-    /// Resets this node's IPFS connection to `peer` (see [`Ipfs::reconnect`]
-    /// for why a connection can be up while pubsub across it is not).
-    async fn reconnect(&self, peer: &VerifiedIdentity) {
-        let addresses = &peer.endpoints().multiaddrs;
-        if addresses.is_empty() {
-            return;
-        }
-        if let Err(e) = self.ipfs.reconnect(addresses).await {
-            tracing::debug!(peer = %peer.id(), "IPFS reconnect failed: {e}");
+    /// Repairs the IPFS connection to the node of `identity` after pubsub
+    /// to it failed (see [`Ipfs::reconnect`] for why a connection can be up
+    /// while pubsub across it is not): resets the connection to a peer
+    /// proven to act for it (`delivering`, the peer that delivered the
+    /// envelope being answered, or the one bound to it), else only dials
+    /// its advertised addresses, never closing a connection on the word of
+    /// its unauthenticated document (see [`peers`]).
+    async fn reconnect(&self, identity: &VerifiedIdentity, delivering: Option<&str>) {
+        let id = identity.id();
+        match self.peers.plan(identity, delivering) {
+            Plan::Reset {
+                peer,
+                addresses,
+                delivering,
+            } => match self.ipfs.reconnect(&addresses).await {
+                Ok(true) => {
+                    let which = if delivering { "delivering" } else { "bound" };
+                    metrics::counter!(peers::RESETS, "peer" => which).increment(1);
+                }
+                Ok(false) => {
+                    metrics::counter!(peers::RESETS_REFUSED, "reason" => "rate_limited")
+                        .increment(1);
+                }
+                Err(e) => tracing::debug!(%id, %peer, "IPFS reconnect failed: {e}"),
+            },
+            Plan::Dial(addresses) => {
+                metrics::counter!(peers::RESETS_REFUSED, "reason" => "unproven").increment(1);
+                for address in &addresses {
+                    match self.ipfs.connect(address).await {
+                        Ok(()) => break,
+                        Err(e) => tracing::debug!(%id, %address, "IPFS dial failed: {e}"),
+                    }
+                }
+            }
+            Plan::RateLimited => {
+                metrics::counter!(peers::RESETS_REFUSED, "reason" => "rate_limited").increment(1);
+            }
         }
     }
 
@@ -373,14 +415,49 @@ impl Transport {
 
     /// Accepts a block for this node and processes it in the background.
     pub async fn receive(&self, block: milagro_proto::Block) -> Result<Admission, InboxError> {
+        self.receive_from(block, None).await
+    }
+
+    /// [`Transport::receive`], within the sender's quotas (see [`quota`]);
+    /// `peer` is the libp2p peer that delivered the block over pubsub,
+    /// charged for the sender identities this node did not know.
+    async fn receive_from(
+        &self,
+        block: milagro_proto::Block,
+        peer: Option<&str>,
+    ) -> Result<Admission, InboxError> {
+        let bytes = block.bytes().len() as u64;
+        // A duplicate is answered as such whatever the quotas: its sender
+        // lost the first receipt. A block that does not parse is left to
+        // the inbox to refuse with the reason.
+        if !self.inbox.holds(block.cid())? {
+            let limits = milagro_proto::Limits {
+                max_envelope_bytes: self.inbox.max_block_bytes(),
+                ..milagro_proto::Limits::default()
+            };
+            if let Ok(envelope) = milagro_proto::Envelope::from_block(block.clone(), &limits) {
+                let sender = envelope.sender();
+                if let Some(peer) = peer
+                    && !self.resolver.is_cached(sender)
+                {
+                    self.quotas.new_identity(peer)?;
+                }
+                self.quotas.check(sender, bytes)?;
+            }
+        }
         let admission = self.inbox.accept(block).await?;
         if admission.accepted == Accepted::New {
+            let pending = self
+                .quotas
+                .charge(admission.sender, bytes)
+                .into_owned(Arc::clone(&self.quotas));
             let inbox = Arc::clone(&self.inbox);
             let cid = admission.cid;
             tokio::spawn(async move {
                 if let Err(e) = inbox.process(cid).await {
                     tracing::warn!(%cid, "processing failed: {e}");
                 }
+                drop(pending);
             });
         }
         Ok(admission)
@@ -468,13 +545,17 @@ impl Transport {
                 return;
             }
         };
-        let admission = match self.receive(block).await {
+        let admission = match self.receive_from(block, Some(&message.from)).await {
             Ok(admission) => admission,
             Err(e) => {
                 tracing::warn!(from = %message.from, "{e}");
                 return;
             }
         };
+        if admission.accepted == Accepted::New {
+            // `from` is the gossipsub source, authenticated by its signature.
+            self.peers.bind(admission.sender, &message.from);
+        }
         let receipt = Receipt::sign(
             &self.identity.signer,
             &self.identity.document,
@@ -495,7 +576,7 @@ impl Transport {
             if matches!(e, ReceiptError::Publish(IpfsError::NoSubscribers(_)))
                 && let Ok(sender) = self.resolver.resolve(&admission.sender).await
             {
-                self.reconnect(&sender).await;
+                self.reconnect(&sender, Some(&message.from)).await;
             }
         }
     }
@@ -525,7 +606,10 @@ impl Transport {
             Err(e) => Err(e.to_string()),
         };
         match verified {
-            Ok(()) => notify.notify_one(),
+            Ok(()) => {
+                self.peers.bind(*receipt.recipient(), &message.from);
+                notify.notify_one();
+            }
             Err(e) => tracing::warn!(from = %message.from, "receipt refused: {e}"),
         }
     }
