@@ -107,11 +107,18 @@ pub async fn obtain(
     let sealed = Zeroizing::new(
         serde_json::to_vec(&ShareRequest::server()).map_err(|e| Error::internal(e.to_string()))?,
     );
-    let results = join_all(
-        authorities
-            .iter()
-            .map(|dta| obtain_share(host, dta, &sealed, timeout)),
-    )
+    // Each authority's whole exchange (resolve, send, reply) within `timeout`.
+    let sealed = &sealed;
+    let results = join_all(authorities.iter().map(|dta| async move {
+        host.within(timeout, obtain_share(host, dta, sealed, timeout))
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::unavailable(format!(
+                    "D-TA {dta} did not answer within {} ms",
+                    timeout.as_millis()
+                )))
+            })
+    }))
     .await;
     let mut shares = Vec::with_capacity(authorities.len());
     let mut cids = Vec::new();
