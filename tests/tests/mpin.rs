@@ -500,7 +500,9 @@ fn a_user_enrolled_through_three_dtas_logs_in_with_a_pin() {
 /// Walks /openapi.json and checks each operation's access mode against a
 /// request without the token.
 fn check_access_modes(node: &Node) {
-    let doc = json(&node.get_auth("/openapi.json").1);
+    let text = node.get_auth("/openapi.json").1;
+    milagro_tests::assert_valid_openapi(tempfile::tempdir().unwrap().path(), &text);
+    let doc = json(&text);
     let mut public_plugin_ops = Vec::new();
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
