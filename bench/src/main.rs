@@ -37,6 +37,7 @@ use hyper::{Request, Uri, client::conn::http1};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+mod dta;
 mod floor;
 mod node_cpu;
 mod orders;
@@ -123,6 +124,32 @@ enum Command {
         /// NAME=PID (repeat for each node; Linux only).
         #[arg(long = "node-pid")]
         node_pids: Vec<node_cpu::Watched>,
+    },
+    /// Client secrets per second from a requester node asking several
+    /// D-TAs (`POST /v1/dta/secrets`), one ID per request and batched,
+    /// next to the in-process floor.
+    Dta {
+        /// Base URL of the requester node.
+        #[arg(long)]
+        requester: Uri,
+        /// File holding its operator token.
+        #[arg(long)]
+        token_file: std::path::PathBuf,
+        /// A D-TA's node ID (repeat for each).
+        #[arg(long = "authority", required = true)]
+        authorities: Vec<String>,
+        /// Concurrent clients.
+        #[arg(short, long, default_value_t = 4)]
+        concurrency: usize,
+        /// Client secrets per phase (single, then batched).
+        #[arg(short = 'n', long, default_value_t = 200)]
+        secrets: usize,
+        /// IDs per batched request (1-256).
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Client secrets in the floor measurement.
+        #[arg(long, default_value_t = 100)]
+        floor_runs: usize,
     },
     /// Only the floor of one custody order (in-process crypto + one durable
     /// write), single-threaded and on several threads.
@@ -300,6 +327,28 @@ fn main() {
                 warmup,
                 rate: rate.filter(|r| *r > 0.0),
                 nodes: node_pids,
+            }));
+            if !clean {
+                std::process::exit(1);
+            }
+        }
+        Command::Dta {
+            requester,
+            token_file,
+            authorities,
+            concurrency,
+            secrets,
+            batch,
+            floor_runs,
+        } => {
+            let clean = runtime.block_on(dta::run(dta::Options {
+                requester,
+                token: orders::read_token(&token_file),
+                authorities,
+                concurrency: concurrency.max(1),
+                secrets,
+                batch,
+                floor_runs: floor_runs.max(1),
             }));
             if !clean {
                 std::process::exit(1);

@@ -69,7 +69,7 @@ pub struct Options {
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One keep-alive HTTP/1.1 connection to a node, reconnecting after errors.
-struct Client {
+pub(crate) struct Client {
     host: String,
     port: u16,
     authority: String,
@@ -78,7 +78,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(base: &Uri, token: &str) -> Client {
+    pub(crate) fn new(base: &Uri, token: &str) -> Client {
         Client {
             host: base.host().unwrap_or("127.0.0.1").to_string(),
             port: base.port_u16().unwrap_or(80),
@@ -105,7 +105,12 @@ impl Client {
     }
 
     /// (status, body); status 0 means the call failed below HTTP.
-    async fn call(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> (u16, Bytes) {
+    pub(crate) async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Bytes) {
         match tokio::time::timeout(CALL_TIMEOUT, self.try_call(method, path, body)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
