@@ -275,6 +275,13 @@ fn a_user_enrolled_through_three_dtas_logs_in_with_a_pin() {
     assert_eq!(r.0, 200, "{}\n{}", r.1, auth.log());
     println!("server secret from 3 D-TAs in {:?}", started.elapsed());
     assert_eq!(json(&r.1)["envelope_cids"].as_array().unwrap().len(), 6);
+    // The replies are taken by the plugin's wait: the plugin declares the
+    // kind it awaits, so no reply is recorded as unprocessed.
+    assert!(
+        !auth.log().contains("no plugin consumes kind dta/share"),
+        "{}",
+        auth.log()
+    );
 
     // 1. The right PIN logs in; a wrong one is refused.
     let started = Instant::now();

@@ -33,7 +33,7 @@
 //! processing allows.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
@@ -141,6 +141,8 @@ pub struct Inbox {
 struct Consumers {
     plugins: Arc<Vec<LoadedPlugin>>,
     by_kind: HashMap<String, usize>,
+    /// Reply kinds some plugin only awaits (see `PluginDescriptor::awaits`).
+    awaited: HashSet<String>,
 }
 
 fn key(prefix: &str, cid: &Cid) -> Vec<u8> {
@@ -207,8 +209,16 @@ impl Inbox {
                 }
             }
         }
+        let awaited = plugins
+            .iter()
+            .flat_map(|p| p.descriptor.awaits.iter().map(|k| k.to_string()))
+            .collect();
         self.consumers
-            .set(Consumers { plugins, by_kind })
+            .set(Consumers {
+                plugins,
+                by_kind,
+                awaited,
+            })
             .map_err(|_| "inbox consumers set twice".to_string())
     }
 
@@ -345,6 +355,15 @@ impl Inbox {
             .get()
             .and_then(|c| c.by_kind.get(&kind).map(|&i| (Arc::clone(&c.plugins), i)))
         {
+            // Taken by a plugin's `await_reply` (e.g. the mpin plugin's
+            // dta/share on a node without the dta plugin).
+            None if self
+                .consumers
+                .get()
+                .is_some_and(|c| c.awaited.contains(&kind)) =>
+            {
+                Ok(())
+            }
             None => Err(format!("no plugin consumes kind {kind}")),
             Some((plugins, index)) => {
                 let plugin = &plugins[index];

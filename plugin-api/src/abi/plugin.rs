@@ -66,6 +66,10 @@ pub struct PluginDescriptor {
     pub routes: RVec<RouteSpec>,
     /// Envelope kinds (e.g. `custody/order`) this plugin consumes.
     pub consumes: RVec<RString>,
+    /// Reply kinds this plugin only waits for (`await_reply`) without
+    /// consuming them; several plugins may name one. A reply of such a kind
+    /// that no plugin consumes counts as handled, not as failed.
+    pub awaits: RVec<RString>,
 }
 
 /// A constructed plugin instance, as seen by the host.

@@ -64,6 +64,13 @@ pub trait Plugin: Send + Sync + Sized + 'static {
         Vec::new()
     }
 
+    /// Reply kinds this plugin waits for with `await_reply` without
+    /// consuming them (another plugin on the node may consume them, or
+    /// none): the host then treats such a reply as handled.
+    fn awaits(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Handles a request for one of [`Plugin::routes`]; `request.operation`
     /// says which.
     fn handle(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send;
@@ -116,6 +123,7 @@ impl<P: Plugin> PluginObj for Adapter<P> {
                 version: P::VERSION.into(),
                 routes: self.0.routes().into_iter().map(Route::into_spec).collect(),
                 consumes: self.0.consumes().into_iter().map(RString::from).collect(),
+                awaits: self.0.awaits().into_iter().map(RString::from).collect(),
             })
         })
         .map_err(AbiError::from)

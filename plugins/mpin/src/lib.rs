@@ -285,6 +285,12 @@ impl Plugin for Mpin {
         ]
     }
 
+    /// The D-TAs' replies, taken by `await_reply`; the dta plugin, if
+    /// this node runs it, consumes them.
+    fn awaits(&self) -> Vec<String> {
+        vec![milagro_mpin::wire::SHARE_KIND.into()]
+    }
+
     async fn handle(&self, request: Request) -> Result<Response, Error> {
         match request.operation.as_str() {
             "pass1" => self.pass1(&request).await,
