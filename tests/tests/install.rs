@@ -536,6 +536,15 @@ fn readme_blocks() -> (String, String) {
     (quick, block_after(walk))
 }
 
+/// The first `sh` block of the README after the heading `heading`.
+fn readme_block_after(heading: &str) -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let from = readme.find(heading).expect("the heading");
+    let start = readme[from..].find("```sh\n").expect("a sh block") + from + 6;
+    let end = readme[start..].find("```").expect("block end") + start;
+    readme[start..end].to_string()
+}
+
 /// Copies the checkout's files (tracked and new, not ignored) into `dest`,
 /// as a clean clone would have them.
 fn clone_checkout(dest: &Path) {
@@ -652,6 +661,21 @@ fn readme_quick_start_and_walkthrough_work_as_written() {
     );
     let wallet = json(&std::fs::read_to_string(clone.path().join("wallet.json")).unwrap());
     assert!(wallet["secret_key"].is_string(), "{wallet}");
+    // The D-TA walkthrough, on the same node.
+    let dta = readme_block_after("## Walkthrough: M-Pin");
+    let out = run(&dta);
+    assert!(
+        out.status.success(),
+        "D-TA walkthrough failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secrets = json(&std::fs::read_to_string(clone.path().join("secrets.json")).unwrap());
+    assert_eq!(
+        secrets["secrets"].as_array().map(Vec::len),
+        Some(2),
+        "{secrets}"
+    );
 }
 
 /// Kills the quick-start node (by its pid file) when dropped.
