@@ -1,0 +1,537 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! Issue 17, items 3 and 6: what a stranger on the network can make a node
+//! do with its connections and its disk. Real node processes; the attacker
+//! is an IPFS peer the test runs in-process, with identities it crafts.
+//!
+//! - An identity whose document lists the victim's real peer (its peer ID,
+//!   at an address where nothing listens) sends envelopes and is sent
+//!   envelopes: the victim resets no connection (before the fix it closed
+//!   its connection to that peer and dialled the bogus address), and the
+//!   peer and the victim still exchange envelopes.
+//! - A sender floods past each per-sender quota (pending, stored, their
+//!   bytes) over HTTP and a peer past its quota of new identities over
+//!   pubsub: the excess is refused (429 naming the quota, or a log line),
+//!   `milagro_quota_refused_total` counts it, and a legitimate sender's
+//!   envelopes still get through.
+
+use std::{
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use milagro_ipfs::{Ipfs, IpfsConfig};
+use milagro_proto::{
+    Block, Cid, DecapsulationKey, EcdhKey, EnvelopeDraft, IdentityDraft, LocalEcdhKey, LocalSigner,
+    Receipt, Signer, VerifiedIdentity, block::cid_of, encode_delivery, inbox_topic, receipt_topic,
+    seal,
+};
+use milagro_tests::{
+    Node, NodeConfig, PluginEntry,
+    craft::{Party, deliver, fetch_identity, now_ms, publish, wait_processed},
+    free_port, json, plugin_library,
+};
+use serde_json::json as j;
+
+const KINDS: &str = "consumes = [\"test/note\", \"test/slow\"]";
+
+fn probe() -> PluginEntry {
+    PluginEntry::new(
+        "probe",
+        &plugin_library("milagro-test-probe"),
+        &format!("{{ label = \"p\", {KINDS} }}"),
+    )
+}
+
+/// A node whose embedded IPFS dials `bootstrap` at start and, with
+/// `reconnect_ms = 0`, never again: a connection the node loses stays lost.
+fn node(name: &str, bootstrap: &[String], extra: &str) -> NodeConfig {
+    NodeConfig::new(name)
+        .section(&format!(
+            "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {bootstrap:?}\nreconnect_ms = 0\n{extra}"
+        ))
+        .plugin(probe())
+}
+
+/// An identity the test holds the keys of, advertising `multiaddrs`.
+fn party_at(name: &str, peer_id: Option<&str>, multiaddrs: &[String]) -> Party {
+    let signer = LocalSigner::generate().unwrap();
+    let ecdh = LocalEcdhKey::generate().unwrap();
+    let kem = DecapsulationKey::generate().unwrap();
+    let mut draft = IdentityDraft::new(
+        name,
+        now_ms(),
+        signer.public_key(),
+        EcdhKey::public_key(&ecdh),
+        kem.public_key(),
+    );
+    draft.endpoints.peer_id = peer_id.map(String::from);
+    draft.endpoints.multiaddrs = multiaddrs.to_vec();
+    let doc = draft.sign(&signer).unwrap();
+    Party { signer, doc }
+}
+
+/// A plaintext envelope of `kind` from `from` to `to`: its block bytes.
+fn envelope(from: &Party, to: &VerifiedIdentity, kind: &str, body: &[u8]) -> Vec<u8> {
+    let draft = EnvelopeDraft {
+        body: Some(body),
+        ..EnvelopeDraft::new(kind, now_ms())
+    };
+    seal(&from.signer, &from.doc, &[to], &draft)
+        .unwrap()
+        .block()
+        .bytes()
+        .to_vec()
+}
+
+/// Sends a `test/note` through the node's probe plugin; the HTTP answer.
+fn send(from: &Node, to: &str, body: &str) -> (u16, String) {
+    let body = j!({"kind": "test/note", "recipients": [to], "body": body});
+    from.call("POST", "/v1/probe/send", Some(body.to_string().as_bytes()))
+}
+
+/// Waits (bounded) until `node` has processed an envelope whose body is `body`.
+fn wait_body(node: &Node, body: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = json(&node.get_auth("/v1/probe/received").1);
+        if list.as_array().unwrap().iter().any(|r| r["body"] == body) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{body:?} never processed:\n{}",
+            node.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The sum of a Prometheus counter's samples whose labels contain `labels`.
+fn counter(node: &Node, name: &str, labels: &str) -> u64 {
+    let (status, text) = node.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The attacker: an IPFS peer in the test process, dialled to the victim.
+struct Peer {
+    ipfs: Ipfs,
+    peer_id: String,
+    receipts: Arc<Mutex<Vec<Cid>>>,
+    runtime: tokio::runtime::Runtime,
+    _repo: tempfile::TempDir,
+}
+
+impl Peer {
+    fn start(victim: &Node) -> Peer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        let ipfs = runtime
+            .block_on(Ipfs::open(&IpfsConfig::default(), repo.path()))
+            .unwrap();
+        runtime
+            .block_on(ipfs.connect(&victim.ipfs_addresses()[0]))
+            .unwrap();
+        let peer_id = runtime.block_on(ipfs.id()).unwrap().peer_id;
+        Peer {
+            ipfs,
+            peer_id,
+            receipts: Arc::default(),
+            runtime,
+            _repo: repo,
+        }
+    }
+
+    /// Collects the receipts `victim` signs for envelopes of `sender`.
+    fn listen_receipts(&self, sender: &Cid, victim: &VerifiedIdentity) {
+        let mut messages = self
+            .runtime
+            .block_on(self.ipfs.subscribe(&receipt_topic(sender)))
+            .unwrap();
+        let (receipts, victim) = (Arc::clone(&self.receipts), victim.clone());
+        self.runtime.spawn(async move {
+            while let Some(message) = messages.next().await {
+                if let Ok(receipt) = Receipt::decode(&message.data)
+                    && receipt.verify(&victim).is_ok()
+                {
+                    receipts.lock().unwrap().push(*receipt.envelope());
+                }
+            }
+        });
+    }
+
+    /// Publishes `bytes` as a delivery on `victim`'s inbox topic, retrying
+    /// while the victim's subscription is not known yet.
+    fn deliver(&self, victim: &VerifiedIdentity, bytes: &[u8]) -> Cid {
+        let block = Block::from_parts(&cid_of(bytes), bytes.to_vec(), 4 << 20).unwrap();
+        let message = encode_delivery(&block).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Err(e) = self.runtime.block_on(
+            self.ipfs
+                .publish(&inbox_topic(victim.id()), message.clone()),
+        ) {
+            assert!(
+                Instant::now() < deadline,
+                "cannot publish to the victim: {e}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        *block.cid()
+    }
+
+    /// Waits up to `wait` for the victim's receipt for `cid`.
+    fn receipt(&self, cid: &Cid, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if self.receipts.lock().unwrap().contains(cid) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// Item 3. Before the fix, the victim answered the crafted identity's
+/// envelopes (its receipt found no subscriber) and its own undeliverable
+/// envelopes to it by closing every connection to the peer ID the identity
+/// listed, its real peer, and dialling the listed address, where nothing
+/// listens: the peer stayed cut off.
+#[test]
+fn an_identity_listing_the_victims_peer_cannot_cut_the_victim_off() {
+    let victim = Node::start(node(
+        "victim",
+        &[],
+        "[transport]\ndelivery_timeout_ms = 2000\n",
+    ));
+    let peer = Node::start(node("peer", &victim.ipfs_addresses(), ""));
+    let (victim_id, peer_id) = (victim.id(), peer.id());
+    let victim_doc = fetch_identity(&victim, &victim_id);
+    let peer_libp2p = peer.identity()["endpoints"]["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A legitimate exchange both ways first.
+    let r = send(&peer, &victim_id, "before, peer to victim");
+    assert_eq!(r.0, 200, "{}\n{}", r.1, peer.log());
+    wait_body(&victim, "before, peer to victim");
+    let r = send(&victim, &peer_id, "before, victim to peer");
+    assert_eq!(r.0, 200, "{}\n{}", r.1, victim.log());
+    wait_body(&peer, "before, victim to peer");
+    let resets_before = counter(&victim, "milagro_ipfs_connection_resets_total", "");
+
+    // Crafted identities listing the peer's ID at a port where nothing
+    // listens, several to get past any per-identity limit.
+    let listed = vec![format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{peer_libp2p}",
+        free_port()
+    )];
+    let attacker = Peer::start(&victim);
+    const IDENTITIES: usize = 4;
+    const ENVELOPES: usize = 3;
+    let crafted: Vec<Party> = (0..IDENTITIES)
+        .map(|n| party_at(&format!("crafted-{n}"), Some(&peer_libp2p), &listed))
+        .collect();
+    let mut sent = 0;
+    let mut refused_sends = 0;
+    for x in &crafted {
+        assert_eq!(
+            publish(&victim, x.doc.block().bytes()),
+            x.doc.id().to_string()
+        );
+        for n in 0..ENVELOPES {
+            let bytes = envelope(
+                x,
+                &victim_doc,
+                "test/note",
+                format!("crafted {n}").as_bytes(),
+            );
+            attacker.deliver(&victim_doc, &bytes);
+            sent += 1;
+        }
+        // And make the victim send to it: nobody subscribes to its inbox.
+        let r = send(&victim, &x.doc.id().to_string(), "to the crafted identity");
+        if r.0 != 200 {
+            refused_sends += 1;
+        }
+    }
+    wait_processed(&victim, 1 + sent);
+
+    // The victim kept its connection to the peer: its first publish to the
+    // peer finds it subscribed and is answered (a lost connection makes it
+    // publish again), both directions work, and it reset nothing.
+    let republished = counter(&victim, "milagro_pubsub_republished_total", "");
+    let started = Instant::now();
+    let r = send(&victim, &peer_id, "after, victim to peer");
+    assert_eq!(r.0, 200, "{}\n{}", r.1, victim.log());
+    let republished = counter(&victim, "milagro_pubsub_republished_total", "") - republished;
+    wait_body(&peer, "after, victim to peer");
+    let r = send(&peer, &victim_id, "after, peer to victim");
+    assert_eq!(r.0, 200, "{}\n{}", r.1, peer.log());
+    wait_body(&victim, "after, peer to victim");
+    let exchange = started.elapsed();
+
+    let resets = counter(&victim, "milagro_ipfs_connection_resets_total", "") - resets_before;
+    let unproven = counter(
+        &victim,
+        "milagro_ipfs_connection_resets_refused_total",
+        "reason=\"unproven\"",
+    );
+    let limited = counter(
+        &victim,
+        "milagro_ipfs_connection_resets_refused_total",
+        "reason=\"rate_limited\"",
+    );
+    println!(
+        "{IDENTITIES} crafted identities listing the peer, {sent} envelopes from them, \
+         {IDENTITIES} sends to them ({refused_sends} undelivered): connection resets {resets}, \
+         refused as unproven {unproven}, rate-limited {limited}; the exchange with the real \
+         peer afterwards took {exchange:?}, {republished} republished"
+    );
+    assert_eq!(
+        republished,
+        0,
+        "the victim had lost the peer:\n{}",
+        victim.log()
+    );
+    assert_eq!(
+        resets,
+        0,
+        "the victim reset a connection:\n{}",
+        victim.log()
+    );
+    assert!(
+        unproven >= IDENTITIES as u64,
+        "every crafted identity should have been refused a reset at least once"
+    );
+    assert!(
+        !victim
+            .log()
+            .contains(&format!("reconnected to peer peer={peer_libp2p}"))
+            && !victim
+                .log()
+                .contains(&format!("peer={peer_libp2p} address")),
+        "the victim reconnected its real peer:\n{}",
+        victim.log()
+    );
+}
+
+/// Item 6, over HTTP (a clear 429 naming the quota) and pubsub.
+#[test]
+fn a_flood_over_each_quota_is_refused_and_a_legit_sender_still_gets_through() {
+    const PENDING: usize = 3;
+    const STORED: usize = 8;
+    const PENDING_BYTES: usize = 40_000;
+    const STORED_BYTES: usize = 100_000;
+    const NEW_IDENTITIES: usize = 2;
+    let victim = Node::start(node(
+        "victim",
+        &[],
+        &format!(
+            "[transport.quota]\npending_per_sender = {PENDING}\nstored_per_sender = {STORED}\n\
+             pending_bytes_per_sender = {PENDING_BYTES}\nstored_bytes_per_sender = {STORED_BYTES}\n\
+             new_identities_per_peer = {NEW_IDENTITIES}\n"
+        ),
+    ));
+    let victim_doc = fetch_identity(&victim, &victim.id());
+    let legit = party_at("legit", None, &[]);
+    let flooder = party_at("flooder", None, &[]);
+    let heavy = party_at("heavy", None, &[]);
+    for p in [&legit, &flooder, &heavy] {
+        publish(&victim, p.doc.block().bytes());
+    }
+    let mut processed = 0;
+    let mut legit_n = 0;
+    let mut legit_note = |processed: &mut usize| {
+        legit_n += 1;
+        let body = format!("legit {legit_n}");
+        let r = deliver(
+            &victim,
+            &envelope(&legit, &victim_doc, "test/note", body.as_bytes()),
+            None,
+        );
+        assert_eq!(r.0, 202, "the legit sender was refused: {}", r.1);
+        *processed += 1;
+        wait_body(&victim, &body);
+    };
+    let refused = |r: &(u16, String), quota: &str| {
+        assert_eq!(r.0, 429, "{}", r.1);
+        assert!(
+            r.1.contains(&format!("over its {quota} quota")),
+            "refusal does not name the {quota} quota: {}",
+            r.1
+        );
+    };
+
+    // pending: slow envelopes (3 s each in the plugin) pile up.
+    let mut tally = Vec::new();
+    let (mut accepted, mut over) = (0, 0);
+    for n in 0..PENDING + 3 {
+        let r = deliver(
+            &victim,
+            &envelope(
+                &flooder,
+                &victim_doc,
+                "test/slow",
+                format!("slow {n}").as_bytes(),
+            ),
+            None,
+        );
+        if n < PENDING {
+            assert_eq!(r.0, 202, "{}", r.1);
+            accepted += 1;
+        } else {
+            refused(&r, "pending");
+            over += 1;
+        }
+    }
+    tally.push(("pending", accepted, over));
+    legit_note(&mut processed); // others are not held up
+    processed += PENDING;
+    wait_processed(&victim, processed);
+
+    // stored: the window's count, once nothing is pending any more.
+    let (mut accepted, mut over) = (PENDING, 0);
+    for n in 0..STORED {
+        let r = deliver(
+            &victim,
+            &envelope(
+                &flooder,
+                &victim_doc,
+                "test/note",
+                format!("note {n}").as_bytes(),
+            ),
+            None,
+        );
+        if accepted < STORED {
+            assert_eq!(r.0, 202, "{}", r.1);
+            accepted += 1;
+            processed += 1;
+            wait_processed(&victim, processed);
+        } else {
+            refused(&r, "stored");
+            over += 1;
+        }
+    }
+    tally.push(("stored", accepted - PENDING, over));
+
+    // pending_bytes: one envelope bigger than the sender may have pending;
+    // stored_bytes: 30 kB envelopes until the window's bytes are spent.
+    let r = deliver(
+        &victim,
+        &envelope(
+            &heavy,
+            &victim_doc,
+            "test/note",
+            &vec![b'x'; PENDING_BYTES + 1],
+        ),
+        None,
+    );
+    refused(&r, "pending_bytes");
+    tally.push(("pending_bytes", 0, 1));
+    let (mut accepted, mut over) = (0, 0);
+    for n in 0..5 {
+        let mut body = vec![b'y'; 30_000];
+        body[0] = b'0' + n;
+        let r = deliver(
+            &victim,
+            &envelope(&heavy, &victim_doc, "test/note", &body),
+            None,
+        );
+        if r.0 == 202 {
+            accepted += 1;
+            processed += 1;
+            wait_processed(&victim, processed);
+        } else {
+            refused(&r, "stored_bytes");
+            over += 1;
+        }
+    }
+    assert_eq!(accepted, 3, "30 kB envelopes within {STORED_BYTES} bytes");
+    tally.push(("stored_bytes", accepted, over));
+    legit_note(&mut processed);
+
+    // identities: one peer introducing new identities over pubsub.
+    let attacker = Peer::start(&victim);
+    let (mut accepted, mut over) = (0, 0);
+    for n in 0..NEW_IDENTITIES + 2 {
+        let sybil = party_at(&format!("sybil-{n}"), None, &[]);
+        publish(&victim, sybil.doc.block().bytes());
+        attacker.listen_receipts(sybil.doc.id(), &victim_doc);
+        let bytes = envelope(
+            &sybil,
+            &victim_doc,
+            "test/note",
+            format!("sybil {n}").as_bytes(),
+        );
+        let cid = attacker.deliver(&victim_doc, &bytes);
+        if n < NEW_IDENTITIES {
+            // Published again until the receipt comes: the victim may not
+            // know of the new receipt subscription yet (a duplicate is
+            // answered as such, whatever the quotas).
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !attacker.receipt(&cid, Duration::from_secs(1)) {
+                assert!(
+                    Instant::now() < deadline,
+                    "sybil {n} within the quota got no receipt:\n{}",
+                    victim.log()
+                );
+                attacker.deliver(&victim_doc, &bytes);
+            }
+            accepted += 1;
+            processed += 1;
+        } else {
+            assert!(!attacker.receipt(&cid, Duration::from_secs(2)));
+            over += 1;
+        }
+    }
+    let log = victim.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains(&attacker.peer_id) && l.contains("over its identities quota"))
+        .count();
+    assert_eq!(lines, over, "refusal lines naming the peer:\n{log}");
+    tally.push(("identities", accepted, over));
+    legit_note(&mut processed);
+    wait_processed(&victim, processed);
+
+    for (quota, accepted, over) in &tally {
+        let counted = counter(
+            &victim,
+            "milagro_quota_refused_total",
+            &format!("quota=\"{quota}\""),
+        );
+        println!("quota {quota}: {accepted} accepted, {over} refused, metric {counted}");
+        assert_eq!(
+            counted, *over as u64,
+            "milagro_quota_refused_total{{quota={quota:?}}}"
+        );
+    }
+    println!("legit sender: {legit_n} envelopes, all accepted and processed");
+}
