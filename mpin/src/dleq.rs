@@ -96,6 +96,37 @@ fn challenge(
     wide_be(&t.finalize())
 }
 
+/// `a*p + b*q` by Straus' method with 4-bit windows, in variable time: for
+/// the verifier only, whose scalars and points are all public.
+fn straus_vartime(p: &G1Projective, a: &Scalar, q: &G1Projective, b: &Scalar) -> G1Projective {
+    let table = |base: &G1Projective| {
+        let mut t = [G1Projective::identity(); 16];
+        for i in 1..16 {
+            t[i] = t[i - 1] + base;
+        }
+        t
+    };
+    let (tp, tq) = (table(p), table(q));
+    let (a, b) = (a.to_bytes(), b.to_bytes());
+    let mut acc = G1Projective::identity();
+    for i in (0..64).rev() {
+        if i != 63 {
+            for _ in 0..4 {
+                acc = acc.double();
+            }
+        }
+        let nibble = |bytes: &[u8; 32]| usize::from((bytes[i / 2] >> (4 * (i % 2))) & 0x0f);
+        let (na, nb) = (nibble(&a), nibble(&b));
+        if na != 0 {
+            acc += tp[na];
+        }
+        if nb != 0 {
+            acc += tq[nb];
+        }
+    }
+    acc
+}
+
 /// 32 bytes big-endian, canonical (zero allowed).
 fn scalar_be(bytes: &[u8]) -> Option<Scalar> {
     let mut le: [u8; SCALAR_LEN] = bytes.try_into().ok()?;
@@ -199,10 +230,26 @@ impl DleqProof {
         if bool::from(public_key.is_identity() | h.is_identity() | share.is_identity()) {
             return false;
         }
-        let a1 = G1Projective::generator() * self.z + G1Projective::from(public_key) * self.c;
-        let a2 = G1Projective::from(h) * self.z + G1Projective::from(share) * self.c;
+        let a1 = straus_vartime(
+            &G1Projective::generator(),
+            &self.z,
+            &public_key.into(),
+            &self.c,
+        );
+        let a2 = straus_vartime(&h.into(), &self.z, &share.into(), &self.c);
         let mut affine = [G1Affine::identity(); 2];
         G1Projective::batch_normalize(&[a1, a2], &mut affine);
         challenge(public_key, h, share, &affine[0], &affine[1], context) == self.c
     }
+}
+
+/// [`straus_vartime`], for the unit tests.
+#[cfg(test)]
+pub(crate) fn straus_for_tests(
+    p: &G1Projective,
+    a: &Scalar,
+    q: &G1Projective,
+    b: &Scalar,
+) -> G1Projective {
+    straus_vartime(p, a, q, b)
 }

@@ -165,6 +165,34 @@ fn a_proof_verifies_only_for_its_key_id_share_and_context() {
 }
 
 #[test]
+fn the_verifiers_multiplication_agrees_with_the_constant_time_one() {
+    for _ in 0..8 {
+        let (a, b) = (random_scalar().unwrap(), random_scalar().unwrap());
+        let p = G1Projective::from(hash_id(b"p"));
+        let q = G1Projective::generator() * random_scalar().unwrap();
+        assert_eq!(
+            G1Affine::from(crate::dleq::straus_for_tests(&p, &a, &q, &b)),
+            G1Affine::from(p * a + q * b)
+        );
+    }
+    let z = Scalar::zero();
+    let g = G1Projective::generator();
+    assert_eq!(
+        G1Affine::from(crate::dleq::straus_for_tests(&g, &z, &g, &z)),
+        G1Affine::identity()
+    );
+    assert_eq!(
+        G1Affine::from(crate::dleq::straus_for_tests(
+            &g,
+            &-Scalar::one(),
+            &g,
+            &Scalar::one()
+        )),
+        G1Affine::identity()
+    );
+}
+
+#[test]
 fn proofs_refuse_bad_encodings() {
     assert!(matches!(
         DleqProof::from_bytes(&[0u8; 63]),
