@@ -30,6 +30,7 @@ use std::{
 };
 
 use milagro::keystore::{KeyKind, Keystore, KeystoreConfig, file::FileKeystore};
+use milagro_mpin::{client as mpin_client, g1_from_hex, g2_from_hex, server as mpin_server};
 use milagro_plugin_api::KeystoreBackend;
 use milagro_plugin_hsm_keystore::{Config as HsmConfig, HsmKeystore};
 use milagro_proto::{LocalSigner, Signer};
@@ -345,22 +346,39 @@ fn dta_plugin_works_on_an_hsm_backed_node() {
             )),
     );
     let authorities = vec![dta.id()];
+    let id = "alice@example.org";
     let secret = |kind: &str, dta: &Node| {
-        let body = j!({"kind": kind, "mpin_id": "alice@example.org", "authorities": authorities});
+        // A server secret is not per M-Pin ID.
+        let body = match kind {
+            "client" => j!({"kind": kind, "mpin_id": id, "authorities": authorities}),
+            _ => j!({"kind": kind, "authorities": authorities}),
+        };
         let r = requester.call("POST", "/v1/dta/secrets", Some(body.to_string().as_bytes()));
         assert_eq!(r.0, 200, "{kind}: {}\n{}", r.1, dta.log());
         json(&r.1)["secret"].as_str().unwrap().to_string()
     };
     let client = secret("client", &dta);
     let server = secret("server", &dta);
-    let check =
-        j!({"mpin_id": "alice@example.org", "client_secret": client, "server_secret": server});
-    let r = requester.call("POST", "/v1/dta/check", Some(check.to_string().as_bytes()));
-    assert_eq!(r.0, 200, "{}", r.1);
-    assert_eq!(json(&r.1)["match"], true);
+    // The pair works for M-Pin: a token made with PIN 1234 logs in with
+    // 1234 against the server secret, and not with 1235.
+    let logs_in = |pin: u32| {
+        let c = g1_from_hex(&client).unwrap();
+        let s = g2_from_hex(&server).unwrap();
+        let token = mpin_client::Token::from_client_secret(&c, id.as_bytes(), 1234);
+        let (x, u) = mpin_client::pass1(id.as_bytes()).unwrap();
+        let y = milagro_mpin::random_scalar().unwrap();
+        let v = mpin_client::pass2(&x, &y, &token, pin, id.as_bytes());
+        mpin_server::verify_login(id.as_bytes(), &u, &y, &v, &s)
+    };
+    assert!(logs_in(1234), "the HSM-held share gives a working pair");
+    assert!(!logs_in(1235));
 
     let objects = objects(&hsm.list_objects("dta", PIN));
-    object(&objects, "Data object", "dta1/plugin/dta/dta/master-share");
+    object(
+        &objects,
+        "Data object",
+        "dta1/plugin/dta/dta/master-share-v2",
+    );
 
     dta.restart();
     assert_eq!(
