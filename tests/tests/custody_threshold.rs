@@ -95,12 +95,19 @@ impl Network {
         }
         let mut known: Vec<&Node> = vec![&beneficiary];
         known.extend(fiduciaries.iter());
-        let principal = Node::start(node_config(
-            "principal",
-            &[Role::Principal],
-            &peers(&known),
-            REPLY_TIMEOUT_MS,
-        ));
+        // An order to a dead fiduciary fails after the delivery attempt
+        // (about 10 s) plus the reply timeout (20 s): the host's default
+        // 30 s handler timeout would race the plugin's own 504 and its
+        // message naming who did not answer.
+        let principal = Node::start(
+            node_config(
+                "principal",
+                &[Role::Principal],
+                &peers(&known),
+                REPLY_TIMEOUT_MS,
+            )
+            .http("handler_timeout_ms = 90000"),
+        );
         Network {
             fiduciary_ids: fiduciaries.iter().map(Node::id).collect(),
             beneficiary,
