@@ -22,8 +22,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use http_body_util::{BodyExt, Full};
 use milagro_ipfs::Ipfs;
 use milagro_proto::Limits;
 use zeroize::Zeroizing;
@@ -101,10 +100,40 @@ pub async fn rotate(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// How long a CLI call to the node may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The base URL the CLI reaches its node at: the listen address (loopback
+/// when it listens on all addresses), `https` when the node has TLS, whose
+/// certificate must then name that address.
+pub fn node_url(config: &Config) -> String {
+    let mut addr = config.http.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("{}://{addr}", config.http.scheme())
+}
+
+/// The client the CLI calls its node with: trusts `[http] tls_ca` (else
+/// the system roots); any address, the target being the operator's config.
+pub fn node_client(config: &Config) -> Result<crate::outbound::Outbound, String> {
+    let tls =
+        crate::tls::client_config(config.http.tls_ca.as_deref()).map_err(|e| e.to_string())?;
+    Ok(crate::outbound::Outbound::new(
+        tls,
+        crate::outbound::EndpointPolicy::any(),
+        std::time::Duration::from_secs(5),
+    ))
+}
+
 /// GETs a path of the running node, with the operator token if `operator`.
 async fn get(config: &Config, path: &str, operator: bool) -> Result<(u16, Vec<u8>), String> {
-    let addr = config.http.listen;
-    let mut request = hyper::Request::get(format!("http://{addr}{path}"));
+    let addr = node_url(config);
+    let mut request = hyper::Request::get(format!("{addr}{path}"));
     if operator {
         let token = Zeroizing::new(
             std::fs::read_to_string(config.token_file())
@@ -113,11 +142,10 @@ async fn get(config: &Config, path: &str, operator: bool) -> Result<(u16, Vec<u8
         request = request.header("authorization", format!("Bearer {}", token.trim()));
     }
     let request = request
-        .body(Empty::<Bytes>::new())
+        .body(Full::<Bytes>::default())
         .map_err(|e| e.to_string())?;
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let response = client
-        .request(request)
+    let response = node_client(config)?
+        .request(request, tokio::time::Instant::now() + CALL_TIMEOUT)
         .await
         .map_err(|e| format!("the node at {addr} does not answer (is it running?): {e}"))?;
     let status = response.status().as_u16();

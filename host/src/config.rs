@@ -81,6 +81,46 @@ pub struct HttpConfig {
     pub handler_timeout_ms: u64,
     /// Per-client-address limit on public plugin routes.
     pub rate_limit: crate::rate_limit::RateLimitConfig,
+    /// The listener's certificate chain (PEM, leaf first). With `tls_key`,
+    /// the listener speaks only TLS; both are read again on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// The listener's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) trusted for outbound HTTPS (deliveries, the CLI);
+    /// default the system's root store.
+    pub tls_ca: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address. Without it, a node
+    /// without `tls_cert` refuses to listen anywhere but loopback, so the
+    /// operator token never crosses a network in clear by accident.
+    pub insecure_plain_http: bool,
+}
+
+impl HttpConfig {
+    /// Whether the listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// The scheme peers and the CLI reach the listener with.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls() { "https" } else { "http" }
+    }
+
+    /// `Err` when the listener settings would expose the API in clear.
+    fn validate(&self) -> Result<(), String> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("[http] tls_cert and tls_key must be set together".into());
+        }
+        if !self.tls() && !self.listen.ip().is_loopback() && !self.insecure_plain_http {
+            return Err(format!(
+                "[http] listen = \"{}\" is not a loopback address and no tls_cert/tls_key is set: \
+                 the operator token would cross the network in clear; configure TLS, or set \
+                 insecure_plain_http = true if a TLS proxy in front of the node terminates it",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for HttpConfig {
@@ -91,6 +131,10 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             handler_timeout_ms: 30_000,
             rate_limit: crate::rate_limit::RateLimitConfig::default(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            insecure_plain_http: false,
         }
     }
 }
@@ -165,6 +209,16 @@ impl Config {
         if let Some(token) = &mut config.http.token_file {
             *token = base.join(&*token);
         }
+        for file in [
+            &mut config.http.tls_cert,
+            &mut config.http.tls_key,
+            &mut config.http.tls_ca,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *file = base.join(&*file);
+        }
         for plugin in &mut config.plugins {
             plugin.path = base.join(&plugin.path);
         }
@@ -186,6 +240,18 @@ impl Config {
             return Err("[http] max_body_bytes and handler_timeout_ms must be positive".into());
         }
         self.http.rate_limit.validate()?;
+        self.http.validate()?;
+        let transport = &self.transport;
+        if transport.http_connect_timeout_ms == 0 || transport.http_request_timeout_ms == 0 {
+            return Err(
+                "[transport] http_connect_timeout_ms and http_request_timeout_ms must be positive"
+                    .into(),
+            );
+        }
+        crate::outbound::EndpointPolicy::new(
+            transport.allow_private_endpoints,
+            &transport.allowed_endpoints,
+        )?;
         let backend = self.keystore.backend.as_str();
         if backend != "file" && !self.plugins.iter().any(|p| p.enabled && p.name == backend) {
             return Err(format!(
@@ -249,6 +315,8 @@ impl Config {
             name: &self.node.name,
             data_dir: &self.node.data_dir,
             listen: self.http.listen,
+            scheme: self.http.scheme(),
+            tls_ca: self.http.tls_ca.as_deref(),
             ipfs: &self.ipfs,
             keystore: &self.keystore,
             identity: &self.identity,
@@ -320,6 +388,39 @@ mod tests {
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:7070");
         assert!(c.node.data_dir.is_absolute() || c.node.data_dir.starts_with(std::env::temp_dir()));
         assert!(c.token_file().ends_with("data/api-token"));
+    }
+
+    #[test]
+    fn plain_http_off_loopback_needs_the_opt_in_and_tls_needs_both_files() {
+        let base = "[node]\nname = \"n\"\ndata_dir = \"d\"\n[http]\n";
+        let e = load_str(&format!("{base}listen = \"0.0.0.0:7070\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("insecure_plain_http") && e.contains("0.0.0.0"),
+            "{e}"
+        );
+        let e = load_str(&format!(
+            "{base}listen = \"[::]:7070\"\ntls_cert = \"c.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("together"), "{e}");
+        let c = load_str(&format!(
+            "{base}listen = \"0.0.0.0:7070\"\ninsecure_plain_http = true\n"
+        ))
+        .unwrap();
+        assert_eq!(c.http.scheme(), "http");
+        let c = load_str(&format!(
+            "{base}listen = \"0.0.0.0:7070\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.http.scheme(), "https");
+        assert!(
+            c.http.tls_key.unwrap().is_absolute()
+                || c.http.tls_cert.unwrap().starts_with(std::env::temp_dir())
+        );
+        load_str(&format!("{base}listen = \"[::1]:7070\"\n")).unwrap();
     }
 
     #[test]

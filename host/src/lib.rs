@@ -30,11 +30,13 @@ pub mod metrics;
 pub mod mpin_client;
 pub mod node;
 pub mod openapi;
+pub mod outbound;
 pub mod plugins;
 pub mod rate_limit;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod transport;
 
 use std::{
@@ -79,6 +81,8 @@ pub enum StartError {
     Node(#[from] node::NodeError),
     #[error("{0}")]
     Consumers(String),
+    #[error("[http] TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -91,8 +95,16 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Prepares everything `serve` needs: plugin libraries (checked before
 /// anything is written), data dir, database, token, plugin instances,
-/// routes and the listening socket. Nothing is served until all succeeded.
-pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartError> {
+/// routes, the TLS certificate and the listening socket. Nothing is served
+/// until all succeeded.
+pub async fn start(
+    config: &Config,
+) -> Result<(Arc<App>, TcpListener, Option<tls::ServerTls>), StartError> {
+    // Read before anything is written: a bad certificate fails at once.
+    let server_tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::ServerTls::new(cert, key)?),
+        _ => None,
+    };
     let mut opened = plugins::open_all(&config.plugins)?;
     let plugin_keystore = plugins::take_keystore(&mut opened, &config.keystore.backend)?;
     let data_dir = &config.node.data_dir;
@@ -136,12 +148,12 @@ pub async fn start(config: &Config) -> Result<(Arc<App>, TcpListener), StartErro
         handler_timeout: Duration::from_millis(config.http.handler_timeout_ms),
         rate_limiter: rate_limit::RateLimiter::new(config.http.rate_limit.clone()),
     };
-    Ok((Arc::new(app), listener))
+    Ok((Arc::new(app), listener, server_tls))
 }
 
 /// Starts the node and serves until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let (app, listener) = start(&config).await?;
+    let (app, listener, server_tls) = start(&config).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.http.listen,
         source,
@@ -156,13 +168,39 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         node = %config.node.name,
         node_id = %app.node.identity.id(),
         plugins = app.plugins.len(),
-        "milagro listening on http://{addr}"
+        "milagro listening on {}://{addr}",
+        config.http.scheme()
     );
-    server::serve(app, listener, shutdown_signal(), DRAIN).await;
+    let acceptor = server_tls.as_ref().map(|t| t.acceptor.clone());
+    let reload = server_tls.map(|t| tokio::spawn(reload_on_sighup(t.certs)));
+    server::serve(app, listener, acceptor, shutdown_signal(), DRAIN).await;
     receiver.abort();
     reconnect.abort();
+    if let Some(reload) = reload {
+        reload.abort();
+    }
     tracing::info!("milagro stopped");
     Ok(())
+}
+
+/// Reads the listener's certificate and key again on each SIGHUP; new
+/// connections get the new pair, open ones keep theirs. A pair that does
+/// not load is reported and the old one kept.
+async fn reload_on_sighup(certs: Arc<tls::ReloadingCert>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(hup) => hup,
+        Err(e) => {
+            tracing::warn!("no SIGHUP handler, certificates will not be reloaded: {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!("TLS certificate not reloaded, keeping the old one: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

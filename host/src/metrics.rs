@@ -28,6 +28,10 @@ const REQUESTS: &str = "milagro_http_requests_total";
 const LATENCY: &str = "milagro_http_request_duration_seconds";
 /// Requests to public routes refused by the per-address rate limit.
 pub const RATE_LIMITED: &str = "milagro_rate_limited_total";
+/// Connections to a TLS listener dropped in the handshake.
+pub const TLS_HANDSHAKE_FAILED: &str = "milagro_tls_handshake_failed_total";
+/// Outbound requests not made or cut off, by reason (`address`, `timeout`).
+pub const OUTBOUND_REFUSED: &str = "milagro_outbound_refused_total";
 
 /// Latency buckets, seconds: 50 µs to 30 s.
 const BUCKETS: [f64; 16] = [
@@ -63,6 +67,14 @@ impl Metrics {
             metrics::describe_counter!(
                 RATE_LIMITED,
                 "Requests to public routes refused (429) by the per-client-address rate limit, by route"
+            );
+            metrics::describe_counter!(
+                TLS_HANDSHAKE_FAILED,
+                "Connections dropped because the TLS handshake failed or timed out (e.g. plain HTTP to the TLS listener)"
+            );
+            metrics::describe_counter!(
+                OUTBOUND_REFUSED,
+                "Outbound HTTP requests refused (a non-public address not allowed) or cut off at their deadline, by reason"
             );
             metrics::describe_gauge!(
                 crate::transport::inbox::REPLY_WAITERS,

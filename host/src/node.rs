@@ -45,6 +45,10 @@ pub enum NodeError {
     Ipfs(#[from] IpfsError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("[http] tls_ca: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Endpoints(String),
     #[error(
         "[keystore] backend {0:?} is neither \"file\" nor an enabled [[plugins]] entry providing a keystore"
     )]
@@ -56,6 +60,10 @@ pub struct NodeSettings<'a> {
     pub name: &'a str,
     pub data_dir: &'a std::path::Path,
     pub listen: SocketAddr,
+    /// `https` when the listener has a certificate, else `http`.
+    pub scheme: &'static str,
+    /// CA bundle for outbound HTTPS; `None`: the system roots.
+    pub tls_ca: Option<&'a std::path::Path>,
     pub ipfs: &'a IpfsConfig,
     pub keystore: &'a KeystoreConfig,
     pub identity: &'a IdentityConfig,
@@ -99,7 +107,7 @@ pub fn open_keystore(
 async fn draft_parts(settings: &NodeSettings<'_>, ipfs: &Ipfs) -> Result<DraftParts, NodeError> {
     let info = ipfs.id().await?;
     let http = if settings.identity.http.is_empty() {
-        vec![format!("http://{}", settings.listen)]
+        vec![format!("{}://{}", settings.scheme, settings.listen)]
     } else {
         settings.identity.http.clone()
     };
@@ -149,6 +157,22 @@ pub async fn rotate_identity(
     Ok(current.rotate(&node_ns, keystore, ipfs, parts).await?)
 }
 
+/// The client HTTP-mode deliveries go out with: the configured CA bundle
+/// and the endpoint address policy of `[transport]`.
+pub fn outbound(settings: &NodeSettings<'_>) -> Result<crate::outbound::Outbound, NodeError> {
+    let transport = settings.transport;
+    let policy = crate::outbound::EndpointPolicy::new(
+        transport.allow_private_endpoints,
+        &transport.allowed_endpoints,
+    )
+    .map_err(NodeError::Endpoints)?;
+    Ok(crate::outbound::Outbound::new(
+        crate::tls::client_config(settings.tls_ca)?,
+        policy,
+        std::time::Duration::from_millis(transport.http_connect_timeout_ms),
+    ))
+}
+
 impl Node {
     /// Opens IPFS, loads (or creates) the identity with `keystore`,
     /// republishes it, and prepares the transport. The receiver is started
@@ -183,6 +207,7 @@ impl Node {
             Arc::clone(&resolver),
             inbox,
             settings.transport.clone(),
+            outbound(settings)?,
         ));
         Ok(Node {
             keystore,

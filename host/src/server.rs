@@ -457,11 +457,19 @@ fn plugin_response(plugin: &str, response: AbiResponse) -> Response {
     out
 }
 
-/// Serves HTTP/1 and HTTP/2 on `listener` until `shutdown` completes, then
-/// lets in-flight requests finish for up to `drain`.
+/// How long a client may take over the TLS handshake before the
+/// connection is dropped (a client that opens connections and never
+/// speaks must not hold tasks).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP/1 and HTTP/2 on `listener` (inside TLS when `tls` is set:
+/// then a client that does not speak TLS gets no HTTP answer) until
+/// `shutdown` completes, then lets in-flight requests finish for up to
+/// `drain`.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
 ) {
@@ -485,11 +493,39 @@ pub async fn serve(
                     let app = Arc::clone(&app);
                     async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
                 });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let ended = match tls {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let stream = match tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    ::metrics::counter!(metrics::TLS_HANDSHAKE_FAILED).increment(1);
+                                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    ::metrics::counter!(metrics::TLS_HANDSHAKE_FAILED).increment(1);
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!("connection ended: {e}");
                     }
                 });

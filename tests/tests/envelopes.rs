@@ -160,7 +160,8 @@ fn a_block_bytes(a: &Node, cid: &str) -> Vec<u8> {
 
 #[test]
 fn http_transport_delivers_with_ipfs_for_the_audit_log_only() {
-    let http = "[transport]\nmode = \"http\"\n";
+    // Both nodes are on this machine: loopback endpoints allowed explicitly.
+    let http = "[transport]\nmode = \"http\"\nallowed_endpoints = [\"127.0.0.1\"]\n";
     let a = Node::start(node("a", &[], "").section(http));
     let b = Node::start(node("b", &peers(&[&a]), "").section(http));
     let cid = send(&a, "test/note", &[b.id()], "over http", "secret", &[]);

@@ -41,7 +41,6 @@ use std::{
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::Full;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use milagro_ipfs::{DAG_CBOR, Ipfs, IpfsError, PubsubMessage};
 use milagro_proto::{
     Cid, EnvelopeDraft, Receipt, VerifiedIdentity, decode_delivery, encode_delivery, inbox_topic,
@@ -56,7 +55,10 @@ use self::{
     quota::{QuotaConfig, Quotas},
     receipt_wait::ReceiptWait,
 };
-use crate::identity::{NodeIdentity, Resolver};
+use crate::{
+    identity::{NodeIdentity, Resolver},
+    outbound::Outbound,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -82,6 +84,17 @@ pub struct TransportConfig {
     pub delivery_timeout_ms: u64,
     /// Per-sender limits on what the inbox accepts (`[transport.quota]`).
     pub quota: QuotaConfig,
+    /// HTTP mode: how long one delivery attempt may take to connect, and
+    /// to be answered (each also cut at the delivery's deadline).
+    pub http_connect_timeout_ms: u64,
+    pub http_request_timeout_ms: u64,
+    /// HTTP mode: deliver to loopback, private and link-local addresses
+    /// too. Off by default: an identity document is anybody's to write, so
+    /// its endpoint must not point the node at its own network.
+    pub allow_private_endpoints: bool,
+    /// Non-public addresses or CIDR networks deliveries may go to anyway
+    /// (e.g. `["127.0.0.1"]` for nodes on one machine, `["10.1.0.0/16"]`).
+    pub allowed_endpoints: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -98,6 +111,10 @@ impl Default for TransportConfig {
             max_clock_skew_ms: 5 * 60 * 1000,
             delivery_timeout_ms: 10_000,
             quota: QuotaConfig::default(),
+            http_connect_timeout_ms: 2_000,
+            http_request_timeout_ms: 5_000,
+            allow_private_endpoints: false,
+            allowed_endpoints: Vec::new(),
         }
     }
 }
@@ -117,7 +134,8 @@ pub struct Transport {
     resolver: Arc<Resolver>,
     pub inbox: Arc<Inbox>,
     config: TransportConfig,
-    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// HTTP-mode deliveries (see [`crate::outbound`]).
+    http: Outbound,
     /// Pubsub deliveries waiting for their receipt, by (envelope, recipient).
     awaiting_receipts: Mutex<HashMap<(Cid, Cid), Arc<Notify>>>,
     receipt_wait: ReceiptWait,
@@ -183,6 +201,7 @@ impl Transport {
         resolver: Arc<Resolver>,
         inbox: Arc<Inbox>,
         config: TransportConfig,
+        http: Outbound,
     ) -> Transport {
         let quotas = Arc::new(Quotas::new(config.quota.clone(), *identity.id()));
         Transport {
@@ -191,7 +210,7 @@ impl Transport {
             resolver,
             inbox,
             config,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http,
             awaiting_receipts: Mutex::new(HashMap::new()),
             receipt_wait: ReceiptWait::default(),
             peers: Peers::default(),
@@ -297,7 +316,7 @@ impl Transport {
                     }
                     attempt.map_err(|e| e.to_string())
                 }
-                None => self.deliver_http(recipient, block).await,
+                None => self.deliver_http(recipient, block, deadline).await,
             };
             match attempt {
                 Ok(()) => return Ok(()),
@@ -381,10 +400,13 @@ impl Transport {
             .map_err(|_| PubsubAttempt::NoReceipt(wait))
     }
 
+    /// One HTTP delivery attempt, cut at `http_request_timeout_ms` or at
+    /// `deadline`, whichever comes first.
     async fn deliver_http(
         &self,
         recipient: &VerifiedIdentity,
         block: &milagro_proto::Block,
+        deadline: tokio::time::Instant,
     ) -> Result<(), String> {
         let base = recipient
             .endpoints()
@@ -396,11 +418,13 @@ impl Transport {
             .header(crate::server::CID_HEADER, block.cid().to_string())
             .body(Full::new(Bytes::copy_from_slice(block.bytes())))
             .map_err(|e| e.to_string())?;
+        let attempt = tokio::time::Instant::now()
+            + Duration::from_millis(self.config.http_request_timeout_ms);
         let response = self
             .http
-            .request(request)
+            .request(request, attempt.min(deadline))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{base}: {e}"))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
