@@ -37,6 +37,7 @@ pub mod craft;
 pub mod custody;
 pub mod jsipfs;
 pub mod softhsm;
+pub mod test_plugins;
 pub mod wallet;
 
 /// The workspace root.
@@ -64,28 +65,6 @@ pub fn artifact(file: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A workspace plugin crate built with `feature` (e.g. a test-only fault
-/// injection) into its own target dir `<target>/<dir>`, so the workspace's
-/// own build never has it; returns the library.
-pub fn plugin_library_with_feature(crate_name: &str, feature: &str, dir: &str) -> PathBuf {
-    let dir = target_dir().join(dir);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "-p", crate_name, "--features", feature])
-        .arg("--target-dir")
-        .arg(&dir)
-        .current_dir(workspace_root())
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building {crate_name} with {feature} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("debug")
-        .join(format!("lib{}.so", crate_name.replace('-', "_")))
 }
 
 /// The library of a workspace plugin crate, by crate name.

@@ -16,73 +16,15 @@
 // under the License.
 
 //! A plugin built against a changed copy of plugin-api is refused at load
-//! with one clear line. The test builds that plugin itself, from copies of
-//! plugin-api and the probe plugin, in a target dir of its own.
+//! with one clear line. The plugin is built from copies of plugin-api and
+//! the probe plugin, in a target dir of its own
+//! (`milagro_tests::test_plugins::abi_mismatch_probe`).
 
-use std::{path::Path, process::Command};
-
-use milagro_tests::{Node, NodeConfig, PluginEntry, target_dir, workspace_root};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
-fn replace_in(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(
-        text.contains(from),
-        "{} no longer contains {from:?}",
-        path.display()
-    );
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
-/// Builds the probe plugin against a copy of plugin-api whose `AbiRequest`
-/// has two fields swapped: same size, different layout contract.
-fn build_incompatible_probe(work: &Path) -> std::path::PathBuf {
-    let root = workspace_root();
-    copy_dir(&root.join("plugin-api"), &work.join("plugin-api"));
-    copy_dir(&root.join("tests/plugins/probe"), &work.join("probe"));
-    // The workspace's [patch] section points into vendor/.
-    copy_dir(&root.join("vendor"), &work.join("vendor"));
-    std::fs::copy(root.join("Cargo.lock"), work.join("Cargo.lock")).unwrap();
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let start = manifest.find("members = [").unwrap();
-    let end = start + manifest[start..].find(']').unwrap() + 1;
-    let manifest = format!(
-        "{}members = [\"plugin-api\", \"probe\"]{}",
-        &manifest[..start],
-        &manifest[end..]
-    );
-    std::fs::write(work.join("Cargo.toml"), manifest).unwrap();
-    replace_in(
-        &work.join("plugin-api/src/abi/http.rs"),
-        "    pub method: RString,\n    /// The request path as received, including the plugin's mount point.\n    pub path: RString,",
-        "    /// The request path as received, including the plugin's mount point.\n    pub path: RString,\n    pub method: RString,",
-    );
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--offline", "-p", "milagro-test-probe"])
-        .current_dir(work)
-        .env("CARGO_TARGET_DIR", target_dir().join("abi-mismatch"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the incompatible probe failed");
-    target_dir().join("abi-mismatch/debug/libmilagro_test_probe.so")
-}
+use milagro_tests::{Node, NodeConfig, PluginEntry, test_plugins};
 
 #[test]
 fn plugin_built_against_a_changed_plugin_api_is_refused_in_one_line() {
-    let work = tempfile::tempdir().unwrap();
-    let library = build_incompatible_probe(work.path());
+    let library = test_plugins::abi_mismatch_probe();
     let exited = Node::start_expecting_exit(NodeConfig::new("abi").plugin(PluginEntry::new(
         "odd-probe",
         &library,

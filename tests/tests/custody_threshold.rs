@@ -20,7 +20,7 @@
 //! `milagro` processes on 127.0.0.1. Fiduciaries are killed (SIGKILL) to
 //! show that any t of them release the wallet; faulty fiduciaries run a copy
 //! of the plugin built with the `test-faults` feature (into
-//! `<target>/custody-test-faults`), which the workspace build never has.
+//! `<target>/test-faults`), which the workspace build never has.
 
 use std::{
     path::PathBuf,
@@ -43,11 +43,7 @@ const WAIT: Duration = Duration::from_secs(40);
 fn faulty_library() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        milagro_tests::plugin_library_with_feature(
-            "milagro-plugin-custody-fiduciary",
-            "test-faults",
-            "custody-test-faults",
-        )
+        milagro_tests::test_plugins::test_faults_library("milagro-plugin-custody-fiduciary")
     })
     .clone()
 }

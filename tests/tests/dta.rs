@@ -31,7 +31,7 @@
 //!   recomputes the DLEQ test vector of docs/dta.md.
 //! - The wrong-share D-TA runs a copy of the plugin built with the
 //!   `test-faults` feature into its own target dir
-//!   (`<target>/dta-test-faults`); its client shares fail their DLEQ proofs
+//!   (`<target>/test-faults`); its client shares fail their DLEQ proofs
 //!   and its server share the pairing check, each named in a 422. The
 //!   library the workspace build makes has no fault injection at all.
 //! - Batch: 256 IDs in one request to each of 3 D-TAs.
@@ -93,11 +93,7 @@ fn peers(nodes: &[&Node]) -> Vec<String> {
 fn faulty_library() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        milagro_tests::plugin_library_with_feature(
-            "milagro-plugin-dta",
-            "test-faults",
-            "dta-test-faults",
-        )
+        milagro_tests::test_plugins::test_faults_library("milagro-plugin-dta")
     })
     .clone()
 }
