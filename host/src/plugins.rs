@@ -17,15 +17,27 @@
 
 //! Loads, checks and constructs the plugins named in the config.
 //!
-//! Each library is checked against its configured sha256 before it is
-//! opened, loaded with `lib_header_from_path(..).init_root_module()` (never
-//! `RootModule::load_from_file`, which caches one module per type so a second
-//! plugin would silently resolve to the first) and constructed once per
-//! config entry. Any failure refuses start-up: a security server fails closed.
+//! Each library file is read once; its sha256 is checked on those bytes,
+//! which are then copied into a sealed memory file (memfd: no more writes,
+//! no growing, no shrinking, no unsealing) and that memory file is what the
+//! dynamic loader opens, through `/proc/self/fd/N`. So the code that runs is
+//! exactly the code whose hash was checked: replacing or rewriting the file
+//! at the configured path after the check changes nothing (a time-of-check
+//! to time-of-use swap).
+//!
+//! The library is loaded with `lib_header_from_path(..).init_root_module()`
+//! (never `RootModule::load_from_file`, which caches one module per type so
+//! a second plugin would silently resolve to the first) and constructed once
+//! per config entry. Entries pinning the same sha256 share one loaded copy.
+//! Any failure refuses start-up: a security server fails closed.
 
 use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::Write,
+    os::fd::{AsRawFd, IntoRawFd, OwnedFd},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use abi_stable::{
@@ -68,6 +80,12 @@ pub enum LoadError {
         path: PathBuf,
         summary: String,
     },
+    #[error("plugin {name:?} refused: cannot seal {path} in memory: {source}")]
+    Seal {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("plugin {name:?} refused: cannot load {path}: {reason}")]
     Load {
         name: String,
@@ -107,16 +125,27 @@ pub fn open_all(configs: &[PluginConfig]) -> Result<Vec<OpenedPlugin>, LoadError
     configs
         .iter()
         .filter(|c| c.enabled)
-        .map(|config| {
-            let sha256 = verify_sha256(config)?;
-            let module = open_module(&config.name, &config.path)?;
-            Ok(OpenedPlugin {
-                config: config.clone(),
-                sha256,
-                module,
-            })
-        })
+        .map(open_checked)
         .collect()
+}
+
+/// Reads the library once, checks the pin on the bytes read and loads
+/// exactly those bytes.
+fn open_checked(config: &PluginConfig) -> Result<OpenedPlugin, LoadError> {
+    let bytes = std::fs::read(&config.path).map_err(|source| LoadError::Read {
+        name: config.name.clone(),
+        path: config.path.clone(),
+        source,
+    })?;
+    let sha256 = verify_sha256(config, &bytes)?;
+    #[cfg(debug_assertions)]
+    test_hooks::pause_after_check(&config.name);
+    let module = open_module(&config.name, &config.path, &sha256, &bytes)?;
+    Ok(OpenedPlugin {
+        config: config.clone(),
+        sha256,
+        module,
+    })
 }
 
 /// Takes the entry that `[keystore] backend` names out of `opened` and
@@ -150,12 +179,7 @@ pub fn open_keystore(
         .iter()
         .find(|c| c.enabled && c.name == backend)
         .ok_or_else(|| no_keystore_entry(backend))?;
-    let opened = OpenedPlugin {
-        sha256: verify_sha256(config)?,
-        module: open_module(&config.name, &config.path)?,
-        config: config.clone(),
-    };
-    construct_keystore(&opened).map(Some)
+    construct_keystore(&open_checked(config)?).map(Some)
 }
 
 fn no_keystore_entry(backend: &str) -> LoadError {
@@ -259,14 +283,9 @@ fn construct(
     })
 }
 
-/// Hashes the library file and compares with the configured digest.
-fn verify_sha256(config: &PluginConfig) -> Result<String, LoadError> {
-    let bytes = std::fs::read(&config.path).map_err(|source| LoadError::Read {
-        name: config.name.clone(),
-        path: config.path.clone(),
-        source,
-    })?;
-    let actual = hex::encode(Sha256::digest(&bytes));
+/// Hashes the library's bytes and compares with the configured digest.
+fn verify_sha256(config: &PluginConfig, bytes: &[u8]) -> Result<String, LoadError> {
+    let actual = hex::encode(Sha256::digest(bytes));
     if !actual.eq_ignore_ascii_case(&config.sha256) {
         return Err(LoadError::Tampered {
             name: config.name.clone(),
@@ -278,11 +297,85 @@ fn verify_sha256(config: &PluginConfig) -> Result<String, LoadError> {
     Ok(actual)
 }
 
-fn open_module(name: &str, path: &Path) -> Result<PluginModRef, LoadError> {
-    let header = lib_header_from_path(path).map_err(|e| load_error(name, path, e))?;
-    header
+/// Libraries loaded so far, by sha256: an entry pinning the same bytes as
+/// an earlier one gets the same module (as loading one path twice did).
+static LOADED: Mutex<BTreeMap<String, PluginModRef>> = Mutex::new(BTreeMap::new());
+
+/// Loads the checked `bytes` (never the file at `path` again) from a
+/// sealed memory file.
+fn open_module(
+    name: &str,
+    path: &Path,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<PluginModRef, LoadError> {
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(module) = loaded.get(sha256) {
+        return Ok(*module);
+    }
+    let sealed = sealed_copy(bytes).map_err(|source| LoadError::Seal {
+        name: name.into(),
+        path: path.into(),
+        source,
+    })?;
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", sealed.as_raw_fd()));
+    let header = lib_header_from_path(&fd_path).map_err(|e| load_error(name, path, e))?;
+    let module = header
         .init_root_module::<PluginModRef>()
-        .map_err(|e| load_error(name, path, e))
+        .map_err(|e| load_error(name, path, e))?;
+    // The memory file stays open for the life of the process, like the
+    // library abi_stable never unloads: were its descriptor number reused,
+    // the loader would take a later `/proc/self/fd/N` for the library it
+    // already loaded under that name.
+    let _ = sealed.into_raw_fd();
+    loaded.insert(sha256.to_string(), module);
+    Ok(module)
+}
+
+/// A memory file holding `bytes`, sealed against any change (write, grow,
+/// shrink) and against removing the seals; close-on-exec.
+fn sealed_copy(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    // Kernels since 6.3 want executable memory files asked for explicitly
+    // (and may refuse them by default); older ones reject the flag.
+    let fd = match memfd_create("milagro-plugin", flags | MemfdFlags::EXEC) {
+        Err(rustix::io::Errno::INVAL) => memfd_create("milagro-plugin", flags)?,
+        other => other?,
+    };
+    let mut file = File::from(fd);
+    file.write_all(bytes)?;
+    fcntl_add_seals(
+        &file,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )?;
+    Ok(OwnedFd::from(file))
+}
+
+/// A pause point for the end-to-end test of the pin (`tests/tests/plugin_pin.rs`),
+/// compiled into debug builds only: release builds have no such hook.
+#[cfg(debug_assertions)]
+mod test_hooks {
+    use std::time::{Duration, Instant};
+
+    /// With `MILAGRO_TEST_PAUSE_AFTER_PLUGIN_CHECK=<dir>` set, after the
+    /// library of plugin `name` has been read and its hash checked, creates
+    /// `<dir>/<name>.checked` and waits (at most 60 s) for `<dir>/<name>.go`:
+    /// the test swaps the file at the configured path meanwhile.
+    pub(super) fn pause_after_check(name: &str) {
+        let Some(dir) = std::env::var_os("MILAGRO_TEST_PAUSE_AFTER_PLUGIN_CHECK") else {
+            return;
+        };
+        let dir = std::path::PathBuf::from(dir);
+        if std::fs::write(dir.join(format!("{name}.checked")), b"").is_err() {
+            return;
+        }
+        let go = dir.join(format!("{name}.go"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !go.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 fn load_error(name: &str, path: &Path, error: LibraryError) -> LoadError {

@@ -51,6 +51,11 @@ pub struct Probe {
     host: Host,
 }
 
+/// Reported by `/whoami`. The plugin-pin test copies this library and
+/// patches these bytes, making a second valid library that tells itself
+/// apart from the first when it runs.
+pub const BUILD_MARK: &str = "probe-build-mark:original";
+
 /// How long a `test/slow` envelope is held before it is recorded.
 const SLOW: Duration = Duration::from_secs(3);
 
@@ -146,7 +151,7 @@ impl Plugin for Probe {
 
     async fn handle(&self, request: Request) -> Result<Response, Error> {
         match request.operation.as_str() {
-            "whoami" => Response::json(200, &json!({ "label": self.label })),
+            "whoami" => Response::json(200, &json!({ "label": self.label, "build": BUILD_MARK })),
             "panic" => panic!("probe handler panicked on purpose"),
             "sleep" => {
                 let ms: u64 = request
@@ -225,10 +230,13 @@ impl Plugin for Probe {
                     .query_param("ms")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(5000);
+                // `from`: the node IDs the reply may come from, by commas.
+                let from = request.query_param("from").unwrap_or_default();
+                let from: Vec<&str> = from.split(',').filter(|s| !s.is_empty()).collect();
                 let reply = self
                     .host
                     .transport()
-                    .await_reply(cid, &kind, Duration::from_millis(ms))
+                    .await_reply(cid, &kind, &from, Duration::from_millis(ms))
                     .await?;
                 Response::json(
                     200,
