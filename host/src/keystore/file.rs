@@ -23,10 +23,29 @@
 //! an environment variable. A verifier entry written at creation makes a
 //! wrong master key or passphrase fail at start-up, not at first use.
 //!
+//! Passphrase keystores keep the Argon2id parameters with the salt, in one
+//! line of the `kdf` file (mode 0600, written once, atomically):
+//! `argon2id v=19 m=<KiB> t=<passes> p=<lanes> salt=<hex>`. A keystore is
+//! always opened with the parameters it was made with, so a later change of
+//! the defaults ([`DEFAULT_KDF`]) does not lock anybody out. Keystores made
+//! before the `kdf` file existed have only a raw `salt` file and were made
+//! with [`LEGACY_KDF`] (argon2 0.6's defaults); the first open that proves
+//! the passphrase right writes their `kdf` file (leaving `salt`, so an older
+//! release still opens them). A `kdf` file below [`MIN_KDF`] or above
+//! [`MAX_KDF_M_KIB`] is refused: a weakened or memory-exhausting file is
+//! not silently used.
+//!
 //! Entry file (`<hex(label)>.entry`): `MKS1` | kind (1 byte) | public key
 //! (33 bytes, key pairs only) | nonce (12) | ciphertext and tag. The AAD binds
 //! the format, kind, label and public key, so an entry cannot be renamed to
 //! another label or have its public key swapped unnoticed.
+//!
+//! Every file is written to a fresh temp file, fsynced, renamed (or, for
+//! what must never be replaced, hard-linked) into place and the directory
+//! fsynced, so a crash leaves the old or the new file, never a part. Writes
+//! of one label are serialised (a lock per label stripe), so two threads
+//! storing one label never interleave, and two generating one key pair
+//! yield one key (the other gets [`KeystoreError::Exists`]).
 //!
 //! A key pair is never overwritten once generated, so the node's signing
 //! and ECDH keys are decrypted once, at first use, and kept in memory
@@ -58,6 +77,44 @@ const MAGIC: &[u8; 4] = b"MKS1";
 const AAD_LABEL: &[u8] = b"milagro/keystore/v1\0";
 const VERIFIER_LABEL: &str = "keystore/verifier";
 const VERIFIER_VALUE: &[u8] = b"milagro keystore verifier v1";
+/// The Argon2id parameters and salt of a passphrase keystore.
+const KDF_FILE: &str = "kdf";
+/// The salt of a keystore made before [`KDF_FILE`] existed.
+const LEGACY_SALT_FILE: &str = "salt";
+/// Stripes of the per-label write lock.
+const LABEL_LOCKS: usize = 64;
+
+/// Argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory, KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+/// What new passphrase keystores use: RFC 9106's second recommended
+/// setting (64 MiB, 3 passes, 4 lanes), above OWASP's minimum.
+pub const DEFAULT_KDF: KdfParams = KdfParams {
+    m_kib: 64 * 1024,
+    t: 3,
+    p: 4,
+};
+/// What keystores without a `kdf` file were made with (argon2 0.6's
+/// `Argon2::default()`, which is OWASP's minimum: 19 MiB, 2 passes, 1 lane).
+pub const LEGACY_KDF: KdfParams = KdfParams {
+    m_kib: 19 * 1024,
+    t: 2,
+    p: 1,
+};
+/// The weakest parameters a `kdf` file may state (OWASP's minimum).
+pub const MIN_KDF: KdfParams = LEGACY_KDF;
+/// The most memory a `kdf` file may ask for (4 GiB), passes and lanes at
+/// most 64: a file asking more would exhaust the host, not protect it.
+pub const MAX_KDF_M_KIB: u32 = 4 * 1024 * 1024;
+const MAX_KDF_T_P: u32 = 64;
 
 /// What an entry holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -102,6 +159,8 @@ const MAX_HEX_LABEL: usize = 120;
 pub struct FileKeystore {
     dir: PathBuf,
     cipher: Aes256Gcm,
+    /// Writes of one label hold its stripe (see [`FileKeystore::label_lock`]).
+    label_locks: [Mutex<()>; LABEL_LOCKS],
     /// Key pairs decrypted so far, by label.
     signers: KeyCache<LocalSigner>,
     ecdh_keys: KeyCache<LocalEcdhKey>,
@@ -113,23 +172,51 @@ type KeyCache<K> = Mutex<HashMap<String, Arc<K>>>;
 impl FileKeystore {
     /// Opens (creating if needed) the keystore in `dir`.
     pub fn open(dir: &Path, config: &KeystoreConfig) -> Result<FileKeystore, KeystoreError> {
+        Self::open_with(dir, config, DEFAULT_KDF)
+    }
+
+    /// [`FileKeystore::open`], making a new passphrase keystore with
+    /// `new_kdf` (an existing one keeps the parameters in its `kdf` file).
+    pub fn open_with(
+        dir: &Path,
+        config: &KeystoreConfig,
+        new_kdf: KdfParams,
+    ) -> Result<FileKeystore, KeystoreError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| io_err("cannot create", dir, e))?;
-        let master = match &config.passphrase_env {
-            Some(var) => passphrase_key(dir, var)?,
-            None => master_key_file(&dir.join("master.key"))?,
+        let (master, legacy) = match &config.passphrase_env {
+            Some(var) => {
+                let (key, kdf) = passphrase_key(dir, var, new_kdf)?;
+                (key, kdf.legacy.then_some(kdf))
+            }
+            None => (master_key_file(&dir.join("master.key"))?, None),
         };
         let keystore = FileKeystore {
             dir: dir.to_owned(),
             cipher: Aes256Gcm::new((&*master).into()),
+            label_locks: std::array::from_fn(|_| Mutex::new(())),
             signers: Mutex::default(),
             ecdh_keys: Mutex::default(),
         };
-        match keystore.read(VERIFIER_LABEL)? {
-            None => keystore.write(VERIFIER_LABEL, EntryKind::Secret, None, VERIFIER_VALUE)?,
+        let mut verifier = keystore.read(VERIFIER_LABEL)?;
+        if verifier.is_none() {
+            match keystore.write(
+                VERIFIER_LABEL,
+                EntryKind::Secret,
+                None,
+                VERIFIER_VALUE,
+                Replace::Never,
+            ) {
+                // Another process opening this new keystore wrote it first.
+                Err(KeystoreError::Exists { .. }) => verifier = keystore.read(VERIFIER_LABEL)?,
+                other => other?,
+            }
+        }
+        match verifier {
+            None => {}
             Some((EntryKind::Secret, None, value)) if value.as_slice() == VERIFIER_VALUE => {}
             Some(_) => {
                 return Err(KeystoreError::Decrypt {
@@ -137,7 +224,24 @@ impl FileKeystore {
                 });
             }
         }
+        if let Some(kdf) = legacy {
+            // The passphrase is proven right: record what this keystore was
+            // made with, so a change of defaults never locks it out.
+            write_file(dir, KDF_FILE, kdf.line().as_bytes(), Replace::Never)?;
+            tracing::info!(
+                dir = %dir.display(),
+                "keystore: recorded the legacy Argon2id parameters in {KDF_FILE}"
+            );
+        }
         Ok(keystore)
+    }
+
+    /// The write lock of `label`'s stripe.
+    fn label_lock(&self, label: &str) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = Sha256::digest(label.as_bytes())[0] as usize % LABEL_LOCKS;
+        self.label_locks[stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The entry file of `label`: the label in hex (readable in a listing)
@@ -162,13 +266,15 @@ impl FileKeystore {
         aad
     }
 
-    /// Encrypts and durably writes an entry (temp file, fsync, rename, fsync dir).
+    /// Encrypts and durably writes an entry (temp file, fsync, rename, fsync
+    /// dir); callers hold the label's lock.
     fn write(
         &self,
         label: &str,
         kind: EntryKind,
         public: Option<&[u8; 33]>,
         plaintext: &[u8],
+        replace: Replace,
     ) -> Result<(), KeystoreError> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce)
@@ -191,23 +297,11 @@ impl FileKeystore {
         file_bytes.extend_from_slice(&ciphertext);
 
         let path = self.path(label);
-        let tmp = path.with_extension("tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io_err("cannot create", &tmp, e))?;
-        if let Err(e) = file.write_all(&file_bytes).and_then(|()| file.sync_all()) {
-            // A full disk leaves a partial file: do not keep it.
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err("cannot write", &tmp, e));
-        }
-        fs::rename(&tmp, &path).map_err(|e| io_err("cannot rename", &tmp, e))?;
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err("cannot sync", &self.dir, e))
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("entry names are ASCII");
+        write_file(&self.dir, name, &file_bytes, replace)
     }
 
     /// Reads and decrypts an entry, if present.
@@ -302,6 +396,7 @@ impl FileKeystore {
 
 impl Keystore for FileKeystore {
     fn generate(&self, label: &str, kind: KeyKind) -> Result<EcPublicKey, KeystoreError> {
+        let _lock = self.label_lock(label);
         if self.path(label).exists() {
             return Err(KeystoreError::Exists {
                 label: label.into(),
@@ -318,12 +413,21 @@ impl Keystore for FileKeystore {
                 (key.public_key(), key.to_bytes())
             }
         };
+        // Never replaces: another process generating this label at the
+        // same moment makes one of the two get `Exists`.
         self.write(
             label,
             kind.into(),
             Some(&public.to_bytes()),
             secret.as_slice(),
-        )?;
+            Replace::Never,
+        )
+        .map_err(|e| match e {
+            KeystoreError::Exists { .. } => KeystoreError::Exists {
+                label: label.into(),
+            },
+            other => other,
+        })?;
         Ok(public)
     }
 
@@ -369,13 +473,14 @@ impl Keystore for FileKeystore {
         if label == VERIFIER_LABEL {
             return Err(KeystoreError::Invalid(format!("{label:?} is reserved")));
         }
+        let _lock = self.label_lock(label);
         match self.read(label)? {
             Some((kind, _, _)) if kind != EntryKind::Secret => Err(KeystoreError::WrongKind {
                 label: label.into(),
                 expected: EntryKind::Secret.name(),
                 found: kind.name(),
             }),
-            _ => self.write(label, EntryKind::Secret, None, secret),
+            _ => self.write(label, EntryKind::Secret, None, secret, Replace::Always),
         }
     }
 
@@ -429,9 +534,195 @@ fn master_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     Ok(Zeroizing::new(key))
 }
 
-/// Derives the master key from a passphrase in the environment (Argon2id,
-/// with a random salt kept beside the entries).
-fn passphrase_key(dir: &Path, var: &str) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+/// Whether [`write_file`] may replace an existing file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Always,
+    /// Fails with [`KeystoreError::Exists`] if the file exists (atomic:
+    /// also against other processes).
+    Never,
+}
+
+/// Durably writes `dir/name` (mode 0600): a temp file of its own, fsync,
+/// rename (or hard link, for [`Replace::Never`]) into place, fsync `dir`.
+fn write_file(dir: &Path, name: &str, bytes: &[u8], replace: Replace) -> Result<(), KeystoreError> {
+    let mut unique = [0u8; 8];
+    getrandom::fill(&mut unique).map_err(|e| KeystoreError::Io(format!("no randomness: {e}")))?;
+    // Not derived from `name`: entry names already use most of the 255
+    // bytes a file name may have.
+    let tmp = dir.join(format!(".{}.tmp", hex::encode(unique)));
+    let path = dir.join(name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| io_err("cannot create", &tmp, e))?;
+    if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+        // A full disk leaves a partial file: do not keep it.
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("cannot write", &tmp, e));
+    }
+    let placed = match replace {
+        Replace::Always => fs::rename(&tmp, &path),
+        Replace::Never => {
+            let linked = fs::hard_link(&tmp, &path);
+            let _ = fs::remove_file(&tmp);
+            linked
+        }
+    };
+    match placed {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(KeystoreError::Exists { label: name.into() });
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("cannot move into place", &path, e));
+        }
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("cannot sync", dir, e))
+}
+
+/// A passphrase keystore's Argon2id parameters and salt.
+struct Kdf {
+    params: KdfParams,
+    salt: Vec<u8>,
+    /// Read from a legacy `salt` file (no `kdf` file yet).
+    legacy: bool,
+}
+
+impl Kdf {
+    /// The `kdf` file's line.
+    fn line(&self) -> String {
+        let KdfParams { m_kib, t, p } = self.params;
+        format!(
+            "argon2id v=19 m={m_kib} t={t} p={p} salt={}\n",
+            hex::encode(&self.salt)
+        )
+    }
+
+    /// Parses a `kdf` file, refusing anything but exactly the format, and
+    /// parameters outside [`MIN_KDF`]..[`MAX_KDF_M_KIB`].
+    fn parse(text: &str, path: &Path) -> Result<Kdf, KeystoreError> {
+        let bad = |why: &str| {
+            KeystoreError::Invalid(format!(
+                "{} is not a keystore kdf file: {why}",
+                path.display()
+            ))
+        };
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [algorithm, version, m, t, p, salt] = fields.as_slice() else {
+            return Err(bad("expected `argon2id v=19 m=.. t=.. p=.. salt=..`"));
+        };
+        if *algorithm != "argon2id" || *version != "v=19" {
+            return Err(bad("only argon2id v=19 is supported"));
+        }
+        let number = |field: &str, key: &str| -> Result<u32, KeystoreError> {
+            field
+                .strip_prefix(key)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad(&format!("bad {key}")))
+        };
+        let params = KdfParams {
+            m_kib: number(m, "m=")?,
+            t: number(t, "t=")?,
+            p: number(p, "p=")?,
+        };
+        check_kdf(params).map_err(|why| bad(&why))?;
+        let salt = salt
+            .strip_prefix("salt=")
+            .and_then(|h| hex::decode(h).ok())
+            .filter(|s| (16..=64).contains(&s.len()))
+            .ok_or_else(|| bad("salt must be 16 to 64 bytes, hex"))?;
+        Ok(Kdf {
+            params,
+            salt,
+            legacy: false,
+        })
+    }
+}
+
+/// Refuses parameters weaker than [`MIN_KDF`] (less memory, or less
+/// memory x passes) or beyond the maxima.
+pub fn check_kdf(params: KdfParams) -> Result<(), String> {
+    let KdfParams { m_kib, t, p } = params;
+    let work = u64::from(m_kib) * u64::from(t);
+    let floor = u64::from(MIN_KDF.m_kib) * u64::from(MIN_KDF.t);
+    if m_kib < MIN_KDF.m_kib || work < floor || t == 0 || p == 0 {
+        return Err(format!(
+            "Argon2id m={m_kib} t={t} p={p} is below the floor m={} t={} p={}",
+            MIN_KDF.m_kib, MIN_KDF.t, MIN_KDF.p
+        ));
+    }
+    if m_kib > MAX_KDF_M_KIB || t > MAX_KDF_T_P || p > MAX_KDF_T_P || m_kib < 8 * p {
+        return Err(format!(
+            "Argon2id m={m_kib} t={t} p={p} is beyond the maximum (m {MAX_KDF_M_KIB} KiB, t and p {MAX_KDF_T_P})"
+        ));
+    }
+    Ok(())
+}
+
+/// The keystore's KDF: its `kdf` file, else a legacy `salt` file, else a
+/// new `kdf` file with `new` and a random salt.
+fn load_or_create_kdf(dir: &Path, new: KdfParams) -> Result<Kdf, KeystoreError> {
+    let path = dir.join(KDF_FILE);
+    for _ in 0..2 {
+        match fs::read_to_string(&path) {
+            Ok(text) => return Kdf::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("cannot read", &path, e)),
+        }
+        let legacy_path = dir.join(LEGACY_SALT_FILE);
+        match fs::read(&legacy_path) {
+            Ok(salt) if salt.len() >= 8 => {
+                return Ok(Kdf {
+                    params: LEGACY_KDF,
+                    salt,
+                    legacy: true,
+                });
+            }
+            Ok(_) => {
+                return Err(KeystoreError::Invalid(format!(
+                    "{} is shorter than 8 bytes: a damaged keystore salt",
+                    legacy_path.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("cannot read", &legacy_path, e)),
+        }
+        check_kdf(new).map_err(KeystoreError::Invalid)?;
+        let mut salt = vec![0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| KeystoreError::Io(format!("no randomness: {e}")))?;
+        let kdf = Kdf {
+            params: new,
+            salt,
+            legacy: false,
+        };
+        match write_file(dir, KDF_FILE, kdf.line().as_bytes(), Replace::Never) {
+            Ok(()) => return Ok(kdf),
+            // Another process made it first: use theirs.
+            Err(KeystoreError::Exists { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(KeystoreError::Io(format!(
+        "{} keeps appearing and vanishing",
+        path.display()
+    )))
+}
+
+/// Derives the master key from a passphrase in the environment with the
+/// keystore's Argon2id parameters and salt.
+fn passphrase_key(
+    dir: &Path,
+    var: &str,
+    new: KdfParams,
+) -> Result<(Zeroizing<[u8; 32]>, Kdf), KeystoreError> {
     let passphrase = Zeroizing::new(std::env::var(var).map_err(|_| {
         KeystoreError::Invalid(format!("the keystore passphrase variable {var} is not set"))
     })?);
@@ -440,16 +731,18 @@ fn passphrase_key(dir: &Path, var: &str) -> Result<Zeroizing<[u8; 32]>, Keystore
             "the keystore passphrase in {var} must be at least 12 characters"
         )));
     }
-    let salt_path = dir.join("salt");
-    if !salt_path.exists() {
-        let mut salt = [0u8; 16];
-        getrandom::fill(&mut salt).map_err(|e| KeystoreError::Io(format!("no randomness: {e}")))?;
-        fs::write(&salt_path, salt).map_err(|e| io_err("cannot write", &salt_path, e))?;
-    }
-    let salt = fs::read(&salt_path).map_err(|e| io_err("cannot read", &salt_path, e))?;
+    let kdf = load_or_create_kdf(dir, new)?;
+    let key = derive(passphrase.as_bytes(), &kdf)?;
+    Ok((key, kdf))
+}
+
+fn derive(passphrase: &[u8], kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    let KdfParams { m_kib, t, p } = kdf.params;
+    let params = argon2::Params::new(m_kib, t, p, Some(32))
+        .map_err(|e| KeystoreError::Invalid(format!("Argon2id parameters: {e}")))?;
     let mut key = Zeroizing::new([0u8; 32]);
-    argon2::Argon2::default()
-        .hash_password_into(passphrase.as_bytes(), &salt, key.as_mut())
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(passphrase, &kdf.salt, key.as_mut())
         .map_err(|e| KeystoreError::Invalid(format!("cannot derive the master key: {e}")))?;
     Ok(key)
 }
@@ -580,5 +873,300 @@ mod tests {
             Err(KeystoreError::Decrypt { .. })
         ));
         assert!(!dir.path().join("master.key").exists());
+    }
+
+    fn passphrase_config(var: &str, passphrase: &str) -> KeystoreConfig {
+        // SAFETY: each test uses its own variable, set once before use.
+        unsafe { std::env::set_var(var, passphrase) };
+        KeystoreConfig {
+            passphrase_env: Some(var.into()),
+            ..KeystoreConfig::default()
+        }
+    }
+
+    fn kdf_line(dir: &Path) -> String {
+        fs::read_to_string(dir.join(KDF_FILE)).unwrap()
+    }
+
+    #[test]
+    fn kdf_parameters_are_stored_beside_the_salt_and_win_over_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = passphrase_config("MILAGRO_TEST_KS_STORED", "correct horse battery");
+        let made_with = KdfParams {
+            m_kib: 20 * 1024,
+            t: 2,
+            p: 2,
+        };
+        assert_ne!(made_with, DEFAULT_KDF);
+        FileKeystore::open_with(dir.path(), &config, made_with)
+            .unwrap()
+            .put_secret("s", b"kept")
+            .unwrap();
+        let line = kdf_line(dir.path());
+        assert!(
+            line.starts_with("argon2id v=19 m=20480 t=2 p=2 salt="),
+            "{line}"
+        );
+        assert!(!dir.path().join(LEGACY_SALT_FILE).exists());
+        let mode = fs::metadata(dir.path().join(KDF_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Reopened with other defaults: the stored parameters are used.
+        let ks = FileKeystore::open_with(dir.path(), &config, DEFAULT_KDF).unwrap();
+        assert_eq!(&**ks.get_secret("s").unwrap().unwrap(), b"kept");
+        assert_eq!(
+            kdf_line(dir.path()),
+            line,
+            "the kdf file is never rewritten"
+        );
+        // No temp file is left behind.
+        assert!(
+            fs::read_dir(dir.path()).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp"))
+        );
+    }
+
+    /// A keystore made by the previous release (a raw `salt`, argon2's
+    /// defaults) opens, and gets its `kdf` file once the passphrase is
+    /// proven right.
+    #[test]
+    fn legacy_keystores_open_and_are_upgraded_to_a_kdf_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = passphrase_config("MILAGRO_TEST_KS_LEGACY", "correct horse battery");
+        // Make the previous release's layout: the salt alone, and entries
+        // under the key `Argon2::default()` derives from it.
+        let salt = [0x5au8; 16];
+        let mut legacy_key = [0u8; 32];
+        argon2::Argon2::default()
+            .hash_password_into(b"correct horse battery", &salt, &mut legacy_key)
+            .unwrap();
+        let kdf = Kdf {
+            params: LEGACY_KDF,
+            salt: salt.to_vec(),
+            legacy: true,
+        };
+        assert_eq!(
+            *derive(b"correct horse battery", &kdf).unwrap(),
+            legacy_key,
+            "LEGACY_KDF is what the previous release derived with"
+        );
+        fs::write(dir.path().join(LEGACY_SALT_FILE), salt).unwrap();
+        let ks = FileKeystore {
+            dir: dir.path().to_owned(),
+            cipher: Aes256Gcm::new((&legacy_key).into()),
+            label_locks: std::array::from_fn(|_| Mutex::new(())),
+            signers: Mutex::default(),
+            ecdh_keys: Mutex::default(),
+        };
+        ks.write(
+            VERIFIER_LABEL,
+            EntryKind::Secret,
+            None,
+            VERIFIER_VALUE,
+            Replace::Never,
+        )
+        .unwrap();
+        ks.put_secret("old", b"from the old release").unwrap();
+        drop(ks);
+        assert!(!dir.path().join(KDF_FILE).exists());
+
+        // A wrong passphrase is refused and records nothing.
+        let wrong = passphrase_config("MILAGRO_TEST_KS_LEGACY_WRONG", "wrong horse battery");
+        assert!(matches!(
+            FileKeystore::open(dir.path(), &wrong),
+            Err(KeystoreError::Decrypt { .. })
+        ));
+        assert!(!dir.path().join(KDF_FILE).exists());
+
+        // The right one opens it with the legacy parameters (the defaults
+        // are stronger) and records them.
+        assert_ne!(DEFAULT_KDF, LEGACY_KDF);
+        let ks = FileKeystore::open(dir.path(), &config).unwrap();
+        assert_eq!(
+            &**ks.get_secret("old").unwrap().unwrap(),
+            b"from the old release"
+        );
+        drop(ks);
+        assert_eq!(
+            kdf_line(dir.path()),
+            format!("argon2id v=19 m=19456 t=2 p=1 salt={}\n", hex::encode(salt))
+        );
+        assert!(
+            dir.path().join(LEGACY_SALT_FILE).exists(),
+            "kept for older releases"
+        );
+        let ks = FileKeystore::open(dir.path(), &config).unwrap();
+        assert_eq!(
+            &**ks.get_secret("old").unwrap().unwrap(),
+            b"from the old release"
+        );
+    }
+
+    #[test]
+    fn hostile_kdf_files_are_refused_with_one_line() {
+        let salt = "ab".repeat(16);
+        for (text, why) in [
+            (
+                format!("argon2id v=19 m=1024 t=2 p=1 salt={salt}\n"),
+                "below the floor",
+            ),
+            (
+                format!("argon2id v=19 m=19456 t=1 p=1 salt={salt}\n"),
+                "below the floor",
+            ),
+            (
+                format!("argon2id v=19 m=19456 t=2 p=0 salt={salt}\n"),
+                "below the floor",
+            ),
+            (
+                format!("argon2id v=19 m=99999999 t=2 p=1 salt={salt}\n"),
+                "beyond the maximum",
+            ),
+            (
+                format!("argon2id v=19 m=19456 t=9999 p=1 salt={salt}\n"),
+                "beyond the maximum",
+            ),
+            (
+                format!("argon2i v=19 m=19456 t=2 p=1 salt={salt}\n"),
+                "only argon2id",
+            ),
+            (
+                format!("argon2id v=16 m=19456 t=2 p=1 salt={salt}\n"),
+                "only argon2id",
+            ),
+            (
+                format!("argon2id v=19 m=+19456 t=2 p=1 salt={salt}\n"),
+                "bad m=",
+            ),
+            (
+                format!("argon2id v=19 m=19456 t=2 p=1 salt={salt} extra\n"),
+                "expected",
+            ),
+            (
+                "argon2id v=19 m=19456 t=2 p=1 salt=abcd\n".into(),
+                "salt must be",
+            ),
+            (
+                "argon2id v=19 m=19456 t=2 p=1 salt=zz\n".into(),
+                "salt must be",
+            ),
+            (
+                "argon2id v=19 m=19456 t=2 p=1 salt=\0\n".into(),
+                "salt must be",
+            ),
+            (String::new(), "expected"),
+            ("\u{feff}".into(), "expected"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = passphrase_config("MILAGRO_TEST_KS_HOSTILE", "correct horse battery");
+            fs::write(dir.path().join(KDF_FILE), &text).unwrap();
+            let err = FileKeystore::open(dir.path(), &config).err().expect(&text);
+            let message = err.to_string();
+            assert!(
+                matches!(err, KeystoreError::Invalid(_)) && message.contains(why),
+                "{text:?}: {message}"
+            );
+            assert!(!message.contains('\n'), "{message}");
+            assert!(!message.contains("correct horse"), "{message}");
+        }
+        // New keystores are refused parameters below the floor.
+        let dir = tempfile::tempdir().unwrap();
+        let config = passphrase_config("MILAGRO_TEST_KS_HOSTILE", "correct horse battery");
+        let weak = KdfParams {
+            m_kib: 4096,
+            t: 1,
+            p: 1,
+        };
+        assert!(matches!(
+            FileKeystore::open_with(dir.path(), &config, weak),
+            Err(KeystoreError::Invalid(_))
+        ));
+        assert!(!dir.path().join(KDF_FILE).exists());
+    }
+
+    /// The unlock time of a new passphrase keystore at the default
+    /// parameters, printed for the record (`--nocapture`).
+    #[test]
+    fn default_kdf_is_at_least_owasps_minimum_and_unlock_is_timed() {
+        check_kdf(DEFAULT_KDF).unwrap();
+        const { assert!(DEFAULT_KDF.m_kib >= 19 * 1024 && DEFAULT_KDF.t >= 2) };
+        let dir = tempfile::tempdir().unwrap();
+        let config = passphrase_config("MILAGRO_TEST_KS_TIMED", "correct horse battery");
+        FileKeystore::open(dir.path(), &config).unwrap();
+        let started = std::time::Instant::now();
+        FileKeystore::open(dir.path(), &config).unwrap();
+        println!(
+            "keystore unlock, Argon2id m={} KiB t={} p={}: {:?}",
+            DEFAULT_KDF.m_kib,
+            DEFAULT_KDF.t,
+            DEFAULT_KDF.p,
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn concurrent_writes_of_one_label_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Arc::new(open(dir.path()));
+        let threads = 8;
+        let rounds = 25;
+        let barrier = Arc::new(std::sync::Barrier::new(threads));
+        let writers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (ks, barrier) = (Arc::clone(&ks), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for r in 0..rounds {
+                        let value = format!("[{t}:{r}]").repeat(200);
+                        ks.put_secret("shared", value.as_bytes())
+                            .unwrap_or_else(|e| panic!("write {t}/{r} failed: {e}"));
+                        let read = ks.get_secret("shared").unwrap().unwrap();
+                        let read = String::from_utf8(read.to_vec()).unwrap();
+                        // Whatever is read is one whole value somebody wrote.
+                        let unit = &read[..=read.find(']').expect("a whole value")];
+                        assert_eq!(read, unit.repeat(200), "torn value");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("no write failed or tore");
+        }
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        // Generating one key pair from many threads at once makes one key.
+        let barrier = Arc::new(std::sync::Barrier::new(threads));
+        let generators: Vec<_> = (0..threads)
+            .map(|_| {
+                let (ks, barrier) = (Arc::clone(&ks), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    ks.generate("node/raced", KeyKind::Secp256k1Signing)
+                })
+            })
+            .collect();
+        let results: Vec<_> = generators.into_iter().map(|g| g.join().unwrap()).collect();
+        let made: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(made.len(), 1, "exactly one key pair generated");
+        assert!(
+            results
+                .iter()
+                .filter(|r| r.is_err())
+                .all(|r| matches!(r, Err(KeystoreError::Exists { .. })))
+        );
+        let digest = [3u8; 32];
+        let sig = ks.sign_prehash("node/raced", &digest).unwrap();
+        made[0].verify_prehash(&digest, &sig, "raced").unwrap();
+        assert_eq!(ks.public_key("node/raced").unwrap().as_ref(), Some(made[0]));
     }
 }
