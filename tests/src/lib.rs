@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 pub mod craft;
 pub mod custody;
 pub mod jsipfs;
+pub mod pki;
 pub mod softhsm;
 pub mod test_plugins;
 pub mod wallet;
@@ -178,6 +179,11 @@ pub struct NodeConfig {
     pub plugins: Vec<PluginEntry>,
     /// Environment variables of the node's processes (e.g. `SOFTHSM2_CONF`).
     pub env: Vec<(String, String)>,
+    /// The address `[http] listen` binds (default 127.0.0.1).
+    pub listen_ip: String,
+    /// With TLS ([`NodeConfig::https`]): the CA (PEM) the test trusts for
+    /// this node's certificate.
+    pub client_ca: Option<Vec<u8>>,
 }
 
 impl NodeConfig {
@@ -189,7 +195,27 @@ impl NodeConfig {
             sections: String::new(),
             plugins: Vec::new(),
             env: Vec::new(),
+            listen_ip: "127.0.0.1".into(),
+            client_ca: None,
         }
+    }
+
+    /// Serves HTTPS with the certificate and key files, trusting the CA
+    /// bundle `ca` for outbound HTTPS; the test's client trusts `ca` too.
+    pub fn https(mut self, cert: &Path, key: &Path, ca: &Path) -> Self {
+        self.client_ca = Some(std::fs::read(ca).expect("read the CA bundle"));
+        self.http(&format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_ca = \"{}\"",
+            cert.display(),
+            key.display(),
+            ca.display()
+        ))
+    }
+
+    /// Listens on `ip` instead of 127.0.0.1 (e.g. to check a refusal).
+    pub fn listen_on(mut self, ip: &str) -> Self {
+        self.listen_ip = ip.into();
+        self
     }
 
     /// Sets an environment variable for the node's processes.
@@ -225,8 +251,8 @@ impl NodeConfig {
 
     fn to_toml(&self) -> String {
         let mut s = format!(
-            "[node]\nname = \"{}\"\ndata_dir = \"data\"\n\n[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
-            self.name, self.port, self.extra_http
+            "[node]\nname = \"{}\"\ndata_dir = \"data\"\n\n[http]\nlisten = \"{}:{}\"\n{}\n",
+            self.name, self.listen_ip, self.port, self.extra_http
         );
         s.push_str(&self.sections);
         s.push('\n');
@@ -257,6 +283,9 @@ pub struct Node {
     pub port: u16,
     env: Vec<(String, String)>,
     child: Child,
+    /// `https` with a CA the agent trusts, else `http`.
+    scheme: &'static str,
+    agent: ureq::Agent,
 }
 
 /// A finished process: exit status and its stderr.
@@ -345,6 +374,15 @@ impl Node {
             port: config.port,
             env: config.env.clone(),
             dir,
+            scheme: if config.client_ca.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            agent: match &config.client_ca {
+                Some(ca) => pki::agent(ca),
+                None => ureq::Agent::new(),
+            },
         };
         node.wait_ready();
         node
@@ -424,7 +462,23 @@ impl Node {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
+    }
+
+    /// The HTTP client the harness reaches this node with (it trusts the
+    /// node's CA when the node serves HTTPS).
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// The process ID of the running node.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGHUP (the node reloads its TLS certificate).
+    pub fn hangup(&self) {
+        self.signal("HUP");
     }
 
     /// The operator token the node created.
@@ -441,20 +495,24 @@ impl Node {
 
     /// GET without a token: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        request(ureq::get(&self.url(path)), None)
+        request(self.agent.get(&self.url(path)), None)
     }
 
     /// GET with the operator token.
     pub fn get_auth(&self, path: &str) -> (u16, String) {
         request(
-            ureq::get(&self.url(path)).set("Authorization", &format!("Bearer {}", self.token())),
+            self.agent
+                .get(&self.url(path))
+                .set("Authorization", &format!("Bearer {}", self.token())),
             None,
         )
     }
 
     /// Any method with the operator token and an optional body.
     pub fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
-        let req = ureq::request(method, &self.url(path))
+        let req = self
+            .agent
+            .request(method, &self.url(path))
             .set("Authorization", &format!("Bearer {}", self.token()));
         request(req, body)
     }
