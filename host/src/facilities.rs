@@ -124,6 +124,27 @@ fn store_writes(writes: RVec<KvWrite>) -> Vec<Write> {
         .collect()
 }
 
+/// A wait for a reply from anyone, which a plugin built before the waits
+/// named their senders asks for: refused, since any node that saw the
+/// request could answer it in the expected node's place.
+fn unbound_wait<T: Send + 'static>() -> AbiFuture<T> {
+    let error = AbiError::from(Error::unavailable(
+        "await_reply without the expected senders is not served by this host: \
+         rebuild the plugin against the current milagro-plugin-api",
+    ));
+    async move { RResult::RErr(error) }.into_ffi()
+}
+
+/// The node IDs a reply may come from: at least one, each a CID.
+fn expected_senders(from: &RVec<RString>) -> Result<Vec<Cid>, Error> {
+    if from.is_empty() {
+        return Err(Error::bad_request(
+            "await_reply needs at least one expected sender",
+        ));
+    }
+    parse_cids(from, "expected sender")
+}
+
 /// The API error of a reply that did not come.
 fn reply_error(e: InboxError) -> Error {
     match e {
@@ -269,18 +290,11 @@ impl HostObj for PluginHost {
 
     fn await_reply(
         &self,
-        cid: RString,
-        kind: RString,
-        timeout_ms: u64,
+        _cid: RString,
+        _kind: RString,
+        _timeout_ms: u64,
     ) -> AbiFuture<ReceivedEnvelope> {
-        self.with_node("transport", move |node| async move {
-            let cid = api_error::parse_cid(cid.as_str(), "envelope")?;
-            node.transport
-                .inbox
-                .await_reply(cid, kind.as_str(), Duration::from_millis(timeout_ms))
-                .await
-                .map_err(reply_error)
-        })
+        unbound_wait()
     }
 
     fn kv_write_volatile(&self, writes: RVec<KvWrite>) -> AbiFuture<()> {
@@ -289,13 +303,47 @@ impl HostObj for PluginHost {
         blocking(move || store.write_volatile(&writes))
     }
 
-    fn await_reply_cid(&self, cid: RString, kind: RString, timeout_ms: u64) -> AbiFuture<RString> {
+    fn await_reply_cid(
+        &self,
+        _cid: RString,
+        _kind: RString,
+        _timeout_ms: u64,
+    ) -> AbiFuture<RString> {
+        unbound_wait()
+    }
+
+    fn await_reply_from(
+        &self,
+        cid: RString,
+        kind: RString,
+        from: RVec<RString>,
+        timeout_ms: u64,
+    ) -> AbiFuture<ReceivedEnvelope> {
         self.with_node("transport", move |node| async move {
             let cid = api_error::parse_cid(cid.as_str(), "envelope")?;
+            let from = expected_senders(&from)?;
+            node.transport
+                .inbox
+                .await_reply(cid, kind.as_str(), &from, Duration::from_millis(timeout_ms))
+                .await
+                .map_err(reply_error)
+        })
+    }
+
+    fn await_reply_cid_from(
+        &self,
+        cid: RString,
+        kind: RString,
+        from: RVec<RString>,
+        timeout_ms: u64,
+    ) -> AbiFuture<RString> {
+        self.with_node("transport", move |node| async move {
+            let cid = api_error::parse_cid(cid.as_str(), "envelope")?;
+            let from = expected_senders(&from)?;
             let reply = node
                 .transport
                 .inbox
-                .wait_reply(cid, kind.as_str(), Duration::from_millis(timeout_ms))
+                .wait_reply(cid, kind.as_str(), &from, Duration::from_millis(timeout_ms))
                 .await
                 .map_err(reply_error)?;
             Ok(RString::from(reply.to_string()))

@@ -81,6 +81,14 @@ impl Metrics {
                 "Envelopes a plugin is waiting for a reply to (by envelope and reply kind)"
             );
             metrics::describe_counter!(
+                crate::transport::inbox::REPLY_REFUSED,
+                "Replies a waiting plugin did not take: signed by a node the wait did not name, or refused by their plugin, by reason"
+            );
+            metrics::describe_counter!(
+                crate::transport::inbox::INBOX_REFUSED,
+                "Envelopes refused by the inbox (bad kind, replayed message id, invalid, clock skew, sender, not a recipient), by reason"
+            );
+            metrics::describe_counter!(
                 crate::transport::REPUBLISHED,
                 "Pubsub deliveries published again because their receipt had not come"
             );

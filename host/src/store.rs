@@ -43,7 +43,7 @@ use std::{
     sync::{Arc, Condvar, Mutex},
 };
 
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
@@ -117,7 +117,14 @@ struct Batch {
     writes: Vec<Write>,
     /// Whether the writer needs it on disk when `write` returns.
     durable: bool,
+    /// Apply the batch only if this key is absent, checked in the
+    /// transaction that applies it (after the batches before it).
+    unless_present: Option<Vec<u8>>,
 }
+
+/// A batch's outcome: `Some(value)` when its `unless_present` key held
+/// `value` and nothing of the batch was written.
+type Outcome = Result<Option<Vec<u8>>, StoreError>;
 
 /// The group-commit queue: batches waiting, whether a writer is committing
 /// (the leader), and the outcomes of committed batches by ticket.
@@ -126,7 +133,7 @@ struct CommitQueue {
     next_ticket: u64,
     waiting: Vec<(u64, Batch)>,
     committing: bool,
-    outcomes: HashMap<u64, Result<(), StoreError>>,
+    outcomes: HashMap<u64, Outcome>,
 }
 
 #[derive(Default)]
@@ -139,7 +146,7 @@ impl GroupCommit {
     /// Queues `batch` and returns once it is durable (or failed). The writer
     /// that finds no commit running commits everything queued, its own batch
     /// included; the others wait for it, and one of them leads the next.
-    fn write(&self, db: &Database, batch: Batch) -> Result<(), StoreError> {
+    fn write(&self, db: &Database, batch: Batch) -> Outcome {
         let mut queue = self.queue.lock().expect("commit queue lock");
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
@@ -160,34 +167,59 @@ impl GroupCommit {
             let outcome = commit(db, &batches, durable);
             queue = self.queue.lock().expect("commit queue lock");
             queue.committing = false;
-            queue
-                .outcomes
-                .extend(group.iter().map(|(ticket, _)| (*ticket, outcome.clone())));
+            match outcome {
+                Ok(present) => queue.outcomes.extend(
+                    group
+                        .iter()
+                        .zip(present)
+                        .map(|((ticket, _), present)| (*ticket, Ok(present))),
+                ),
+                Err(e) => queue
+                    .outcomes
+                    .extend(group.iter().map(|(ticket, _)| (*ticket, Err(e.clone())))),
+            }
             self.committed.notify_all();
         }
     }
 }
 
 /// One write transaction applying `batches` in order; fsynced if `durable`.
-fn commit(db: &Database, batches: &[&Batch], durable: bool) -> Result<(), StoreError> {
+/// Returns, per batch, the value that kept it from being applied (its
+/// `unless_present` key was there), or `None` if it was applied.
+fn commit(
+    db: &Database,
+    batches: &[&Batch],
+    durable: bool,
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
     let mut tx = db.begin_write().map_err(db_err)?;
     if !durable {
         tx.set_durability(Durability::None).map_err(db_err)?;
     }
+    let mut present = Vec::with_capacity(batches.len());
     {
         let mut table = tx.open_table(KV).map_err(db_err)?;
-        for write in batches.iter().flat_map(|batch| batch.writes.iter()) {
-            match write {
-                Write::Put(k, v) => {
-                    table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
-                }
-                Write::Delete(k) => {
-                    table.remove(k.as_slice()).map_err(db_err)?;
+        for batch in batches {
+            if let Some(guard) = &batch.unless_present
+                && let Some(value) = table.get(guard.as_slice()).map_err(db_err)?
+            {
+                present.push(Some(value.value().to_vec()));
+                continue;
+            }
+            present.push(None);
+            for write in &batch.writes {
+                match write {
+                    Write::Put(k, v) => {
+                        table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
+                    }
+                    Write::Delete(k) => {
+                        table.remove(k.as_slice()).map_err(db_err)?;
+                    }
                 }
             }
         }
     }
-    tx.commit().map_err(db_err)
+    tx.commit().map_err(db_err)?;
+    Ok(present)
 }
 
 /// A key prefix of the database that one owner (a plugin instance, the
@@ -213,17 +245,34 @@ impl Namespace {
 
     /// Applies all writes or none, durably.
     pub fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
-        self.commit(writes, true)
+        self.commit(writes, true, None).map(drop)
+    }
+
+    /// Applies all writes, durably, only if `key` is absent: the check and
+    /// the writes are one transaction, so of two concurrent calls with one
+    /// `key` (and writes that put it) only one applies. Returns `Some`
+    /// with the value `key` held, and writes nothing, when it was present.
+    pub fn write_unless_present(
+        &self,
+        key: &[u8],
+        writes: &[Write],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.commit(writes, true, Some(self.full_key(key)))
     }
 
     /// Applies all writes or none, visible at once but durable only with
     /// the node's next durable write: a crash before it loses them (see the
     /// module notes for what may use this).
     pub fn write_volatile(&self, writes: &[Write]) -> Result<(), StoreError> {
-        self.commit(writes, false)
+        self.commit(writes, false, None).map(drop)
     }
 
-    fn commit(&self, writes: &[Write], durable: bool) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        writes: &[Write],
+        durable: bool,
+        unless_present: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let writes = writes
             .iter()
             .map(|w| match w {
@@ -231,7 +280,14 @@ impl Namespace {
                 Write::Delete(k) => Write::Delete(self.full_key(k)),
             })
             .collect();
-        self.commits.write(&self.db, Batch { writes, durable })
+        self.commits.write(
+            &self.db,
+            Batch {
+                writes,
+                durable,
+                unless_present,
+            },
+        )
     }
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order,
@@ -344,6 +400,44 @@ mod tests {
             store.namespace("g").get(&[b'a', 3, 39]).unwrap(),
             Some(vec![3, 39])
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn of_concurrent_writes_unless_present_one_key_only_one_applies() {
+        let (store, dir) = temp_store("guard");
+        let ns = store.namespace("u");
+        for round in 0..20u8 {
+            let key = vec![b'k', round];
+            let applied: Vec<u8> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8u8)
+                    .map(|t| {
+                        let (ns, key) = (ns.clone(), key.clone());
+                        scope.spawn(move || {
+                            let writes = [
+                                Write::Put(key.clone(), vec![t]),
+                                Write::Put(vec![b'w', round, t], vec![t]),
+                            ];
+                            match ns.write_unless_present(&key, &writes).unwrap() {
+                                None => Some(t),
+                                Some(held) => {
+                                    assert_eq!(held.len(), 1);
+                                    None
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().unwrap())
+                    .collect()
+            });
+            assert_eq!(applied.len(), 1, "round {round}: {applied:?}");
+            assert_eq!(ns.get(&key).unwrap(), Some(applied.clone()));
+            // Nothing of a refused batch was written.
+            assert_eq!(ns.scan(&[b'w', round], None, 100).unwrap().len(), 1);
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

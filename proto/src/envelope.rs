@@ -207,12 +207,7 @@ pub fn seal_with_rng<R: rand_core::CryptoRng + ?Sized>(
     for link in draft.links {
         check_cid_form(link)?;
     }
-    if draft.kind.is_empty() {
-        return Err(Error::InvalidField {
-            field: "kind",
-            reason: "empty",
-        });
-    }
+    check_kind(draft.kind)?;
     let mut id = [0u8; 16];
     rng.fill_bytes(&mut id);
     let mut wire = EnvelopeWire {
@@ -373,13 +368,31 @@ impl Envelope {
     }
 }
 
-fn validate(wire: &EnvelopeWire, limits: &Limits) -> Result<()> {
-    if wire.kind.is_empty() {
+/// Checks a message kind: not empty, and only `a-z`, `0-9`, `/`, `.`,
+/// `_` and `-`. A kind with NUL or control characters could otherwise end
+/// a kind early in a key that joins it with other parts (the inbox's reply
+/// index once did), or forge a log line.
+pub fn check_kind(kind: &str) -> Result<()> {
+    if kind.is_empty() {
         return Err(Error::InvalidField {
             field: "kind",
             reason: "empty",
         });
     }
+    if !kind
+        .bytes()
+        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'-'))
+    {
+        return Err(Error::InvalidField {
+            field: "kind",
+            reason: "only a-z, 0-9, '/', '.', '_' and '-' are allowed",
+        });
+    }
+    Ok(())
+}
+
+fn validate(wire: &EnvelopeWire, limits: &Limits) -> Result<()> {
+    check_kind(&wire.kind)?;
     check_text("kind", &wire.kind, limits)?;
     check_cid_form(&wire.sender)?;
     if wire.id.len() != 16 {
@@ -765,6 +778,19 @@ mod tests {
             check(|w| w.kind.clear()),
             Error::InvalidField { field: "kind", .. }
         ));
+        for kind in ["test/note\0x", "Test/note", "a b", "k\n", "caf\u{e9}"] {
+            let mut wire = env.envelope.wire.clone();
+            wire.kind = kind.into();
+            assert!(
+                matches!(
+                    validate(&wire, &limits),
+                    Err(Error::InvalidField { field: "kind", .. })
+                ),
+                "{kind:?}"
+            );
+        }
+        assert!(check_kind("custody/order").is_ok());
+        assert!(check_kind("a-z_0.9/x").is_ok());
         assert!(matches!(
             check(|w| w.sig = None),
             Error::InvalidField { field: "sig", .. }

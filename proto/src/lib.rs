@@ -89,7 +89,7 @@ pub mod sign;
 
 pub use block::{Block, Cid};
 pub use delivery::{decode_delivery, encode_delivery, inbox_topic};
-pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, open, seal};
+pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, check_kind, open, seal};
 pub use error::{Error, KeyError};
 pub use identity::{Endpoints, IdentityDraft, VerifiedIdentity};
 pub use kem::{DecapsulationKey, EcdhKey, KemPublicKey, LocalEcdhKey};

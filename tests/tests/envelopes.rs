@@ -190,21 +190,31 @@ fn replies_link_to_requests_and_audit_walks_the_chain() {
     let e2 = send(
         &b,
         "test/reply",
-        &[ida],
+        std::slice::from_ref(&ida),
         "reply",
         "",
         std::slice::from_ref(&e1),
     );
-    // A awaits the reply linked to e1 (already there, or arriving).
+    // A awaits the reply linked to e1 (already there, or arriving) from B;
+    // a wait for one from A itself does not take B's, and one naming
+    // nobody is refused.
     let reply = json(
-        &a.get_auth(&format!("/v1/probe/await/{e1}/test.reply?ms=20000"))
-            .1,
+        &a.get_auth(&format!(
+            "/v1/probe/await/{e1}/test.reply?ms=20000&from={idb}"
+        ))
+        .1,
     );
     assert_eq!(reply["cid"], e2);
+    let other = a.get_auth(&format!(
+        "/v1/probe/await/{e1}/test.reply?ms=300&from={ida}"
+    ));
+    assert_eq!(other.0, 504, "{}", other.1);
+    let nobody = a.get_auth(&format!("/v1/probe/await/{e1}/test.reply?ms=300"));
+    assert_eq!(nobody.0, 400, "{}", nobody.1);
     let e3 = send(
         &a,
         "test/note",
-        &[idb],
+        std::slice::from_ref(&idb),
         "follow-up",
         "",
         std::slice::from_ref(&e2),
@@ -236,7 +246,9 @@ fn replies_link_to_requests_and_audit_walks_the_chain() {
     assert!(stdout.contains("chain verified: 3 envelope(s)"), "{stdout}");
 
     // A waiter for a reply that never comes times out cleanly.
-    let none = a.get_auth(&format!("/v1/probe/await/{e3}/test.reply?ms=300"));
+    let none = a.get_auth(&format!(
+        "/v1/probe/await/{e3}/test.reply?ms=300&from={idb}"
+    ));
     assert_eq!(none.0, 504, "{}", none.1);
 
     // Swap one block of the chain in A's blockstore: e2's file now holds

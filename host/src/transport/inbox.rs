@@ -18,12 +18,20 @@
 //! The durable inbox: every envelope addressed to this node is checked,
 //! persisted, then processed once by the plugin that consumes its kind.
 //!
-//! Receive path: size limit -> CID and hash -> version and CBOR -> replay
-//! cache (message id) -> clock skew -> sender identity resolved and verified
-//! -> signature -> recipient check -> persisted (acknowledged only now) ->
-//! opened and dispatched -> marked done. Envelopes persisted but not done
-//! when the node stopped are processed at the next start. Processing is
-//! idempotent by CID and message id.
+//! Receive path: size limit -> CID and hash -> version and CBOR (the kind
+//! only `[a-z0-9/._-]`) -> replay cache (sender and message id) -> clock
+//! skew -> sender identity resolved and verified -> signature -> recipient
+//! check -> persisted, in the transaction that checks and records the
+//! sender's message id (acknowledged only now) -> opened and dispatched ->
+//! marked done. Envelopes persisted but not done when the node stopped are
+//! processed at the next start. Processing is idempotent by CID and message
+//! id.
+//!
+//! Replies: an envelope that its plugin accepted is indexed under each
+//! envelope it links to, its kind and its sender. A plugin waiting for a
+//! reply names the nodes it may come from; a reply from any other node is
+//! ignored by that wait (and counted in [`REPLY_REFUSED`]), so a stranger
+//! who saw a request cannot answer it in the expected node's place.
 //!
 //! An envelope accepted by this run is handed to processing as accepted:
 //! verified and opened once, from the bytes just persisted. Only an envelope
@@ -40,7 +48,7 @@ use std::{
 
 use abi_stable::std_types::{RString, RVec};
 use milagro_plugin_api::abi::ReceivedEnvelope;
-use milagro_proto::{Block, Cid, Envelope, Limits, VerifiedEnvelope};
+use milagro_proto::{Block, Cid, Envelope, Limits, MessageId, VerifiedEnvelope};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
@@ -94,10 +102,29 @@ pub struct Admission {
     pub sender: Cid,
 }
 
-type Waiters = HashMap<(Cid, String), Vec<oneshot::Sender<Cid>>>;
+/// One caller of `await_reply`: whom it takes a reply from, where to send
+/// it, and the replies from others it has already counted as refused.
+struct Waiter {
+    from: Vec<Cid>,
+    tx: oneshot::Sender<Cid>,
+    counted: Vec<Cid>,
+}
+
+type Waiters = HashMap<(Cid, String), Vec<Waiter>>;
 
 /// Gauge: (envelope, kind) pairs that a caller of `await_reply` waits on.
 pub const REPLY_WAITERS: &str = "milagro_reply_waiters";
+/// Counter: replies a waiting plugin did not take, by reason
+/// (`unexpected_sender`: signed by a node the wait did not name;
+/// `not_processed`: its plugin refused it, so it was not indexed).
+pub const REPLY_REFUSED: &str = "milagro_reply_refused_total";
+/// Counter: envelopes the inbox refused, by reason (`kind`, `replayed`,
+/// `invalid`, `clock_skew`, `sender`, `not_recipient`).
+pub const INBOX_REFUSED: &str = "milagro_inbox_refused_total";
+
+/// At most this many replies from unexpected senders are read (and counted)
+/// when a wait starts; the expected senders' replies are looked up directly.
+const REFUSED_SCAN: usize = 64;
 
 fn set_waiters_gauge(waiters: &Waiters) {
     metrics::gauge!(REPLY_WAITERS).set(waiters.len() as f64);
@@ -149,6 +176,65 @@ fn key(prefix: &str, cid: &Cid) -> Vec<u8> {
     [prefix.as_bytes(), &cid.to_bytes()].concat()
 }
 
+/// Appends `part` to `key`, its length first, so that no part can end
+/// early or run into the next whatever bytes it holds.
+fn push_part(key: &mut Vec<u8>, part: &[u8]) {
+    let len = u32::try_from(part.len()).expect("key parts are far below 4 GiB");
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(part);
+}
+
+/// Splits a length-prefixed part off the front of `key`.
+fn split_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = key.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+/// The replay cache's key: a message id is unique per sender only, so one
+/// sender's ids never get another's envelopes refused.
+fn seen_key(sender: &Cid, id: &MessageId) -> Vec<u8> {
+    let mut key = b"seen/".to_vec();
+    push_part(&mut key, &sender.to_bytes());
+    push_part(&mut key, &id.0);
+    key
+}
+
+/// The reply index: `reply/`, then the linked envelope, the kind and (if
+/// given) the sender, each length-prefixed; the reply's CID ends the key.
+fn reply_prefix(linked: &Cid, kind: &str, sender: Option<&Cid>) -> Vec<u8> {
+    let mut key = b"reply/".to_vec();
+    push_part(&mut key, &linked.to_bytes());
+    push_part(&mut key, kind.as_bytes());
+    if let Some(sender) = sender {
+        push_part(&mut key, &sender.to_bytes());
+    }
+    key
+}
+
+/// The sender and reply CID of a reply index key under `prefix` (the
+/// prefix of a linked envelope and kind).
+fn parse_reply(prefix: &[u8], key: &[u8]) -> Option<(Cid, Cid)> {
+    let (sender, reply) = split_part(key.strip_prefix(prefix)?)?;
+    Some((Cid::try_from(sender).ok()?, Cid::try_from(reply).ok()?))
+}
+
+/// The label of [`INBOX_REFUSED`] for a refusal; `None` for what is not the
+/// envelope's fault (storage) or is counted elsewhere (quotas).
+fn refusal_reason(e: &InboxError) -> Option<&'static str> {
+    Some(match e {
+        InboxError::Invalid(milagro_proto::Error::InvalidField { field: "kind", .. }) => "kind",
+        InboxError::Invalid(_) => "invalid",
+        InboxError::Replayed { .. } => "replayed",
+        InboxError::ClockSkew { .. } => "clock_skew",
+        InboxError::Sender { .. } => "sender",
+        InboxError::NotARecipient { .. } => "not_recipient",
+        InboxError::Store(_) | InboxError::OverQuota(_) | InboxError::Unavailable(_) => {
+            return None;
+        }
+    })
+}
+
 /// What a plugin receives of a verified envelope, its sealed body opened.
 fn received(cid: &Cid, verified: &VerifiedEnvelope, sealed: Option<&[u8]>) -> ReceivedEnvelope {
     ReceivedEnvelope {
@@ -164,16 +250,6 @@ fn received(cid: &Cid, verified: &VerifiedEnvelope, sealed: Option<&[u8]>) -> Re
         body: verified.body().unwrap_or_default().into(),
         sealed: sealed.map(RVec::from).into(),
     }
-}
-
-fn reply_prefix(linked: &Cid, kind: &str) -> Vec<u8> {
-    [
-        b"reply/".as_slice(),
-        &linked.to_bytes(),
-        kind.as_bytes(),
-        b"\0",
-    ]
-    .concat()
 }
 
 impl Inbox {
@@ -234,6 +310,16 @@ impl Inbox {
     /// Checks and persists an envelope block. Returns once it is durable;
     /// the caller then runs [`Inbox::process`].
     pub async fn accept(&self, block: Block) -> Result<Admission, InboxError> {
+        let result = self.check_and_persist(block).await;
+        if let Err(e) = &result
+            && let Some(reason) = refusal_reason(e)
+        {
+            metrics::counter!(INBOX_REFUSED, "reason" => reason).increment(1);
+        }
+        result
+    }
+
+    async fn check_and_persist(&self, block: Block) -> Result<Admission, InboxError> {
         let cid = *block.cid();
         let envelope = Envelope::from_block(block, &self.limits)?;
         let sender = *envelope.sender();
@@ -244,14 +330,18 @@ impl Inbox {
                 sender,
             });
         }
-        let id_key = [b"seen/".as_slice(), &envelope.id().0].concat();
+        let id = envelope.id();
+        let id_key = seen_key(&sender, &id);
+        let replayed = |previous: Vec<u8>| InboxError::Replayed {
+            id: id.to_string(),
+            previous: Cid::try_from(previous.as_slice())
+                .map(|c| c.to_string())
+                .unwrap_or_else(|_| "?".into()),
+        };
+        // Refused early, before the costly checks; the write below checks
+        // again, in its own transaction.
         if let Some(previous) = self.store.get(&id_key)? {
-            return Err(InboxError::Replayed {
-                id: envelope.id().to_string(),
-                previous: Cid::try_from(previous.as_slice())
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|_| "?".into()),
-            });
+            return Err(replayed(previous));
         }
         let skew_ms = now_ms().abs_diff(envelope.time_ms());
         if skew_ms > self.max_skew_ms {
@@ -282,11 +372,26 @@ impl Inbox {
         } else {
             None
         };
-        self.store.write(&[
+        // The message id is checked and recorded in the transaction that
+        // persists the envelope: of two deliveries at once with one sender
+        // and id, only one gets in (both passed the check above).
+        let writes = [
             Write::Put(key("env/", &cid), verified.block().bytes().to_vec()),
             Write::Put(key("pending/", &cid), Vec::new()),
-            Write::Put(id_key, cid.to_bytes()),
-        ])?;
+            Write::Put(id_key.clone(), cid.to_bytes()),
+        ];
+        match self.store.write_unless_present(&id_key, &writes)? {
+            None => {}
+            // The same envelope, delivered twice at once.
+            Some(previous) if previous == cid.to_bytes() => {
+                return Ok(Admission {
+                    accepted: Accepted::Duplicate,
+                    cid,
+                    sender,
+                });
+            }
+            Some(previous) => return Err(replayed(previous)),
+        }
         tracing::debug!(%cid, kind = verified.kind(), %sender, "envelope accepted");
         self.accepted
             .lock()
@@ -386,26 +491,59 @@ impl Inbox {
                 ));
             }
         }
-        for linked in verified.links() {
-            writes.push(Write::Put(
-                [reply_prefix(linked, &kind), cid.to_bytes()].concat(),
-                Vec::new(),
-            ));
+        // Only what its plugin accepted (or a kind only awaited) answers a
+        // wait: a reply its plugin refused is not indexed.
+        let sender = *verified.sender();
+        if outcome.is_ok() {
+            for linked in verified.links() {
+                let mut reply_key = reply_prefix(linked, &kind, Some(&sender));
+                reply_key.extend_from_slice(&cid.to_bytes());
+                writes.push(Write::Put(reply_key, Vec::new()));
+            }
         }
         // Volatile: a crash that loses this leaves the envelope pending, to
         // be processed again at the next start (see the module notes).
         self.store.write_volatile(&writes)?;
-        self.notify(&verified, &kind, cid);
+        self.notify(verified.links(), &kind, &sender, cid, outcome.is_ok());
         Ok(())
     }
 
-    fn notify(&self, verified: &VerifiedEnvelope, kind: &str, cid: Cid) {
+    /// Hands reply `cid` (of `kind`, from `sender`) to the waiters on the
+    /// envelopes it links to that take a reply from `sender`; counts it as
+    /// refused where others wait and none takes it.
+    fn notify(&self, links: &[Cid], kind: &str, sender: &Cid, cid: Cid, indexed: bool) {
         let mut waiters = self.waiters.lock().expect("waiters lock");
-        for linked in verified.links() {
-            if let Some(list) = waiters.remove(&(*linked, kind.to_string())) {
-                for waiter in list {
-                    let _ = waiter.send(cid);
+        for linked in links {
+            let key = (*linked, kind.to_string());
+            let Some(list) = waiters.get_mut(&key) else {
+                continue;
+            };
+            let waiting = list.iter().any(|w| !w.tx.is_closed());
+            if !indexed {
+                if waiting {
+                    metrics::counter!(REPLY_REFUSED, "reason" => "not_processed").increment(1);
                 }
+                continue;
+            }
+            let (taken, left): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(list)
+                .into_iter()
+                .partition(|w| w.from.contains(sender));
+            let refused = taken.is_empty()
+                && left
+                    .iter()
+                    .any(|w| !w.tx.is_closed() && !w.counted.contains(&cid));
+            if refused {
+                tracing::info!(%cid, %kind, %sender, %linked,
+                    "reply ignored: its sender is not one the waiting plugin named");
+                metrics::counter!(REPLY_REFUSED, "reason" => "unexpected_sender").increment(1);
+            }
+            for waiter in taken {
+                let _ = waiter.tx.send(cid);
+            }
+            if left.is_empty() {
+                waiters.remove(&key);
+            } else {
+                *list = left;
             }
         }
         set_waiters_gauge(&waiters);
@@ -415,7 +553,7 @@ impl Inbox {
     fn forget_closed_waiters(&self, key: &(Cid, String)) {
         let mut waiters = self.waiters.lock().expect("waiters lock");
         if let Some(list) = waiters.get_mut(key) {
-            list.retain(|w| !w.is_closed());
+            list.retain(|w| !w.tx.is_closed());
             if list.is_empty() {
                 waiters.remove(key);
             }
@@ -424,25 +562,34 @@ impl Inbox {
     }
 
     /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
-    /// (one already received counts), and loads it for a plugin.
+    /// and signed by one of `from` (one already received counts), and
+    /// loads it for a plugin.
     pub async fn await_reply(
         &self,
         linked: Cid,
         kind: &str,
+        from: &[Cid],
         timeout: Duration,
     ) -> Result<ReceivedEnvelope, InboxError> {
-        let cid = self.wait_reply(linked, kind, timeout).await?;
+        let cid = self.wait_reply(linked, kind, from, timeout).await?;
         Ok(self.load(&cid).await?.1)
     }
 
     /// Waits up to `timeout` for an envelope of `kind` linking to `linked`
-    /// (one already received counts); returns its CID.
+    /// and signed by one of `from` (one already received counts); returns
+    /// its CID. Replies from other senders are ignored (and counted).
     pub async fn wait_reply(
         &self,
         linked: Cid,
         kind: &str,
+        from: &[Cid],
         timeout: Duration,
     ) -> Result<Cid, InboxError> {
+        if from.is_empty() {
+            return Err(InboxError::Unavailable(format!(
+                "a wait for a {kind} reply to {linked} names no sender"
+            )));
+        }
         // Declared before the channel, so dropped after its receiver.
         let registered = RegisteredWaiter {
             inbox: self,
@@ -450,21 +597,63 @@ impl Inbox {
         };
         let (tx, rx) = oneshot::channel();
         {
+            // The index is read under the waiters' lock, and `notify` (which
+            // runs after the reply is indexed) skips the replies counted
+            // here, so a reply is counted once.
             let mut waiters = self.waiters.lock().expect("waiters lock");
-            waiters.entry(registered.key.clone()).or_default().push(tx);
+            for sender in from {
+                let prefix = reply_prefix(&linked, kind, Some(sender));
+                let already = self.store.scan(&prefix, None, 1)?.into_iter().next();
+                if let Some(cid) = already.and_then(|(k, _)| Cid::try_from(&k[prefix.len()..]).ok())
+                {
+                    return Ok(cid);
+                }
+            }
+            let prefix = reply_prefix(&linked, kind, None);
+            let counted: Vec<Cid> = self
+                .store
+                .scan(&prefix, None, REFUSED_SCAN)?
+                .iter()
+                .filter_map(|(k, _)| parse_reply(&prefix, k))
+                .filter(|(sender, _)| !from.contains(sender))
+                .map(|(_, reply)| reply)
+                .collect();
+            if !counted.is_empty() {
+                metrics::counter!(REPLY_REFUSED, "reason" => "unexpected_sender")
+                    .increment(counted.len() as u64);
+            }
+            waiters
+                .entry(registered.key.clone())
+                .or_default()
+                .push(Waiter {
+                    from: from.to_vec(),
+                    tx,
+                    counted,
+                });
             set_waiters_gauge(&waiters);
         }
-        let prefix = reply_prefix(&linked, kind);
-        let already = self.store.scan(&prefix, None, 1)?.into_iter().next();
-        match already.and_then(|(k, _)| Cid::try_from(&k[prefix.len()..]).ok()) {
-            Some(cid) => Ok(cid),
-            None => match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(cid)) => Ok(cid),
-                _ => Err(InboxError::Unavailable(format!(
-                    "no {kind} reply to {linked} within {} ms",
-                    timeout.as_millis()
-                ))),
-            },
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(cid)) => Ok(cid),
+            _ => Err(InboxError::Unavailable(format!(
+                "no {kind} reply to {linked} from {} within {} ms",
+                names(from),
+                timeout.as_millis()
+            ))),
         }
     }
+}
+
+/// Node IDs for a message: the first few, and how many more.
+fn names(ids: &[Cid]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = ids
+        .iter()
+        .take(SHOWN)
+        .map(Cid::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    text
 }

@@ -148,7 +148,8 @@ pub trait HostObj: Clone + Send + Sync {
     // envelope + transport
     /// Signs, seals, stores and delivers; returns the envelope's CID.
     fn send(&self, envelope: OutgoingEnvelope) -> AbiFuture<RString>;
-    /// Waits for an envelope of `kind` that links to `cid`.
+    /// Refused by hosts since `await_reply_from` (a reply from any sender
+    /// was taken); kept so the layout of this prefix stays the same.
     fn await_reply(
         &self,
         cid: RString,
@@ -175,13 +176,34 @@ pub trait HostObj: Clone + Send + Sync {
     /// publishes no beneficiary key. Secret: zeroize after use.
     fn beneficiary_secret(&self) -> AbiFuture<ROption<RVec<u8>>>;
 
-    /// Waits like `await_reply` but returns only the reply's CID: the reply
-    /// is neither loaded nor opened again (for a plugin that only waits).
+    /// Refused by hosts since `await_reply_cid_from`; kept for the layout.
     fn await_reply_cid(&self, cid: RString, kind: RString, timeout_ms: u64) -> AbiFuture<RString>;
 
     /// Applies every write or none, visible at once but durable only with
     /// the node's next durable write (a crash before it loses them).
     fn kv_write_volatile(&self, writes: RVec<KvWrite>) -> AbiFuture<()>;
+
+    /// Waits for an envelope of `kind` that links to `cid` and is signed by
+    /// one of `from` (node IDs, at least one): a reply from anyone else is
+    /// ignored by this wait.
+    fn await_reply_from(
+        &self,
+        cid: RString,
+        kind: RString,
+        from: RVec<RString>,
+        timeout_ms: u64,
+    ) -> AbiFuture<ReceivedEnvelope>;
+
+    /// Waits like `await_reply_from` but returns only the reply's CID: the
+    /// reply is neither loaded nor opened again (for a plugin that only
+    /// waits).
+    fn await_reply_cid_from(
+        &self,
+        cid: RString,
+        kind: RString,
+        from: RVec<RString>,
+        timeout_ms: u64,
+    ) -> AbiFuture<RString>;
 }
 
 /// A shared handle to the host facilities.

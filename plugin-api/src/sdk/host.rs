@@ -21,7 +21,7 @@
 //! Every call goes to the host (a plugin has no runtime of its own), so a
 //! plugin never needs tokio timers, sockets or `tokio::spawn`.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use abi_stable::std_types::{RResult, RString, RVec};
 use zeroize::{Zeroize, Zeroizing};
@@ -339,6 +339,10 @@ fn strings_to_abi(v: Vec<String>) -> RVec<RString> {
     v.into_iter().map(RString::from).collect()
 }
 
+fn senders(from: &[&str]) -> RVec<RString> {
+    from.iter().map(|&s| RString::from(s)).collect()
+}
+
 /// Envelope delivery between nodes.
 pub struct Transport<'a>(&'a HostBox);
 
@@ -362,35 +366,38 @@ impl Transport<'_> {
         Ok(call(self.0.send(abi)).await?.into_string())
     }
 
-    /// Waits up to `timeout` for an envelope of `kind` linking to `cid`.
-    pub async fn await_reply(
+    /// Waits up to `timeout` for an envelope of `kind` linking to `cid`
+    /// and signed by one of `from` (node IDs, at least one). A reply from
+    /// any other node is ignored by this wait, so a stranger who saw `cid`
+    /// cannot answer in the expected node's place. The returned future
+    /// borrows none of the arguments.
+    pub fn await_reply(
         &self,
         cid: &str,
         kind: &str,
+        from: &[&str],
         timeout: Duration,
-    ) -> Result<Envelope, Error> {
-        Ok(
-            call(self.0.await_reply(cid.into(), kind.into(), millis(timeout)))
-                .await?
-                .into(),
-        )
+    ) -> impl Future<Output = Result<Envelope, Error>> + Send + use<> {
+        let reply =
+            self.0
+                .await_reply_from(cid.into(), kind.into(), senders(from), millis(timeout));
+        async move { Ok(call(reply).await?.into()) }
     }
 
     /// Waits like [`Transport::await_reply`] and returns only the reply's
     /// CID, for a caller that handles the reply in its `on_envelope`: the
     /// host does not load and open the reply a second time.
-    pub async fn await_reply_cid(
+    pub fn await_reply_cid(
         &self,
         cid: &str,
         kind: &str,
+        from: &[&str],
         timeout: Duration,
-    ) -> Result<String, Error> {
-        Ok(call(
+    ) -> impl Future<Output = Result<String, Error>> + Send + use<> {
+        let reply =
             self.0
-                .await_reply_cid(cid.into(), kind.into(), millis(timeout)),
-        )
-        .await?
-        .into_string())
+                .await_reply_cid_from(cid.into(), kind.into(), senders(from), millis(timeout));
+        async move { Ok(call(reply).await?.into_string()) }
     }
 }
 

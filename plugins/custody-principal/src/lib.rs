@@ -624,7 +624,7 @@ impl Principal {
             match result {
                 Ok(cid) => {
                     record.order_envelopes[i].push(cid.clone());
-                    sent.push(cid);
+                    sent.push((cid, record.order.fiduciaries[i].clone()));
                 }
                 Err(e) => {
                     self.host.warn(format!(
@@ -653,19 +653,18 @@ impl Principal {
         // The answers are checked and recorded by on_commitment (and
         // on_complaint); only the wait matters here. A complaint ends it.
         let transport = self.host.transport();
-        let commitments = join_all(
-            sent.iter()
-                .map(|cid| transport.await_reply_cid(cid, Commitment::KIND, self.reply_timeout)),
-        );
+        let commitments = join_all(sent.iter().map(|(cid, f)| {
+            transport.await_reply_cid(cid, Commitment::KIND, &[f.as_str()], self.reply_timeout)
+        }));
         if sent.is_empty() || !record.order.is_threshold() {
             commitments.await;
             return Ok(());
         }
-        let complaints = sent.iter().map(|cid| {
+        let complaints = sent.iter().map(|(cid, f)| {
             let transport = &transport;
             Box::pin(async move {
                 if transport
-                    .await_reply_cid(cid, Complaint::KIND, self.reply_timeout)
+                    .await_reply_cid(cid, Complaint::KIND, &[f.as_str()], self.reply_timeout)
                     .await
                     .is_err()
                 {
