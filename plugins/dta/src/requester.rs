@@ -16,23 +16,22 @@
 // under the License.
 
 //! The requester role: `POST /secrets` asks every listed D-TA once (all the
-//! IDs in one request), checks every share and combines them.
+//! IDs in one request), checks every share and combines them. The exchange
+//! with each D-TA and its checks are `milagro_dta_common`'s, shared with
+//! the `mpin` plugin.
 
 use futures::future::join_all;
+use milagro_dta_common::Shares;
 use milagro_mpin::{
-    G1Affine, G1Projective, G2Affine, combine_g2, g1_to_hex, g2_to_hex, hash_id,
-    wire::{self, ReplyStatus, SealedShares, SecretKind, ShareReply, ShareRequest, WireError},
+    G1Affine, G1Projective, g1_to_hex, g2_to_hex, hash_id,
+    wire::{self, SecretKind, ShareRequest, WireError},
 };
-use milagro_plugin_api::{Error, ErrorCode, NewEnvelope, Request, Response};
+use milagro_plugin_api::{Error, ErrorCode, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
-use crate::{Dta, MAX_AUTHORITIES, REQUEST_KIND, SHARE_KIND};
-
-/// Store prefix of pinned public keys (G1; the old design's G2 pins under
-/// `pin/` are not read).
-const PIN_PREFIX: &str = "pin-g1/";
+use crate::{Dta, MAX_AUTHORITIES};
 
 /// `POST /secrets` body.
 #[derive(Debug, Deserialize)]
@@ -44,22 +43,6 @@ struct SecretsBody {
     #[serde(default)]
     mpin_ids: Option<Vec<String>>,
     authorities: Vec<String>,
-}
-
-/// What one D-TA gave.
-enum Shares {
-    Client(Vec<G1Affine>),
-    Server(G2Affine),
-}
-
-impl Drop for Shares {
-    fn drop(&mut self) {
-        use zeroize::Zeroize;
-        match self {
-            Shares::Client(v) => v.iter_mut().for_each(Zeroize::zeroize),
-            Shares::Server(s) => s.zeroize(),
-        }
-    }
 }
 
 impl Dta {
@@ -126,44 +109,23 @@ impl Dta {
         let sealed_request = Zeroizing::new(
             serde_json::to_vec(&share_request).map_err(|e| Error::internal(e.to_string()))?,
         );
-        let results = join_all(
-            body.authorities
-                .iter()
-                .map(|a| self.obtain_shares(a, kind, &hashed, &sealed_request)),
-        )
+        let results = join_all(body.authorities.iter().map(|a| {
+            milagro_dta_common::ask(
+                &self.host,
+                a,
+                kind,
+                &hashed,
+                &sealed_request,
+                self.reply_timeout,
+            )
+        }))
         .await;
-
-        let mut failures: Vec<Error> = Vec::new();
-        let mut all = Vec::new();
-        let mut cids = Vec::new();
-        for result in results {
-            match result {
-                Ok((shares, request_cid, reply_cid)) => {
-                    cids.push(request_cid);
-                    cids.push(reply_cid);
-                    all.push(shares);
-                }
-                Err(e) => failures.push(e),
-            }
-        }
-        if let Some(first) = failures.first() {
-            let message = failures
-                .iter()
-                .map(|e| e.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(Error::new(first.code, message));
-        }
+        let (all, cids) = milagro_dta_common::gather(results)?;
         match kind {
             SecretKind::Server => {
-                let server: Vec<G2Affine> = all
-                    .iter()
-                    .filter_map(|s| match s {
-                        Shares::Server(p) => Some(*p),
-                        Shares::Client(_) => None,
-                    })
-                    .collect();
-                let secret = Zeroizing::new(g2_to_hex(&combine_g2(&server)));
+                let mut combined = milagro_dta_common::combine_server(&all);
+                let secret = Zeroizing::new(g2_to_hex(&combined));
+                combined.zeroize();
                 Response::json(
                     200,
                     &json!({
@@ -233,108 +195,6 @@ impl Dta {
                 "unknown authority {id}: its identity could not be resolved within {} ms",
                 self.reply_timeout.as_millis()
             ))),
-        }
-    }
-
-    /// Asks one D-TA and checks its answer; errors name the D-TA.
-    async fn obtain_shares(
-        &self,
-        dta: &str,
-        kind: SecretKind,
-        hashed: &[(&str, G1Affine)],
-        sealed_request: &Zeroizing<Vec<u8>>,
-    ) -> Result<(Shares, String, String), Error> {
-        let transport = self.host.transport();
-        let request_cid = transport
-            .send(NewEnvelope {
-                kind: REQUEST_KIND.into(),
-                recipients: vec![dta.to_string()],
-                links: Vec::new(),
-                body: Vec::new(),
-                sealed: sealed_request.clone(),
-            })
-            .await
-            .map_err(|e| {
-                Error::new(
-                    e.code,
-                    format!("D-TA {dta}: request not sent: {}", e.message),
-                )
-            })?;
-        let reply = transport
-            .await_reply(&request_cid, SHARE_KIND, self.reply_timeout)
-            .await
-            .map_err(|e| match e.code {
-                ErrorCode::Timeout => Error::timeout(format!(
-                    "D-TA {dta} did not answer within {} ms",
-                    self.reply_timeout.as_millis()
-                )),
-                code => Error::new(code, format!("D-TA {dta}: {}", e.message)),
-            })?;
-        let bad = |what: &str| Error::unprocessable(format!("D-TA {dta} sent {what}"));
-        if reply.sender != dta {
-            return Err(bad("a reply signed by another node"));
-        }
-        let body =
-            ShareReply::parse(&reply.body).map_err(|e| bad(&format!("a bad reply ({e})")))?;
-        if body.status == ReplyStatus::Refused {
-            return Err(Error::forbidden(format!(
-                "D-TA {dta} refused the {} secret request: {}",
-                kind.as_str(),
-                body.reason.as_deref().unwrap_or("no reason given")
-            )));
-        }
-        if body.kind != Some(kind) {
-            return Err(bad("a share of the wrong kind"));
-        }
-        let public = body
-            .public_key()
-            .map_err(|e| bad(&format!("a bad public key ({e})")))?;
-        self.pin_public_key(dta, &public).await?;
-        let sealed = reply
-            .sealed
-            .as_ref()
-            .ok_or_else(|| bad("no sealed shares"))?;
-        let sealed =
-            SealedShares::parse(sealed).map_err(|e| bad(&format!("bad sealed shares ({e})")))?;
-        let shares = match kind {
-            SecretKind::Client => {
-                let context = wire::proof_context(&request_cid);
-                let shares = sealed
-                    .open_client_shares(&public, hashed, &context)
-                    .map_err(|e| match e {
-                        WireError::Proof { index } => Error::unprocessable(format!(
-                            "the client share from D-TA {dta} for {:?} failed its DLEQ proof",
-                            hashed[index].0
-                        )),
-                        other => bad(&format!("bad client shares ({other})")),
-                    })?;
-                Shares::Client(shares)
-            }
-            SecretKind::Server => {
-                let share = sealed.open_server_share(&public).map_err(|e| match e {
-                    WireError::Pairing => Error::unprocessable(format!(
-                        "the server share from D-TA {dta} failed its pairing check e(P, Q) == e(g1, S)"
-                    )),
-                    other => bad(&format!("a bad server share ({other})")),
-                })?;
-                Shares::Server(share)
-            }
-        };
-        Ok((shares, request_cid, reply.cid))
-    }
-
-    /// Trust on first use: the first public key seen from a D-TA is kept,
-    /// and a different one later is refused.
-    async fn pin_public_key(&self, dta: &str, public: &G1Affine) -> Result<(), Error> {
-        let key = format!("{PIN_PREFIX}{dta}");
-        let bytes = public.to_compressed();
-        let store = self.host.store();
-        match store.get(key.as_bytes()).await? {
-            Some(pinned) if pinned.as_slice() == bytes.as_slice() => Ok(()),
-            Some(_) => Err(Error::conflict(format!(
-                "D-TA {dta} presented a public key different from the one pinned at first contact"
-            ))),
-            None => store.put(key.as_bytes(), &bytes).await,
         }
     }
 }

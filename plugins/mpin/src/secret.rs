@@ -28,17 +28,14 @@
 //! that names other authorities obtains a new `S`.
 
 use futures::future::join_all;
+use milagro_dta_common::Answer;
 use milagro_mpin::{
-    G2Affine, combine_g2, g2_from_bytes,
-    wire::{
-        ReplyStatus, SHARE_KIND, SealedShares, SecretKind, ShareReply, ShareRequest, WireError,
-    },
+    G2Affine, g2_from_bytes,
+    wire::{SecretKind, ShareRequest},
 };
-use milagro_plugin_api::{Error, ErrorCode, Host, NewEnvelope};
+use milagro_plugin_api::{Error, ErrorCode, Host};
 use std::time::Duration;
 use zeroize::{Zeroize, Zeroizing};
-
-use milagro_mpin::wire::REQUEST_KIND;
 
 /// Keystore label of the combined server secret.
 pub const SECRET_LABEL: &str = "server-secret";
@@ -46,8 +43,6 @@ pub const SECRET_LABEL: &str = "server-secret";
 const SECRET_AUTHORITIES: &[u8] = b"secret/authorities";
 /// Store key of the envelope CIDs of the exchange that obtained `S`.
 const SECRET_ENVELOPES: &[u8] = b"secret/envelopes";
-/// Store prefix of pinned D-TA public keys.
-const PIN_PREFIX: &str = "pin-g1/";
 
 /// The combined server secret. Zeroized on drop; never printed.
 pub struct ServerSecret(G2Affine);
@@ -120,30 +115,9 @@ pub async fn obtain(
             })
     }))
     .await;
-    let mut shares = Vec::with_capacity(authorities.len());
-    let mut cids = Vec::new();
-    let mut failures = Vec::new();
-    for result in results {
-        match result {
-            Ok((share, request_cid, reply_cid)) => {
-                shares.push(share);
-                cids.push(request_cid);
-                cids.push(reply_cid);
-            }
-            Err(e) => failures.push(e),
-        }
-    }
-    if let Some(first) = failures.first() {
-        let message = failures
-            .iter()
-            .map(|e| e.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        shares.iter_mut().for_each(Zeroize::zeroize);
-        return Err(Error::new(first.code, message));
-    }
-    let secret = ServerSecret(combine_g2(&shares));
-    shares.iter_mut().for_each(Zeroize::zeroize);
+    let (shares, cids) = milagro_dta_common::gather(results)?;
+    let secret = ServerSecret(milagro_dta_common::combine_server(&shares));
+    drop(shares);
     host.keystore()
         .put_secret(SECRET_LABEL, &secret.0.to_compressed())
         .await?;
@@ -173,14 +147,15 @@ pub async fn envelopes(host: &Host) -> Result<Vec<String>, Error> {
         .unwrap_or_default())
 }
 
-/// One authority's checked server share, with the request and reply CIDs.
-/// Errors name the authority, never a share.
+/// One authority's checked server share, with the request and reply CIDs
+/// (the exchange and its checks are `milagro_dta_common::ask`'s). Errors
+/// name the authority, never a share.
 async fn obtain_share(
     host: &Host,
     dta: &str,
     sealed: &Zeroizing<Vec<u8>>,
     timeout: Duration,
-) -> Result<(G2Affine, String, String), Error> {
+) -> Result<Answer, Error> {
     match host.within(timeout, host.identity().resolve(dta)).await {
         Some(Ok(_)) => {}
         Some(Err(e)) => {
@@ -199,75 +174,11 @@ async fn obtain_share(
             )));
         }
     }
-    let transport = host.transport();
-    let request_cid = transport
-        .send(NewEnvelope {
-            kind: REQUEST_KIND.into(),
-            recipients: vec![dta.to_string()],
-            links: Vec::new(),
-            body: Vec::new(),
-            sealed: sealed.clone(),
-        })
-        .await
-        .map_err(|e| {
-            Error::new(
-                e.code,
-                format!("D-TA {dta}: request not sent: {}", e.message),
-            )
-        })?;
-    let reply = transport
-        .await_reply(&request_cid, SHARE_KIND, timeout)
+    milagro_dta_common::ask(host, dta, SecretKind::Server, &[], sealed, timeout)
         .await
         .map_err(|e| match e.code {
-            ErrorCode::Timeout | ErrorCode::Unavailable => Error::unavailable(format!(
-                "D-TA {dta} did not answer within {} ms",
-                timeout.as_millis()
-            )),
-            code => Error::new(code, format!("D-TA {dta}: {}", e.message)),
-        })?;
-    let bad = |what: &str| Error::unprocessable(format!("D-TA {dta} sent {what}"));
-    if reply.sender != dta {
-        return Err(bad("a reply signed by another node"));
-    }
-    let body = ShareReply::parse(&reply.body).map_err(|e| bad(&format!("a bad reply ({e})")))?;
-    if body.status == ReplyStatus::Refused {
-        return Err(Error::forbidden(format!(
-            "D-TA {dta} refused the server secret request (is this node in its server_allow?): {}",
-            body.reason.as_deref().unwrap_or("no reason given")
-        )));
-    }
-    if body.kind != Some(SecretKind::Server) {
-        return Err(bad("a share of the wrong kind"));
-    }
-    let public = body
-        .public_key()
-        .map_err(|e| bad(&format!("a bad public key ({e})")))?;
-    pin_public_key(host, dta, &public.to_compressed()).await?;
-    let sealed = reply
-        .sealed
-        .as_ref()
-        .ok_or_else(|| bad("no sealed share"))?;
-    let sealed =
-        SealedShares::parse(sealed).map_err(|e| bad(&format!("a bad sealed share ({e})")))?;
-    let share = sealed.open_server_share(&public).map_err(|e| match e {
-        WireError::Pairing => Error::unprocessable(format!(
-            "the server share from D-TA {dta} failed its pairing check e(P, Q) == e(g1, S)"
-        )),
-        other => bad(&format!("a bad server share ({other})")),
-    })?;
-    Ok((share, request_cid, reply.cid))
-}
-
-/// Trust on first use: the first public key seen from a D-TA is kept, and
-/// a different one later is refused.
-async fn pin_public_key(host: &Host, dta: &str, public: &[u8]) -> Result<(), Error> {
-    let key = format!("{PIN_PREFIX}{dta}");
-    let store = host.store();
-    match store.get(key.as_bytes()).await? {
-        Some(pinned) if pinned.as_slice() == public => Ok(()),
-        Some(_) => Err(Error::conflict(format!(
-            "D-TA {dta} presented a public key different from the one pinned at first contact"
-        ))),
-        None => store.put(key.as_bytes(), public).await,
-    }
+            // Not answering in time leaves logins at 503, like any absent D-TA.
+            ErrorCode::Timeout => Error::unavailable(e.message),
+            _ => e,
+        })
 }
