@@ -37,6 +37,7 @@ use std::{
 };
 
 use futures::StreamExt;
+use ipld_core::ipld::Ipld;
 use milagro_ipfs::{Ipfs, IpfsConfig};
 use milagro_proto::{
     Block, Cid, DecapsulationKey, EcdhKey, EnvelopeDraft, IdentityDraft, LocalEcdhKey, LocalSigner,
@@ -45,7 +46,9 @@ use milagro_proto::{
 };
 use milagro_tests::{
     Node, NodeConfig, PluginEntry,
-    craft::{Party, deliver, fetch_identity, now_ms, publish, wait_processed},
+    craft::{
+        Party, deliver, fetch_identity, now_ms, processed, publish, resign, to_map, wait_processed,
+    },
     free_port, json, plugin_library,
 };
 use serde_json::json as j;
@@ -534,4 +537,143 @@ fn a_flood_over_each_quota_is_refused_and_a_legit_sender_still_gets_through() {
         );
     }
     println!("legit sender: {legit_n} envelopes, all accepted and processed");
+}
+
+/// Issue 17 item 2: an envelope whose kind holds a NUL and a CID after it
+/// (before the fix, the reply index joined kind and reply CID with a NUL,
+/// so such a kind made the parsed CID point at another envelope), or any
+/// byte outside `[a-z0-9/._-]`, is refused at the door with the reason, and
+/// counted; a well-formed envelope from the same sender still gets in.
+#[test]
+fn a_kind_outside_the_charset_is_refused() {
+    let victim = Node::start(node("victim", &[], ""));
+    let victim_doc = fetch_identity(&victim, &victim.id());
+    let attacker = party_at("crafty", None, &[]);
+    publish(&victim, attacker.doc.block().bytes());
+    let target = publish(&victim, b"\xa1aa\x01");
+    let kinds = [
+        format!("test/note\0{target}"),
+        "test/note\0".to_string(),
+        "test/Note".to_string(),
+        "test/note\n".to_string(),
+        "test note".to_string(),
+        "test/n\u{f6}te".to_string(),
+    ];
+    let base = envelope(&attacker, &victim_doc, "test/note", b"crafted kind");
+    let mut refused = 0;
+    for kind in &kinds {
+        let mut map = to_map(&base);
+        map.insert("kind".into(), Ipld::String(kind.clone()));
+        let bytes = resign(map, &attacker.signer);
+        let r = deliver(&victim, &bytes, None);
+        assert_eq!(r.0, 422, "kind {kind:?} was not refused: {}", r.1);
+        assert!(
+            r.1.contains("kind"),
+            "the refusal does not name the kind: {}",
+            r.1
+        );
+        refused += 1;
+    }
+    let r = deliver(
+        &victim,
+        &envelope(&attacker, &victim_doc, "test/note", b"a plain kind"),
+        None,
+    );
+    assert_eq!(r.0, 202, "{}", r.1);
+    wait_body(&victim, "a plain kind");
+    assert_eq!(processed(&victim), 1, "a refused envelope was processed");
+    let counted = counter(&victim, "milagro_inbox_refused_total", "reason=\"kind\"");
+    println!(
+        "{} crafted kinds (NUL + CID suffix, upper case, control, space, non-ASCII): \
+         {refused} refused (422), metric {counted}; the well-formed envelope processed",
+        kinds.len()
+    );
+    assert_eq!(
+        counted, refused as u64,
+        "milagro_inbox_refused_total{{reason=\"kind\"}}"
+    );
+}
+
+/// The block bytes of `from`'s plaintext note to `to`, with message id `id`.
+fn with_id(from: &Party, to: &VerifiedIdentity, body: &str, id: &Ipld) -> Vec<u8> {
+    let mut map = to_map(&envelope(from, to, "test/note", body.as_bytes()));
+    map.insert("id".into(), id.clone());
+    resign(map, &from.signer)
+}
+
+/// Issue 17 item 5: a stranger who copies a sender's message id (seen on
+/// the wire) into its own envelope, delivered first, no longer gets the
+/// sender's envelope refused as a replay; a sender reusing its own id is
+/// still refused; of two envelopes with one sender and id delivered at
+/// once, exactly one gets in.
+#[test]
+fn a_copied_message_id_does_not_get_the_real_senders_envelope_refused() {
+    let victim = Node::start(node("victim", &[], ""));
+    let victim_doc = fetch_identity(&victim, &victim.id());
+    let legit = party_at("legit", None, &[]);
+    let copycat = party_at("copycat", None, &[]);
+    for p in [&legit, &copycat] {
+        publish(&victim, p.doc.block().bytes());
+    }
+    const ROUNDS: usize = 3;
+    let mut processed_n = 0;
+    for n in 0..ROUNDS {
+        let real = envelope(
+            &legit,
+            &victim_doc,
+            "test/note",
+            format!("real {n}").as_bytes(),
+        );
+        let id = to_map(&real)["id"].clone();
+        let copy = with_id(&copycat, &victim_doc, &format!("copy {n}"), &id);
+        let r = deliver(&victim, &copy, None);
+        assert_eq!(r.0, 202, "{}", r.1);
+        let r = deliver(&victim, &real, None);
+        assert_eq!(
+            r.0, 202,
+            "the real sender's envelope was refused after a copied id: {}",
+            r.1
+        );
+        processed_n += 2;
+        wait_body(&victim, &format!("real {n}"));
+        // The sender itself reusing the id: a replay.
+        let again = with_id(&legit, &victim_doc, &format!("again {n}"), &id);
+        let r = deliver(&victim, &again, None);
+        assert_eq!(r.0, 409, "a sender's reused id was accepted: {}", r.1);
+    }
+    // Two envelopes of one sender with one id, delivered at once.
+    const RACES: usize = 8;
+    let mut raced_in = 0;
+    for n in 0..RACES {
+        let first = envelope(
+            &legit,
+            &victim_doc,
+            "test/note",
+            format!("race {n} a").as_bytes(),
+        );
+        let id = to_map(&first)["id"].clone();
+        let second = with_id(&legit, &victim_doc, &format!("race {n} b"), &id);
+        let statuses: Vec<u16> = thread::scope(|s| {
+            let a = s.spawn(|| deliver(&victim, &first, None).0);
+            let b = s.spawn(|| deliver(&victim, &second, None).0);
+            vec![a.join().unwrap(), b.join().unwrap()]
+        });
+        let mut sorted = statuses.clone();
+        sorted.sort();
+        assert_eq!(sorted, [202, 409], "race {n}: {statuses:?}");
+        raced_in += 1;
+        processed_n += 1;
+    }
+    wait_processed(&victim, processed_n);
+    let replayed = counter(
+        &victim,
+        "milagro_inbox_refused_total",
+        "reason=\"replayed\"",
+    );
+    println!(
+        "{ROUNDS} copied ids: the real sender's {ROUNDS} envelopes accepted, its {ROUNDS} reuses \
+         refused (409); {RACES} races of one sender's id: {raced_in} with exactly one accepted; \
+         milagro_inbox_refused_total{{reason=\"replayed\"}} {replayed}"
+    );
+    assert_eq!(replayed, (ROUNDS + RACES) as u64);
 }
