@@ -31,7 +31,7 @@
 //!   recomputes the DLEQ test vector of docs/dta.md.
 //! - The wrong-share D-TA runs a copy of the plugin built with the
 //!   `test-faults` feature into its own target dir
-//!   (`<target>/test-faults`); its client shares fail their DLEQ proofs
+//!   (`<target>/test-plugins`); its client shares fail their DLEQ proofs
 //!   and its server share the pairing check, each named in a 422. The
 //!   library the workspace build makes has no fault injection at all.
 //! - Batch: 256 IDs in one request to each of 3 D-TAs.
@@ -92,10 +92,8 @@ fn peers(nodes: &[&Node]) -> Vec<String> {
 /// The plugin library built with `test-faults`, once per test run.
 fn faulty_library() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        milagro_tests::test_plugins::test_faults_library("milagro-plugin-dta")
-    })
-    .clone()
+    LIB.get_or_init(|| milagro_tests::test_plugins::test_faults_library("milagro-plugin-dta"))
+        .clone()
 }
 
 fn secrets_body(kind: &str, id: Option<&str>, authorities: &[String]) -> Value {
@@ -226,8 +224,8 @@ fn clear_body(via: &Node, cid: &str) -> Vec<u8> {
     }
 }
 
-/// Runs `tests/dta_check.py` (py_ecc) on `input`; returns its counts.
-fn py_ecc_check(input: &Value) -> Value {
+/// Runs `tests/dta_check.py` (py_ecc) on `input` (its stdin).
+fn run_py_ecc_check(input: &Value) -> std::process::Output {
     let script = milagro_tests::workspace_root().join("tests/dta_check.py");
     let mut child = Command::new("python3")
         .arg(&script)
@@ -242,7 +240,13 @@ fn py_ecc_check(input: &Value) -> Value {
         .expect("stdin")
         .write_all(input.to_string().as_bytes())
         .expect("write the input");
-    let out = child.wait_with_output().expect("dta_check.py output");
+    child.wait_with_output().expect("dta_check.py output")
+}
+
+/// Runs `tests/dta_check.py` expecting it to accept `input`; returns its
+/// counts.
+fn py_ecc_check(input: &Value) -> Value {
+    let out = run_py_ecc_check(input);
     assert!(
         out.status.success(),
         "dta_check.py (exit {:?}): {}",
@@ -250,6 +254,12 @@ fn py_ecc_check(input: &Value) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     json(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Runs `tests/dta_check.py` expecting it to refuse `input` (exit 1).
+fn py_ecc_refuses(input: &Value) {
+    let out = run_py_ecc_check(input);
+    assert_eq!(out.status.code(), Some(1), "dta_check.py accepted {input}");
 }
 
 /// Sends a `dta/request` from the probe node to `dta` with `sealed` as its
@@ -730,26 +740,6 @@ fn three_dtas_issue_proven_shares_and_publish_nothing_that_gives_the_server_secr
     }
     let garbage = r.call("POST", "/v1/dta/secrets", Some(b"{not json"));
     assert_eq!(garbage.0, 400, "{}", garbage.1);
-}
-
-/// Runs `tests/dta_check.py` expecting it to refuse `input` (exit 1).
-fn py_ecc_refuses(input: &Value) {
-    let script = milagro_tests::workspace_root().join("tests/dta_check.py");
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3 tests/dta_check.py");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write the input");
-    let out = child.wait_with_output().expect("dta_check.py output");
-    assert_eq!(out.status.code(), Some(1), "dta_check.py accepted {input}");
 }
 
 /// A well-formed node ID that no node has: `id` with one character of its

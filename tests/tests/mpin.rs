@@ -30,7 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use milagro_mpin::{client, g1_to_hex, scalar_from_be_hex};
+use milagro_mpin::{G1Affine, Scalar, client, g1_to_hex, scalar_from_be_hex};
 use milagro_tests::{Node, NodeConfig, PluginEntry, artifact, json, milagro, plugin_library};
 use serde_json::{Value, json as j};
 
@@ -71,9 +71,14 @@ fn post_public(node: &Node, path: &str, body: &[u8]) -> (u16, String) {
     milagro_tests::request(ureq::post(&node.url(path)), Some(body))
 }
 
-/// One login with milagro-mpin's client: the token made with `PIN`, the
-/// PIN typed `entered`. Returns pass 2's answer (or pass 1's if it failed).
-fn login(node: &Node, token: &client::Token, entered: u32) -> (u16, String) {
+/// Pass 1 with milagro-mpin's client for `ID`: `x`, `U` and the answer.
+fn pass1(
+    node: &Node,
+) -> (
+    impl std::ops::Deref<Target = Scalar>,
+    G1Affine,
+    (u16, String),
+) {
     let (x, u) = client::pass1(ID.as_bytes()).unwrap();
     let r = post_public(
         node,
@@ -82,18 +87,29 @@ fn login(node: &Node, token: &client::Token, entered: u32) -> (u16, String) {
             .to_string()
             .as_bytes(),
     );
+    (x, u, r)
+}
+
+/// The `/pass2` body answering pass 1's `answer` (a 200's JSON): `V` from
+/// `x`, the server's `y`, the token made with `PIN` and the PIN `entered`.
+fn pass2_body(x: &Scalar, answer: &str, token: &client::Token, entered: u32) -> String {
+    let answer = json(answer);
+    let y = scalar_from_be_hex(answer["y"].as_str().unwrap()).unwrap();
+    let v = client::pass2(x, &y, token, entered, ID.as_bytes());
+    j!({"session": answer["session"], "v": g1_to_hex(&v)}).to_string()
+}
+
+/// One login with milagro-mpin's client: the token made with `PIN`, the
+/// PIN typed `entered`. Returns pass 2's answer (or pass 1's if it failed).
+fn login(node: &Node, token: &client::Token, entered: u32) -> (u16, String) {
+    let (x, _, r) = pass1(node);
     if r.0 != 200 {
         return r;
     }
-    let answer = json(&r.1);
-    let y = scalar_from_be_hex(answer["y"].as_str().unwrap()).unwrap();
-    let v = client::pass2(&x, &y, token, entered, ID.as_bytes());
     post_public(
         node,
         "/v1/mpin/pass2",
-        j!({"session": answer["session"], "v": g1_to_hex(&v)})
-            .to_string()
-            .as_bytes(),
+        pass2_body(&x, &r.1, token, entered).as_bytes(),
     )
 }
 
@@ -345,46 +361,21 @@ fn a_user_enrolled_through_three_dtas_logs_in_with_a_pin() {
     assert_eq!(login(&auth, &token, PIN).0, 200);
 
     // 5. Sessions: single use, expiring, unknown ones refused.
-    let (x, u) = client::pass1(ID.as_bytes()).unwrap();
-    let p1 = json(
-        &post_public(
-            &auth,
-            "/v1/mpin/pass1",
-            j!({"mpin_id": ID, "u": g1_to_hex(&u)})
-                .to_string()
-                .as_bytes(),
-        )
-        .1,
-    );
-    let y = scalar_from_be_hex(p1["y"].as_str().unwrap()).unwrap();
-    let v = g1_to_hex(&client::pass2(&x, &y, &token, PIN, ID.as_bytes()));
-    let pass2 = j!({"session": p1["session"], "v": v}).to_string();
+    let (x, _, p1) = pass1(&auth);
+    let pass2 = pass2_body(&x, &p1.1, &token, PIN);
     assert_eq!(
         post_public(&auth, "/v1/mpin/pass2", pass2.as_bytes()).0,
         200
     );
     let replay = post_public(&auth, "/v1/mpin/pass2", pass2.as_bytes());
     assert_eq!(replay.0, 401, "a replayed session: {}", replay.1);
-    let (x, u) = client::pass1(ID.as_bytes()).unwrap();
-    let p1 = json(
-        &post_public(
-            &auth,
-            "/v1/mpin/pass1",
-            j!({"mpin_id": ID, "u": g1_to_hex(&u)})
-                .to_string()
-                .as_bytes(),
-        )
-        .1,
-    );
+    let (x, u, p1) = pass1(&auth);
+    assert_eq!(p1.0, 200, "{}", p1.1);
     std::thread::sleep(Duration::from_millis(SESSION_TTL_MS + 200));
-    let y = scalar_from_be_hex(p1["y"].as_str().unwrap()).unwrap();
-    let v = g1_to_hex(&client::pass2(&x, &y, &token, PIN, ID.as_bytes()));
     let expired = post_public(
         &auth,
         "/v1/mpin/pass2",
-        j!({"session": p1["session"], "v": v})
-            .to_string()
-            .as_bytes(),
+        pass2_body(&x, &p1.1, &token, PIN).as_bytes(),
     );
     assert_eq!(expired.0, 401, "an expired session: {}", expired.1);
 
