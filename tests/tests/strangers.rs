@@ -29,6 +29,10 @@
 //!   pubsub: the excess is refused (429 naming the quota, or a log line),
 //!   `milagro_quota_refused_total` counts it, and a legitimate sender's
 //!   envelopes still get through.
+//! - Items 2 and 5: a stranger's reply linked to a request is ignored by
+//!   the wait (which names the node it expects); kinds outside
+//!   `[a-z0-9/._-]` (NUL plus a CID among them) are refused; a copied
+//!   message id no longer gets the real sender's envelope refused.
 
 use std::{
     sync::{Arc, Mutex},
@@ -676,4 +680,100 @@ fn a_copied_message_id_does_not_get_the_real_senders_envelope_refused() {
          milagro_inbox_refused_total{{reason=\"replayed\"}} {replayed}"
     );
     assert_eq!(replayed, (ROUNDS + RACES) as u64);
+}
+
+/// A `test/note` from `from` to `to` linked to `linked`: its block bytes.
+fn linked_note(from: &Party, to: &VerifiedIdentity, linked: &Cid, body: &str) -> Vec<u8> {
+    let links = [*linked];
+    let draft = EnvelopeDraft {
+        body: Some(body.as_bytes()),
+        links: &links,
+        ..EnvelopeDraft::new("test/note", now_ms())
+    };
+    seal(&from.signer, &from.doc, &[to], &draft)
+        .unwrap()
+        .block()
+        .bytes()
+        .to_vec()
+}
+
+/// Issue 17 item 2, on the host path both the D-TA requester
+/// (`await_reply`) and the custody principal (`await_reply_cid`) wait on: a
+/// stranger who saw a request's CID links its own reply to it, once before
+/// the wait starts and once while it runs. Before the fix the wait took
+/// the first reply from anyone (the D-TA requester then failed with 422,
+/// an order's wait ended before the fiduciaries answered). Now the wait
+/// names the node it expects, takes only its reply, and counts the others.
+#[test]
+fn a_strangers_reply_to_a_request_is_ignored_by_the_wait() {
+    let a = Node::start(node("a", &[], ""));
+    let b = Node::start(node("b", &a.ipfs_addresses(), ""));
+    let (ida, idb) = (a.id(), b.id());
+    let a_doc = fetch_identity(&a, &ida);
+    let stranger = party_at("stranger", None, &[]);
+    publish(&a, stranger.doc.block().bytes());
+
+    let r = send(&a, &idb, "request");
+    assert_eq!(r.0, 200, "{}", r.1);
+    let request: Cid = json(&r.1)["cid"].as_str().unwrap().parse().unwrap();
+    wait_body(&b, "request");
+    // A forged reply stored before anyone waits.
+    let r = deliver(
+        &a,
+        &linked_note(&stranger, &a_doc, &request, "forged early"),
+        None,
+    );
+    assert_eq!(r.0, 202, "{}", r.1);
+    wait_body(&a, "forged early");
+    let refused_before = counter(&a, "milagro_reply_refused_total", "unexpected_sender");
+
+    let started = Instant::now();
+    let (answer, refused_at_start, refused_live) = thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            a.get_auth(&format!(
+                "/v1/probe/await/{request}/test.note?ms=30000&from={idb}"
+            ))
+        });
+        // The wait has started once it counted the early forgery.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while counter(&a, "milagro_reply_refused_total", "unexpected_sender") == refused_before {
+            assert!(
+                Instant::now() < deadline,
+                "the wait never started:\n{}",
+                a.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        let at_start =
+            counter(&a, "milagro_reply_refused_total", "unexpected_sender") - refused_before;
+        // A forged reply while it waits: processed, and not taken.
+        let r = deliver(
+            &a,
+            &linked_note(&stranger, &a_doc, &request, "forged live"),
+            None,
+        );
+        assert_eq!(r.0, 202, "{}", r.1);
+        wait_body(&a, "forged live");
+        let live = counter(&a, "milagro_reply_refused_total", "unexpected_sender")
+            - refused_before
+            - at_start;
+        assert!(!waiter.is_finished(), "the wait took a stranger's reply");
+        // The real reply, from B.
+        let body = j!({"kind": "test/note", "recipients": [ida], "body": "real reply",
+                       "links": [request.to_string()]});
+        let r = b.call("POST", "/v1/probe/send", Some(body.to_string().as_bytes()));
+        assert_eq!(r.0, 200, "{}", r.1);
+        (waiter.join().unwrap(), at_start, live)
+    });
+    assert_eq!(answer.0, 200, "{}\n{}", answer.1, a.log());
+    let reply = json(&answer.1);
+    assert_eq!(reply["body"], "real reply", "{reply}");
+    println!(
+        "a stranger's 2 replies linked to the request (1 stored before the wait, 1 during it): \
+         ignored ({refused_at_start} counted at the start, {refused_live} while waiting, \
+         milagro_reply_refused_total{{reason=\"unexpected_sender\"}}); the expected node's \
+         reply taken after {:?}",
+        started.elapsed()
+    );
+    assert_eq!((refused_at_start, refused_live), (1, 1));
 }
