@@ -318,11 +318,10 @@ impl Outbound {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .parse::<IpAddr>()
+            && let Err(reason) = self.policy.check(ip)
         {
-            if let Err(reason) = self.policy.check(ip) {
-                refused("address");
-                return Err(OutboundError::Refused(reason));
-            }
+            refused("address");
+            return Err(OutboundError::Refused(reason));
         }
         let started = Instant::now();
         match tokio::time::timeout_at(deadline, self.client.request(request)).await {
