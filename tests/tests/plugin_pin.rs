@@ -160,3 +160,77 @@ fn a_library_swapped_before_the_read_is_refused_by_the_pin() {
         exited.stderr
     );
 }
+
+/// Without any hook: the configured path is a named pipe, which hands out
+/// its bytes once per opening. The node reads the library through it once
+/// and never opens the path again (a loader opening it a second time would
+/// get whatever the writer sends next: here, the swapped build).
+#[test]
+fn the_library_path_is_opened_once() {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+
+    let (original, swapped) = original_and_swapped();
+    let libs = tempfile::tempdir().unwrap();
+    let copy = libs.path().join("copy.so");
+    std::fs::write(&copy, &original).unwrap();
+    let mut entry = PluginEntry::new("piped", &copy, "{ label = \"F\" }");
+    let fifo = libs.path().join("libpiped.so");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    entry.path = fifo.clone();
+
+    // Serves `original` to the first reader, then `swapped` to any later
+    // one, until told to stop; returns how many readers it served.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (fifo, stop) = (fifo.clone(), std::sync::Arc::clone(&stop));
+        thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut served = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                // Opening a pipe for writing without blocking fails (ENXIO)
+                // while nobody has it open for reading.
+                let Ok(mut pipe) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(0o4000) // O_NONBLOCK
+                    .open(&fifo)
+                else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let bytes = if served == 0 { &original } else { &swapped };
+                served += 1;
+                let mut at = 0;
+                while at < bytes.len() && Instant::now() < deadline {
+                    match pipe.write(&bytes[at..]) {
+                        Ok(n) => at += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(1))
+                        }
+                        Err(_) => break, // the reader went away
+                    }
+                }
+                drop(pipe);
+                // Let the reader drain the pipe and close its end before
+                // looking for another one (a writer opening now would join
+                // this reading). A second opening by the node would block
+                // it until a writer comes, so waiting misses nothing.
+                thread::sleep(Duration::from_secs(1));
+            }
+            served
+        })
+    };
+    let node = Node::start(NodeConfig::new("pipe").plugin(entry.clone()));
+    let whoami = json(&node.get_auth("/v1/piped/whoami").1);
+    assert_eq!(whoami["build"], String::from_utf8_lossy(ORIGINAL).as_ref());
+    let plugins = json(&node.get_auth("/v1/plugins").1);
+    assert_eq!(plugins[0]["sha256"], entry.sha256.as_str());
+    // Give a late second opening every chance to show.
+    thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let served = writer.join().unwrap();
+    assert_eq!(served, 1, "the node opened the library path {served} times");
+}
