@@ -223,3 +223,54 @@ async fn pin_public_key(host: &Host, dta: &str, public: &G1Affine) -> Result<(),
         None => store.put(key.as_bytes(), &bytes).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use milagro_mpin::hash_id;
+
+    fn answer(i: u8) -> Answer {
+        Answer {
+            shares: Shares::Client(vec![hash_id(&[i])]),
+            request_cid: format!("req-{i}"),
+            reply_cid: format!("rep-{i}"),
+        }
+    }
+
+    #[test]
+    fn gather_keeps_every_answer_in_order_when_all_pass() {
+        let (shares, cids) = gather([Ok(answer(1)), Ok(answer(2))]).unwrap();
+        assert_eq!(shares.len(), 2);
+        assert!(matches!(&shares[1], Shares::Client(v) if v[0] == hash_id(&[2])));
+        assert_eq!(cids, ["req-1", "rep-1", "req-2", "rep-2"]);
+    }
+
+    #[test]
+    fn gather_names_every_failure_with_the_first_ones_code() {
+        let err = gather([
+            Ok(answer(1)),
+            Err(Error::unprocessable("D-TA a failed its DLEQ proof")),
+            Err(Error::timeout("D-TA b did not answer within 5 ms")),
+        ])
+        .err()
+        .expect("a failure");
+        assert_eq!(err.code, ErrorCode::Unprocessable);
+        assert_eq!(
+            err.message,
+            "D-TA a failed its DLEQ proof; D-TA b did not answer within 5 ms"
+        );
+    }
+
+    #[test]
+    fn combine_server_adds_only_server_shares() {
+        let g2 = G2Affine::generator();
+        let shares = [
+            Shares::Server(g2),
+            Shares::Client(vec![hash_id(b"x")]),
+            Shares::Server(g2),
+        ];
+        let twice =
+            G2Affine::from(milagro_mpin::G2Projective::from(g2) * milagro_mpin::Scalar::from(2u64));
+        assert_eq!(combine_server(&shares), twice);
+    }
+}
