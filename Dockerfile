@@ -20,7 +20,7 @@
 # dta). compose.yaml runs a principal, two fiduciaries and a beneficiary.
 #
 #   docker build -t milagro-server .
-#   docker run -p 7070:7070 -e MILAGRO_INSTALL_ARGS="--listen 0.0.0.0:7070" milagro-server
+#   docker run -p 7070:7070 -e MILAGRO_INSTALL_ARGS="--listen 0.0.0.0:7070 --insecure-plain-http" milagro-server
 #
 # This image is not built in CI (no Docker engine there). Its two steps are
 # the ones the tests do run: the build is the cargo command milagro-install

@@ -133,6 +133,14 @@ struct NodeSection<'a> {
 #[derive(Serialize)]
 struct HttpSection {
     listen: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure_plain_http: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_ca: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -191,6 +199,10 @@ pub fn host_toml(
         },
         http: HttpSection {
             listen: loaded.listen().to_string(),
+            insecure_plain_http: m.network.insecure_plain_http,
+            tls_cert: m.network.tls_cert.as_ref().map(|p| p.display().to_string()),
+            tls_key: m.network.tls_key.as_ref().map(|p| p.display().to_string()),
+            tls_ca: m.network.tls_ca.as_ref().map(|p| p.display().to_string()),
         },
         ipfs: IpfsSection {
             mode: match m.network.ipfs {
@@ -266,6 +278,38 @@ mod tests {
     fn absolute_paths_drop_dots() {
         assert_eq!(absolute(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert!(absolute(Path::new("x")).is_absolute());
+    }
+
+    #[test]
+    fn host_toml_carries_the_tls_files_and_the_plain_http_opt_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        let layout = Layout {
+            prefix: "/opt/m".into(),
+            data_dir: "/opt/m/var/lib/milagro".into(),
+        };
+        std::fs::write(
+            &path,
+            "[node]\nname = \"b\"\n[network]\nlisten = \"0.0.0.0:9000\"\ntls_cert = \"/etc/m/node.crt\"\ntls_key = \"/etc/m/node.key\"\ntls_ca = \"/etc/m/ca.pem\"\n",
+        )
+        .unwrap();
+        let loaded = crate::manifest::load(&path).unwrap();
+        let v: toml::Table =
+            toml::from_str(&host_toml(&loaded, &layout, &[], &[]).unwrap()).unwrap();
+        assert_eq!(v["http"]["tls_cert"].as_str(), Some("/etc/m/node.crt"));
+        assert_eq!(v["http"]["tls_key"].as_str(), Some("/etc/m/node.key"));
+        assert_eq!(v["http"]["tls_ca"].as_str(), Some("/etc/m/ca.pem"));
+        assert!(v["http"].get("insecure_plain_http").is_none());
+        std::fs::write(
+            &path,
+            "[node]\nname = \"b\"\n[network]\nlisten = \"0.0.0.0:9000\"\ninsecure_plain_http = true\n",
+        )
+        .unwrap();
+        let loaded = crate::manifest::load(&path).unwrap();
+        let v: toml::Table =
+            toml::from_str(&host_toml(&loaded, &layout, &[], &[]).unwrap()).unwrap();
+        assert_eq!(v["http"]["insecure_plain_http"].as_bool(), Some(true));
+        assert!(v["http"].get("tls_cert").is_none());
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct Overrides {
     pub name: Option<String>,
     pub listen: Option<SocketAddr>,
     pub ipfs_listen: Option<SocketAddr>,
+    /// `--insecure-plain-http`: sets the manifest's
+    /// `[network] insecure_plain_http`.
+    pub insecure_plain_http: bool,
     /// Appended to the manifest's bootstrap peers.
     pub bootstrap: Vec<String>,
 }
@@ -118,6 +121,9 @@ impl Overrides {
         }
         if let Some(listen) = self.listen {
             m.network.listen = Some(toml::Spanned::new(0..0, listen));
+        }
+        if self.insecure_plain_http {
+            m.network.insecure_plain_http = true;
         }
         if let Some(addr) = self.ipfs_listen {
             if m.network.ipfs == IpfsMode::Kubo {

@@ -71,6 +71,10 @@ struct Cli {
     /// Embedded IPFS TCP address, instead of the manifest's ipfs_listen.
     #[arg(long)]
     ipfs_listen: Option<SocketAddr>,
+    /// Serve plain HTTP on a non-loopback --listen address (a TLS proxy in
+    /// front of the node terminates TLS): [http] insecure_plain_http = true.
+    #[arg(long)]
+    insecure_plain_http: bool,
     /// A further bootstrap peer (multiaddr with /p2p/, or http://host:port of
     /// a running node); may be repeated.
     #[arg(long)]
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             name: cli.name,
             listen: cli.listen,
             ipfs_listen: cli.ipfs_listen,
+            insecure_plain_http: cli.insecure_plain_http,
             bootstrap: cli.bootstrap,
         },
     };

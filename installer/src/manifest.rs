@@ -168,6 +168,16 @@ pub struct Network {
     /// How envelopes travel: `pubsub` (default) or `http`.
     #[serde(default)]
     pub transport: TransportMode,
+    /// Plain HTTP on a non-loopback `listen` address (host.toml `[http]
+    /// insecure_plain_http`): only behind a proxy that terminates TLS.
+    #[serde(default)]
+    pub insecure_plain_http: bool,
+    /// The listener's certificate chain and key (PEM), and the CA bundle
+    /// trusted for outbound HTTPS: host.toml `[http] tls_cert`, `tls_key`,
+    /// `tls_ca`. With a certificate, advertised endpoints are `https://`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
