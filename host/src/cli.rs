@@ -121,8 +121,14 @@ pub fn node_url(config: &Config) -> String {
 /// The client the CLI calls its node with: trusts `[http] tls_ca` (else
 /// the system roots); any address, the target being the operator's config.
 pub fn node_client(config: &Config) -> Result<crate::outbound::Outbound, String> {
-    let tls =
-        crate::tls::client_config(config.http.tls_ca.as_deref()).map_err(|e| e.to_string())?;
+    client(config.http.tls_ca.as_deref())
+}
+
+/// The CLI's HTTP and HTTPS client (the node's, `milagro mpin login`'s):
+/// trusts the CA bundle `tls_ca`, else the system roots; any address, the
+/// target being the operator's choice.
+pub fn client(tls_ca: Option<&std::path::Path>) -> Result<crate::outbound::Outbound, String> {
+    let tls = crate::tls::client_config(tls_ca).map_err(|e| e.to_string())?;
     Ok(crate::outbound::Outbound::new(
         tls,
         crate::outbound::EndpointPolicy::any(),

@@ -104,6 +104,9 @@ enum MpinCommand {
         /// The PIN; read from the first line of standard input if absent.
         #[arg(long)]
         pin: Option<String>,
+        /// CA bundle (PEM) trusted for an https:// URL; default the system roots.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
     },
 }
 
@@ -176,9 +179,11 @@ fn main() -> ExitCode {
                     mpin_id,
                     token_file,
                     pin,
+                    tls_ca,
                 } => {
                     let pin = mpin_client::read_pin(pin)?;
-                    mpin_client::login(&url, &mount, &mpin_id, &token_file, pin).await
+                    let client = cli::client(tls_ca.as_deref())?;
+                    mpin_client::login(&client, &url, &mount, &mpin_id, &token_file, pin).await
                 }
             },
         }

@@ -30,7 +30,6 @@ use std::io::BufRead;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use milagro_mpin::{
     client::{self, Token},
     g1_from_hex, g1_to_hex, scalar_from_be_hex,
@@ -74,17 +73,20 @@ pub fn token(client_secret: &str, mpin_id: &str, pin: u32) -> Result<(), String>
 }
 
 /// POSTs a JSON body; returns (status, body).
-async fn post(url: &str, body: &Value) -> Result<(u16, Value), String> {
+async fn post(
+    client: &crate::outbound::Outbound,
+    url: &str,
+    body: &Value,
+) -> Result<(u16, Value), String> {
     let request = hyper::Request::post(url)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| format!("bad URL {url}: {e}"))?;
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let response =
-        tokio::time::timeout(std::time::Duration::from_secs(60), client.request(request))
-            .await
-            .map_err(|_| format!("{url} did not answer within 60 s"))?
-            .map_err(|e| format!("{url} does not answer: {e}"))?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let response = client
+        .request(request, deadline)
+        .await
+        .map_err(|e| format!("{url} does not answer: {e}"))?;
     let status = response.status().as_u16();
     let bytes = response
         .into_body()
@@ -106,6 +108,7 @@ fn refusal(pass: &str, status: u16, body: &Value) -> String {
 
 /// `milagro mpin login`: pass 1 and pass 2; prints the server's answer.
 pub async fn login(
+    client: &crate::outbound::Outbound,
     url: &str,
     mount: &str,
     mpin_id: &str,
@@ -121,6 +124,7 @@ pub async fn login(
     let base = format!("{}{}", url.trim_end_matches('/'), mount);
     let (x, u) = client::pass1(mpin_id.as_bytes()).map_err(|e| format!("no randomness: {e}"))?;
     let (status, answer) = post(
+        client,
         &format!("{base}/pass1"),
         &json!({"mpin_id": mpin_id, "u": g1_to_hex(&u)}),
     )
@@ -133,6 +137,7 @@ pub async fn login(
         .map_err(|e| format!("pass 1: the server's challenge y is not a scalar: {e}"))?;
     let v = client::pass2(&x, &y, &token, pin, mpin_id.as_bytes());
     let (status, answer) = post(
+        client,
         &format!("{base}/pass2"),
         &json!({"session": session, "v": g1_to_hex(&v)}),
     )

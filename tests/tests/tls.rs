@@ -399,3 +399,64 @@ fn plain_http_off_loopback_and_half_tls_settings_refuse_to_start() {
     let line = exited.refusal_line();
     assert!(line.contains("CERTIFICATE"), "{line}");
 }
+
+#[test]
+fn the_mpin_client_speaks_https_with_the_given_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    let ca = Ca::new("milagro test CA");
+    let trust = ca.write(&dir.join("ca.pem"));
+    let (cert, key) = ca.leaf(51, 2030).write(dir, "node");
+    let node = Node::start(NodeConfig::new("mpin-target").https(&cert, &key, &trust));
+    // A device token from a client secret (here the G1 generator).
+    let g1 = "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb";
+    let out = std::process::Command::new(milagro_tests::artifact("milagro"))
+        .args([
+            "mpin",
+            "token",
+            "--client-secret",
+            g1,
+            "--mpin-id",
+            "alice",
+            "--pin",
+            "1234",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = dir.join("token");
+    std::fs::write(&token, &out.stdout).unwrap();
+    let login = |ca: Option<&Path>| {
+        let mut command = std::process::Command::new(milagro_tests::artifact("milagro"));
+        command
+            .args([
+                "mpin",
+                "login",
+                "--url",
+                &node.url(""),
+                "--mpin-id",
+                "alice",
+                "--pin",
+                "1234",
+            ])
+            .arg("--token-file")
+            .arg(&token);
+        if let Some(ca) = ca {
+            command.arg("--tls-ca").arg(ca);
+        }
+        let out = command.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Trusting the CA: the TLS handshake succeeds and the node answers (no
+    // mpin plugin here: 404 for pass 1).
+    let trusted = login(Some(&trust));
+    assert!(trusted.contains("pass 1: 404"), "{trusted}");
+    // Without it (system roots): refused, naming the certificate.
+    let untrusted = login(None);
+    assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
+    eprintln!("mpin login over HTTPS with --tls-ca: {trusted}");
+}
