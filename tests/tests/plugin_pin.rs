@@ -75,7 +75,7 @@ fn mapped_files(node: &Node) -> String {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| *a == config) && args.iter().any(|a| a == "serve") {
+        if args.contains(&config) && args.iter().any(|a| a == "serve") {
             return std::fs::read_to_string(path.join("maps")).expect("maps of the node");
         }
     }
