@@ -221,7 +221,7 @@ fn non_public(ip: IpAddr) -> Option<&'static str> {
 
 /// In every address refusal: how a refusal is told from other errors once
 /// the connector has wrapped it.
-const REFUSED_MARK: &str = "endpoints there are refused";
+pub const REFUSED_MARK: &str = "endpoints there are refused";
 
 fn refused(reason: &'static str) {
     metrics::counter!(crate::metrics::OUTBOUND_REFUSED, "reason" => reason).increment(1);

@@ -238,6 +238,10 @@ fn an_endpoint_on_a_loopback_service_is_never_connected_to_unless_allowed() {
         );
         assert_ne!(status, 200, "{text}");
         assert!(
+            took < Duration::from_secs(2),
+            "a refusal is not retried: {took:?}"
+        );
+        assert!(
             text.contains("loopback") && text.contains("allowed_endpoints"),
             "the refusal names the class and the setting: {text}"
         );

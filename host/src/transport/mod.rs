@@ -316,7 +316,11 @@ impl Transport {
                     }
                     attempt.map_err(|e| e.to_string())
                 }
-                None => self.deliver_http(recipient, block, deadline).await,
+                // An address the policy refuses stays refused: no retry.
+                None => match self.deliver_http(recipient, block, deadline).await {
+                    Err(e) if e.contains(crate::outbound::REFUSED_MARK) => return Err(e),
+                    attempt => attempt,
+                },
             };
             match attempt {
                 Ok(()) => return Ok(()),
