@@ -85,6 +85,10 @@ impl Metrics {
                 "Replies a waiting plugin did not take: signed by a node the wait did not name, or refused by their plugin, by reason"
             );
             metrics::describe_counter!(
+                crate::transport::inbox::ENVELOPE_TIMEOUTS,
+                "Received envelopes whose plugin did not finish within [transport] envelope_timeout_ms"
+            );
+            metrics::describe_counter!(
                 crate::transport::inbox::INBOX_REFUSED,
                 "Envelopes refused by the inbox (bad kind, replayed message id, invalid, clock skew, sender, not a recipient), by reason"
             );

@@ -200,6 +200,7 @@ impl Node {
             Arc::clone(&resolver),
             limits,
             settings.transport.max_clock_skew_ms,
+            std::time::Duration::from_millis(settings.transport.envelope_timeout_ms),
         ));
         let transport = Arc::new(Transport::new(
             ipfs.clone(),

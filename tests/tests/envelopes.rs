@@ -381,6 +381,39 @@ fn envelope_persisted_before_a_crash_is_processed_exactly_once_after_restart() {
 }
 
 #[test]
+fn a_handler_past_its_deadline_is_dropped_and_later_envelopes_still_processed() {
+    let a = Node::start(node("a", &[], ""));
+    let b = Node::start(node(
+        "b",
+        &peers(&[&a]),
+        "[transport]\nenvelope_timeout_ms = 1000\n",
+    ));
+    // test/slow is held 3 s inside the plugin: past b's 1 s deadline.
+    let slow = send(&a, "test/slow", &[b.id()], "slow", "", &[]);
+    let note = send(&a, "test/note", &[b.id()], "note", "", &[]);
+    assert_eq!(received(&b, &note)["processed"], 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !b.log().contains("did not finish within 1000 ms") {
+        assert!(Instant::now() < deadline, "no deadline hit:\n{}", b.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    // The dropped handler never records the envelope, even after its 3 s.
+    thread::sleep(Duration::from_secs(3));
+    let list = json(&b.get_auth("/v1/probe/received").1);
+    assert!(
+        !list.as_array().unwrap().iter().any(|r| r["cid"] == slow),
+        "the handler past its deadline ran on: {list}"
+    );
+    let metrics = b.get("/metrics").1;
+    let timeouts = metrics
+        .lines()
+        .find(|l| l.starts_with("milagro_envelope_timeouts_total"))
+        .unwrap_or_else(|| panic!("no timeout counted:\n{metrics}"));
+    println!("deadline: {timeouts}");
+    assert!(timeouts.ends_with(" 1"), "{timeouts}");
+}
+
+#[test]
 fn init_prints_the_node_id_and_keeps_it() {
     // A fixed IPFS port, so the addresses in n's documents stay valid across
     // the restarts of this test.

@@ -121,6 +121,9 @@ pub const REPLY_REFUSED: &str = "milagro_reply_refused_total";
 /// Counter: envelopes the inbox refused, by reason (`kind`, `replayed`,
 /// `invalid`, `clock_skew`, `sender`, `not_recipient`).
 pub const INBOX_REFUSED: &str = "milagro_inbox_refused_total";
+/// Counter: envelopes whose plugin did not finish with them within
+/// `[transport] envelope_timeout_ms` (recorded as failed, the handler dropped).
+pub const ENVELOPE_TIMEOUTS: &str = "milagro_envelope_timeouts_total";
 
 /// At most this many replies from unexpected senders are read (and counted)
 /// when a wait starts; the expected senders' replies are looked up directly.
@@ -158,6 +161,10 @@ pub struct Inbox {
     resolver: Arc<Resolver>,
     limits: Limits,
     max_skew_ms: u64,
+    /// How long a plugin's `on_envelope` may take: a handler stuck on a
+    /// stranger's tarpit (or a bug) must not hold a task, or a slot of the
+    /// resume queue, for ever.
+    envelope_timeout: Duration,
     /// Plugins and which consumes each kind; set once plugins are built.
     consumers: OnceLock<Consumers>,
     waiters: Mutex<Waiters>,
@@ -259,6 +266,7 @@ impl Inbox {
         resolver: Arc<Resolver>,
         limits: Limits,
         max_skew_ms: u64,
+        envelope_timeout: Duration,
     ) -> Inbox {
         Inbox {
             store,
@@ -266,6 +274,7 @@ impl Inbox {
             resolver,
             limits,
             max_skew_ms,
+            envelope_timeout,
             consumers: OnceLock::new(),
             waiters: Mutex::new(HashMap::new()),
             accepted: Mutex::new(HashMap::new()),
@@ -472,11 +481,22 @@ impl Inbox {
             None => Err(format!("no plugin consumes kind {kind}")),
             Some((plugins, index)) => {
                 let plugin = &plugins[index];
-                match tokio::spawn(plugin.object.on_envelope(received)).await {
-                    Ok(r) => r.into_result().map_err(|e| {
+                let task = tokio::spawn(plugin.object.on_envelope(received));
+                let abort = task.abort_handle();
+                match tokio::time::timeout(self.envelope_timeout, task).await {
+                    Ok(Ok(r)) => r.into_result().map_err(|e| {
                         format!("plugin {} failed: {}: {}", plugin.name, e.code, e.message)
                     }),
-                    Err(e) => Err(format!("plugin {} failed: {e}", plugin.name)),
+                    Ok(Err(e)) => Err(format!("plugin {} failed: {e}", plugin.name)),
+                    Err(_) => {
+                        abort.abort();
+                        metrics::counter!(ENVELOPE_TIMEOUTS).increment(1);
+                        Err(format!(
+                            "plugin {} did not finish within {} ms",
+                            plugin.name,
+                            self.envelope_timeout.as_millis()
+                        ))
+                    }
                 }
             }
         };

@@ -82,6 +82,9 @@ pub struct TransportConfig {
     pub max_clock_skew_ms: u64,
     /// How long a delivery is retried before it counts as failed.
     pub delivery_timeout_ms: u64,
+    /// How long a plugin may take to handle one received envelope; past it
+    /// the envelope is recorded as failed and the handler dropped.
+    pub envelope_timeout_ms: u64,
     /// Per-sender limits on what the inbox accepts (`[transport.quota]`).
     pub quota: QuotaConfig,
     /// HTTP mode: how long one delivery attempt may take to connect, and
@@ -110,6 +113,7 @@ impl Default for TransportConfig {
             mode: TransportMode::Pubsub,
             max_clock_skew_ms: 5 * 60 * 1000,
             delivery_timeout_ms: 10_000,
+            envelope_timeout_ms: 120_000,
             quota: QuotaConfig::default(),
             http_connect_timeout_ms: 2_000,
             http_request_timeout_ms: 5_000,
