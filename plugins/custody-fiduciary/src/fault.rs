@@ -67,7 +67,7 @@ impl Fault {
         match self {
             #[cfg(feature = "test-faults")]
             Fault::WrongDeal => {
-                Share::new(share.index(), share.value() + &milagro_custody::Scalar::ONE)
+                Share::new(share.index(), share.value() + milagro_custody::Scalar::ONE)
                     .map_err(crate::common::custody_error)
             }
             _ => Ok(share),
@@ -79,7 +79,7 @@ impl Fault {
         match self {
             #[cfg(feature = "test-faults")]
             Fault::WrongRelease => {
-                SecretScalar::from_scalar(share.as_scalar() + &milagro_custody::Scalar::ONE)
+                SecretScalar::from_scalar(share.as_scalar() + milagro_custody::Scalar::ONE)
                     .map_err(crate::common::custody_error)
             }
             _ => Ok(share),
