@@ -138,6 +138,7 @@ impl Fiduciary {
         self.save_progress(cid, &progress).await?;
 
         let order_cid = order.cid().map_err(common::custody_error)?;
+        let mut deals = Vec::new();
         for (position, fiduciary) in order.fiduciaries.iter().enumerate() {
             if fiduciary == me {
                 continue;
@@ -147,14 +148,22 @@ impl Fiduciary {
                 .map_err(common::custody_error)?;
             let deal = Deal::new(&order_cid, &commitments, &self.fault.dealt(share)?)
                 .map_err(common::custody_error)?;
-            if let Err(e) = common::send(
+            deals.push((fiduciary, deal));
+        }
+        // All at once: a fiduciary that is down costs one delivery timeout,
+        // not one per fiduciary down (sent one after the other, three down
+        // in a 3-of-5 held the `dealt` below past the principal's wait).
+        let sent = futures::future::join_all(deals.iter().map(|(fiduciary, deal)| {
+            common::send(
                 &self.host,
-                &deal,
-                vec![fiduciary.clone()],
+                deal,
+                vec![(*fiduciary).clone()],
                 vec![envelope.cid.clone()],
             )
-            .await
-            {
+        }))
+        .await;
+        for ((fiduciary, _), result) in deals.iter().zip(sent) {
+            if let Err(e) = result {
                 self.host.warn(format!(
                     "order {cid}: deal not delivered to fiduciary {fiduciary}: {}",
                     e.message
