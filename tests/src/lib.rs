@@ -133,6 +133,17 @@ pub fn free_port() -> u16 {
     panic!("no port in {PORT_RANGE:?} on 127.0.0.1 is free and unclaimed")
 }
 
+/// The sum of the samples of Prometheus counter `name` on `node`'s
+/// `/metrics` whose line contains `labels`.
+pub fn counter(node: &Node, name: &str, labels: &str) -> u64 {
+    let (status, text) = node.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// One `[[plugins]]` entry.
 #[derive(Clone)]
 pub struct PluginEntry {

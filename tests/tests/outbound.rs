@@ -42,7 +42,7 @@ use std::{
 
 use milagro_proto::{DecapsulationKey, EcdhKey, IdentityDraft, LocalEcdhKey, LocalSigner, Signer};
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry,
+    Node, NodeConfig, PluginEntry, counter,
     craft::{Party, now_ms, publish},
     json, plugin_library,
 };
@@ -96,16 +96,6 @@ fn send(from: &Node, to: &str, body: &str) -> (u16, String, Duration) {
         Some(request.to_string().as_bytes()),
     );
     (status, text, started.elapsed())
-}
-
-/// The sum of a Prometheus counter's samples whose line contains `labels`.
-fn counter(node: &Node, name: &str, labels: &str) -> u64 {
-    let (status, text) = node.get("/metrics");
-    assert_eq!(status, 200, "{text}");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// A TCP service on 127.0.0.1 that accepts connections and never answers

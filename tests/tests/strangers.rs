@@ -49,7 +49,7 @@ use milagro_proto::{
     seal,
 };
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry,
+    Node, NodeConfig, PluginEntry, counter,
     craft::{
         Party, deliver, fetch_identity, now_ms, processed, publish, resign, to_map, wait_processed,
     },
@@ -129,16 +129,6 @@ fn wait_body(node: &Node, body: &str) {
         );
         thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The sum of a Prometheus counter's samples whose labels contain `labels`.
-fn counter(node: &Node, name: &str, labels: &str) -> u64 {
-    let (status, text) = node.get("/metrics");
-    assert_eq!(status, 200, "{text}");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// The attacker: an IPFS peer in the test process, dialled to the victim.

@@ -39,7 +39,7 @@ use std::{
 };
 
 use milagro_tests::{
-    Node, NodeConfig,
+    Node, NodeConfig, counter,
     custody::{Role, message, node_config, order, order_ok, peers, redeem, wait_complete},
     milagro,
     pki::{Ca, served_certificate},
@@ -69,16 +69,6 @@ fn https_node(
             .section(HTTP_TRANSPORT)
             .https(&cert, &key, trust),
     )
-}
-
-/// The sum of a Prometheus counter's samples whose line contains `labels`.
-fn counter(node: &Node, name: &str, labels: &str) -> u64 {
-    let (status, text) = node.get("/metrics");
-    assert_eq!(status, 200, "{text}");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// Sends a plain HTTP request to the port; returns what came back (if
