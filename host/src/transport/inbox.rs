@@ -124,6 +124,9 @@ pub const INBOX_REFUSED: &str = "milagro_inbox_refused_total";
 /// Counter: envelopes whose plugin did not finish with them within
 /// `[transport] envelope_timeout_ms` (recorded as failed, the handler dropped).
 pub const ENVELOPE_TIMEOUTS: &str = "milagro_envelope_timeouts_total";
+/// Counter: envelopes processed, by outcome (`done`: its plugin accepted
+/// it; `failed`: refused, failed or timed out, see the node's log).
+pub const INBOX_PROCESSED: &str = "milagro_inbox_processed_total";
 
 /// At most this many replies from unexpected senders are read (and counted)
 /// when a wait starts; the expected senders' replies are looked up directly.
@@ -525,6 +528,9 @@ impl Inbox {
         // be processed again at the next start (see the module notes).
         self.store.write_volatile(&writes)?;
         self.notify(verified.links(), &kind, &sender, cid, outcome.is_ok());
+        // Counted once indexed: a reply counted here answers a wait.
+        let outcome = if outcome.is_ok() { "done" } else { "failed" };
+        metrics::counter!(INBOX_PROCESSED, "outcome" => outcome).increment(1);
         Ok(())
     }
 
