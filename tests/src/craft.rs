@@ -28,8 +28,8 @@ use std::{
 
 use ipld_core::ipld::Ipld;
 use milagro_proto::{
-    Cid, DecapsulationKey, EnvelopeDraft, IdentityDraft, Limits, LocalEcdhKey, LocalSigner, Signer,
-    VerifiedIdentity, envelope::SIGNATURE_LABEL, seal, sign::signing_digest,
+    Cid, DecapsulationKey, Endpoints, EnvelopeDraft, IdentityDraft, Limits, LocalEcdhKey,
+    LocalSigner, Signer, VerifiedIdentity, envelope::SIGNATURE_LABEL, seal, sign::signing_digest,
 };
 
 use crate::{Node, json, request};
@@ -48,16 +48,24 @@ pub struct Party {
 }
 
 pub fn party(name: &str) -> Party {
+    party_with(name, |_| {})
+}
+
+/// An identity the test holds the keys of, whose document claims the
+/// endpoints `claim` writes (addresses, a peer ID: anything an attacker may
+/// put in its own document).
+pub fn party_with(name: &str, claim: impl FnOnce(&mut Endpoints)) -> Party {
     let signer = LocalSigner::generate().unwrap();
     let ecdh = LocalEcdhKey::generate().unwrap();
     let kem = DecapsulationKey::generate().unwrap();
-    let draft = IdentityDraft::new(
+    let mut draft = IdentityDraft::new(
         name,
         now_ms(),
         signer.public_key(),
         milagro_proto::EcdhKey::public_key(&ecdh),
         kem.public_key(),
     );
+    claim(&mut draft.endpoints);
     let doc = draft.sign(&signer).unwrap();
     Party { signer, doc }
 }
@@ -100,11 +108,33 @@ pub fn note(
         secret_body: secret,
         ..EnvelopeDraft::new("test/note", time_ms)
     };
-    seal(&from.signer, &from.doc, to, &draft)
+    seal_draft(from, to, &draft)
+}
+
+/// `draft` signed by `from` and sealed to `to`: its block bytes.
+pub fn seal_draft(from: &Party, to: &[&VerifiedIdentity], draft: &EnvelopeDraft) -> Vec<u8> {
+    seal(&from.signer, &from.doc, to, draft)
         .unwrap()
         .block()
         .bytes()
         .to_vec()
+}
+
+/// A plaintext envelope of `kind` from `from` to `to`, linked to `links`:
+/// its block bytes.
+pub fn envelope(
+    from: &Party,
+    to: &VerifiedIdentity,
+    kind: &str,
+    links: &[Cid],
+    body: &[u8],
+) -> Vec<u8> {
+    let draft = EnvelopeDraft {
+        body: Some(body),
+        links,
+        ..EnvelopeDraft::new(kind, now_ms())
+    };
+    seal_draft(from, &[to], &draft)
 }
 
 /// A DAG-CBOR map's entries.

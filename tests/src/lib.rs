@@ -33,6 +33,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+pub mod attacker;
 pub mod craft;
 pub mod custody;
 pub mod jsipfs;

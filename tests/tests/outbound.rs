@@ -40,10 +40,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use milagro_proto::{DecapsulationKey, EcdhKey, IdentityDraft, LocalEcdhKey, LocalSigner, Signer};
 use milagro_tests::{
     Node, NodeConfig, PluginEntry, counter,
-    craft::{Party, now_ms, publish},
+    craft::{Party, party_with, publish},
     json, plugin_library,
 };
 use serde_json::json as j;
@@ -70,20 +69,12 @@ const ALLOW_LOOPBACK: &str = "allowed_endpoints = [\"127.0.0.1\"]";
 /// An identity the test holds the keys of, advertising `endpoint`,
 /// published through `via`'s IPFS so that `via` can resolve it.
 fn attacker(via: &Node, name: &str, endpoint: &str) -> Party {
-    let signer = LocalSigner::generate().unwrap();
-    let ecdh = LocalEcdhKey::generate().unwrap();
-    let kem = DecapsulationKey::generate().unwrap();
-    let mut draft = IdentityDraft::new(
-        name,
-        now_ms(),
-        signer.public_key(),
-        EcdhKey::public_key(&ecdh),
-        kem.public_key(),
+    let party = party_with(name, |claim| claim.http = vec![endpoint.to_string()]);
+    assert_eq!(
+        publish(via, party.doc.block().bytes()),
+        party.doc.id().to_string()
     );
-    draft.endpoints.http = vec![endpoint.to_string()];
-    let doc = draft.sign(&signer).unwrap();
-    assert_eq!(publish(via, doc.block().bytes()), doc.id().to_string());
-    Party { signer, doc }
+    party
 }
 
 /// Sends a `test/note` through the node's probe plugin: (status, body, time).

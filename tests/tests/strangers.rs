@@ -35,23 +35,19 @@
 //!   message id no longer gets the real sender's envelope refused.
 
 use std::{
-    sync::{Arc, Mutex},
     thread,
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
 use ipld_core::ipld::Ipld;
-use milagro_ipfs::{Ipfs, IpfsConfig};
-use milagro_proto::{
-    Block, Cid, DecapsulationKey, EcdhKey, EnvelopeDraft, IdentityDraft, LocalEcdhKey, LocalSigner,
-    Receipt, Signer, VerifiedIdentity, block::cid_of, encode_delivery, inbox_topic, receipt_topic,
-    seal,
-};
+use milagro_proto::{Cid, VerifiedIdentity};
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry, counter,
+    Node, NodeConfig, PluginEntry,
+    attacker::Peer,
+    counter,
     craft::{
-        Party, deliver, fetch_identity, now_ms, processed, publish, resign, to_map, wait_processed,
+        self, Party, deliver, fetch_identity, party_with, processed, publish, resign, to_map,
+        wait_processed,
     },
     free_port, json, plugin_library,
 };
@@ -79,33 +75,15 @@ fn node(name: &str, bootstrap: &[String], extra: &str) -> NodeConfig {
 
 /// An identity the test holds the keys of, advertising `multiaddrs`.
 fn party_at(name: &str, peer_id: Option<&str>, multiaddrs: &[String]) -> Party {
-    let signer = LocalSigner::generate().unwrap();
-    let ecdh = LocalEcdhKey::generate().unwrap();
-    let kem = DecapsulationKey::generate().unwrap();
-    let mut draft = IdentityDraft::new(
-        name,
-        now_ms(),
-        signer.public_key(),
-        EcdhKey::public_key(&ecdh),
-        kem.public_key(),
-    );
-    draft.endpoints.peer_id = peer_id.map(String::from);
-    draft.endpoints.multiaddrs = multiaddrs.to_vec();
-    let doc = draft.sign(&signer).unwrap();
-    Party { signer, doc }
+    party_with(name, |claim| {
+        claim.peer_id = peer_id.map(String::from);
+        claim.multiaddrs = multiaddrs.to_vec();
+    })
 }
 
 /// A plaintext envelope of `kind` from `from` to `to`: its block bytes.
 fn envelope(from: &Party, to: &VerifiedIdentity, kind: &str, body: &[u8]) -> Vec<u8> {
-    let draft = EnvelopeDraft {
-        body: Some(body),
-        ..EnvelopeDraft::new(kind, now_ms())
-    };
-    seal(&from.signer, &from.doc, &[to], &draft)
-        .unwrap()
-        .block()
-        .bytes()
-        .to_vec()
+    craft::envelope(from, to, kind, &[], body)
 }
 
 /// Sends a `test/note` through the node's probe plugin; the HTTP answer.
@@ -128,89 +106,6 @@ fn wait_body(node: &Node, body: &str) {
             node.log()
         );
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The attacker: an IPFS peer in the test process, dialled to the victim.
-struct Peer {
-    ipfs: Ipfs,
-    peer_id: String,
-    receipts: Arc<Mutex<Vec<Cid>>>,
-    runtime: tokio::runtime::Runtime,
-    _repo: tempfile::TempDir,
-}
-
-impl Peer {
-    fn start(victim: &Node) -> Peer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let repo = tempfile::tempdir().unwrap();
-        let ipfs = runtime
-            .block_on(Ipfs::open(&IpfsConfig::default(), repo.path()))
-            .unwrap();
-        runtime
-            .block_on(ipfs.connect(&victim.ipfs_addresses()[0]))
-            .unwrap();
-        let peer_id = runtime.block_on(ipfs.id()).unwrap().peer_id;
-        Peer {
-            ipfs,
-            peer_id,
-            receipts: Arc::default(),
-            runtime,
-            _repo: repo,
-        }
-    }
-
-    /// Collects the receipts `victim` signs for envelopes of `sender`.
-    fn listen_receipts(&self, sender: &Cid, victim: &VerifiedIdentity) {
-        let mut messages = self
-            .runtime
-            .block_on(self.ipfs.subscribe(&receipt_topic(sender)))
-            .unwrap();
-        let (receipts, victim) = (Arc::clone(&self.receipts), victim.clone());
-        self.runtime.spawn(async move {
-            while let Some(message) = messages.next().await {
-                if let Ok(receipt) = Receipt::decode(&message.data)
-                    && receipt.verify(&victim).is_ok()
-                {
-                    receipts.lock().unwrap().push(*receipt.envelope());
-                }
-            }
-        });
-    }
-
-    /// Publishes `bytes` as a delivery on `victim`'s inbox topic, retrying
-    /// while the victim's subscription is not known yet.
-    fn deliver(&self, victim: &VerifiedIdentity, bytes: &[u8]) -> Cid {
-        let block = Block::from_parts(&cid_of(bytes), bytes.to_vec(), 4 << 20).unwrap();
-        let message = encode_delivery(&block).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Err(e) = self.runtime.block_on(
-            self.ipfs
-                .publish(&inbox_topic(victim.id()), message.clone()),
-        ) {
-            assert!(
-                Instant::now() < deadline,
-                "cannot publish to the victim: {e}"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-        *block.cid()
-    }
-
-    /// Waits up to `wait` for the victim's receipt for `cid`.
-    fn receipt(&self, cid: &Cid, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline {
-            if self.receipts.lock().unwrap().contains(cid) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
     }
 }
 
@@ -674,17 +569,7 @@ fn a_copied_message_id_does_not_get_the_real_senders_envelope_refused() {
 
 /// A `test/note` from `from` to `to` linked to `linked`: its block bytes.
 fn linked_note(from: &Party, to: &VerifiedIdentity, linked: &Cid, body: &str) -> Vec<u8> {
-    let links = [*linked];
-    let draft = EnvelopeDraft {
-        body: Some(body.as_bytes()),
-        links: &links,
-        ..EnvelopeDraft::new("test/note", now_ms())
-    };
-    seal(&from.signer, &from.doc, &[to], &draft)
-        .unwrap()
-        .block()
-        .bytes()
-        .to_vec()
+    craft::envelope(from, to, "test/note", &[*linked], body.as_bytes())
 }
 
 /// Issue 17 item 2, on the host path both the D-TA requester
