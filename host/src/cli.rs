@@ -15,9 +15,10 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! The command-line subcommands other than `serve`: identity management and
-//! audit. Commands that need a running node ask it over its REST API, so
-//! they never contend with it for the IPFS repo or the database.
+//! The command-line subcommands other than `serve`: identity management,
+//! audit and `api` (any REST route of a local or remote node). Commands
+//! that need a running node ask it over its REST API, so they never contend
+//! with it for the IPFS repo or the database.
 
 use std::sync::Arc;
 
@@ -136,32 +137,133 @@ pub fn client(tls_ca: Option<&std::path::Path>) -> Result<crate::outbound::Outbo
     ))
 }
 
+/// A node the CLI calls: its base URL, the client that trusts its
+/// certificate, and the operator token sent with each call, if any.
+pub struct NodeApi {
+    url: String,
+    client: crate::outbound::Outbound,
+    token: Option<Zeroizing<String>>,
+}
+
+impl NodeApi {
+    /// The node of `config`: its listen address and TLS settings, and its
+    /// token file when `operator`.
+    pub fn local(config: &Config, operator: bool) -> Result<NodeApi, String> {
+        let token = match operator {
+            true => Some(read_token(&config.token_file())?),
+            false => None,
+        };
+        Ok(NodeApi {
+            url: node_url(config),
+            client: node_client(config)?,
+            token,
+        })
+    }
+
+    /// The node at `url` (`http://` or `https://`), trusting the CA bundle
+    /// `tls_ca` (else the system roots), with the token in `token_file`.
+    pub fn remote(
+        url: &str,
+        tls_ca: Option<&std::path::Path>,
+        token_file: Option<&std::path::Path>,
+    ) -> Result<NodeApi, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "--url {url:?}: expected http://host:port or https://host:port"
+            ));
+        }
+        Ok(NodeApi {
+            url: url.trim_end_matches('/').to_string(),
+            client: client(tls_ca)?,
+            token: token_file.map(read_token).transpose()?,
+        })
+    }
+
+    /// `method path` with `body`; (status, body of the answer).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "path {path:?}: expected an absolute path such as /v1/status"
+            ));
+        }
+        let method = hyper::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("{method:?} is not an HTTP method"))?;
+        let url = &self.url;
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{url}{path}"));
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json");
+        }
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {}", token.trim()));
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("{url}{path}: {e}"))?;
+        let response = self
+            .client
+            .request(request, tokio::time::Instant::now() + CALL_TIMEOUT)
+            .await
+            .map_err(|e| {
+                let e = e.to_string();
+                let hint = match e.contains("onnection refused") {
+                    true => " (is it running?)",
+                    false => "",
+                };
+                format!("cannot call the node at {url}{hint}: {e}")
+            })?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body.to_vec()))
+    }
+}
+
+fn read_token(path: &std::path::Path) -> Result<Zeroizing<String>, String> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|e| format!("cannot read the API token in {}: {e}", path.display()))
+}
+
 /// GETs a path of the running node, with the operator token if `operator`.
 async fn get(config: &Config, path: &str, operator: bool) -> Result<(u16, Vec<u8>), String> {
-    let addr = node_url(config);
-    let mut request = hyper::Request::get(format!("{addr}{path}"));
-    if operator {
-        let token = Zeroizing::new(
-            std::fs::read_to_string(config.token_file())
-                .map_err(|e| format!("cannot read the API token: {e}"))?,
-        );
-        request = request.header("authorization", format!("Bearer {}", token.trim()));
+    NodeApi::local(config, operator)?
+        .call("GET", path, Vec::new())
+        .await
+}
+
+/// `milagro api METHOD PATH`: prints the answer's body (JSON pretty
+/// printed) on standard output; an answer that is not 2xx is an error
+/// naming its status and message.
+pub async fn api(node: &NodeApi, method: &str, path: &str, body: Vec<u8>) -> Result<(), String> {
+    let (status, answer) = node.call(method, path, body).await?;
+    if !(200..300).contains(&status) {
+        return Err(format!(
+            "{} {path}: {status}: {}",
+            method.to_ascii_uppercase(),
+            error_message(&answer)
+        ));
     }
-    let request = request
-        .body(Full::<Bytes>::default())
-        .map_err(|e| e.to_string())?;
-    let response = node_client(config)?
-        .request(request, tokio::time::Instant::now() + CALL_TIMEOUT)
-        .await
-        .map_err(|e| format!("the node at {addr} does not answer (is it running?): {e}"))?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body.to_vec()))
+    match serde_json::from_slice::<serde_json::Value>(&answer) {
+        Ok(value) => println!("{value:#}"),
+        Err(_) => {
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(&answer)
+                .map_err(|e| format!("cannot write the answer: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn error_message(body: &[u8]) -> String {

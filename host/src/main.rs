@@ -72,6 +72,30 @@ enum Command {
         #[command(subcommand)]
         command: MpinCommand,
     },
+    /// Call any REST route of a node and print the answer's body: the node
+    /// of --config (its address, TLS settings and token), or the one at --url.
+    /// Exits non-zero, with one line naming the status, unless it is 2xx.
+    Api {
+        /// The HTTP method, e.g. GET or POST.
+        method: String,
+        /// The route, e.g. /v1/status.
+        path: String,
+        /// The request body (JSON); `@FILE` reads it from FILE, `-` from standard input.
+        #[arg(long)]
+        data: Option<String>,
+        /// The local node's config.
+        #[arg(long, short, required_unless_present = "url", conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// Another node, e.g. https://node.example.org:7070
+        #[arg(long)]
+        url: Option<String>,
+        /// With --url: CA bundle (PEM) trusted for https://; default the system roots.
+        #[arg(long, requires = "url")]
+        tls_ca: Option<PathBuf>,
+        /// With --url: the operator token to send, read from this file.
+        #[arg(long, requires = "url")]
+        token_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,8 +157,13 @@ enum IdentityCommand {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or a script reading the
+    // CLI's error line gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -186,6 +215,26 @@ fn main() -> ExitCode {
                     mpin_client::login(&client, &url, &mount, &mpin_id, &token_file, pin).await
                 }
             },
+            Command::Api {
+                method,
+                path,
+                data,
+                config,
+                url,
+                tls_ca,
+                token_file,
+            } => {
+                // clap makes sure there is one of --config and --url.
+                let node = match &config {
+                    Some(config) => cli::NodeApi::local(&load(config)?, true)?,
+                    None => cli::NodeApi::remote(
+                        url.as_deref().unwrap_or_default(),
+                        tls_ca.as_deref(),
+                        token_file.as_deref(),
+                    )?,
+                };
+                cli::api(&node, &method, &path, request_body(data.as_deref())?).await
+            }
         }
     });
     match result {
@@ -194,6 +243,23 @@ fn main() -> ExitCode {
             tracing::error!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The body `--data` names: text, `@FILE`, or `-` for standard input.
+fn request_body(data: Option<&str>) -> Result<Vec<u8>, String> {
+    match data {
+        None => Ok(Vec::new()),
+        Some("-") => {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+                .map_err(|e| format!("cannot read the body from standard input: {e}"))?;
+            Ok(body)
+        }
+        Some(data) => match data.strip_prefix('@') {
+            Some(file) => std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}")),
+            None => Ok(data.as_bytes().to_vec()),
+        },
     }
 }
 
