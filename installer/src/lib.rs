@@ -136,7 +136,7 @@ impl Overrides {
         for peer in &self.bootstrap {
             if !manifest::valid_bootstrap(peer) {
                 return Err(InstallError::Usage(format!(
-                    "--bootstrap {peer:?}: expected a multiaddr ending in /p2p/<peer id>, or http://host:port of a running node"
+                    "--bootstrap {peer:?}: expected a multiaddr ending in /p2p/<peer id>, or http(s)://host:port of a running node"
                 )));
             }
             m.network.bootstrap.push(cli(peer.clone()));
@@ -196,9 +196,10 @@ fn check_port(
     }
 }
 
-/// Resolves `http://host:port` bootstrap entries to multiaddrs by asking
-/// that node for its identity.
-fn resolve_bootstrap(loaded: &Loaded) -> Result<Vec<String>, InstallError> {
+/// Resolves `http(s)://host:port` bootstrap entries to multiaddrs by asking
+/// that node for its identity (through `milagro`, trusting the manifest's
+/// `tls_ca` for `https://`, else the system roots).
+fn resolve_bootstrap(loaded: &Loaded, milagro: &Path) -> Result<Vec<String>, InstallError> {
     let mut out = Vec::new();
     for peer in &loaded.manifest.network.bootstrap {
         let peer = peer.get_ref();
@@ -212,6 +213,7 @@ fn resolve_bootstrap(loaded: &Loaded) -> Result<Vec<String>, InstallError> {
         };
         let authority = peer
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .split('/')
             .next()
             .unwrap_or_default();
@@ -221,12 +223,11 @@ fn resolve_bootstrap(loaded: &Loaded) -> Result<Vec<String>, InstallError> {
             .map(|a| a.ip())
             .find(std::net::IpAddr::is_ipv4)
             .ok_or_else(|| fail(format!("{authority} has no IPv4 address")))?;
-        let (status, body) = process::get(&format!("{}/v1/identity", peer.trim_end_matches('/')));
-        if status != 200 {
-            return Err(fail(format!(
-                "GET /v1/identity answered {status} (is that node running?): {body}"
-            )));
-        }
+        let node = process::Node::Remote {
+            url: peer,
+            tls_ca: loaded.manifest.network.tls_ca.as_deref(),
+        };
+        let body = process::api_get(milagro, &node, "/v1/identity").map_err(fail)?;
         let doc: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| fail(format!("bad identity: {e}")))?;
         let peer_id = doc["endpoints"]["peer_id"]
@@ -482,7 +483,6 @@ pub fn install(options: &Options) -> Result<Report, InstallError> {
             running.unwrap_or_default()
         )));
     }
-    let bootstrap = resolve_bootstrap(&loaded)?;
 
     if options.dry_run {
         let mut lines = vec![format!(
@@ -524,6 +524,7 @@ pub fn install(options: &Options) -> Result<Report, InstallError> {
     }
 
     let artefacts = artifacts::obtain(&source, &loaded.plugins)?;
+    let bootstrap = resolve_bootstrap(&loaded, &artefacts.milagro)?;
 
     let created_prefix = !prefix.exists();
     let work = layout.work();
@@ -590,21 +591,31 @@ pub fn install(options: &Options) -> Result<Report, InstallError> {
     );
 
     let pid = if options.start && !restart_needed {
-        Some(process::start(&layout, listen, options.start_timeout)?)
+        let scheme = match loaded.manifest.network.tls_cert {
+            Some(_) => "https",
+            None => "http",
+        };
+        Some(process::start(
+            &layout,
+            listen,
+            scheme,
+            options.start_timeout,
+        )?)
     } else {
         None
     };
     let node_id = match node_id {
         Some(id) => Some(id),
         None => {
-            let (status, body) = process::get(&format!(
-                "http://{}/v1/identity",
-                process::reachable(listen)
-            ));
-            (status == 200)
-                .then(|| serde_json::from_str::<serde_json::Value>(&body).ok())
-                .flatten()
-                .and_then(|v| v["id"].as_str().map(String::from))
+            let config = layout.host_toml();
+            process::api_get(
+                &layout.bin(),
+                &process::Node::Local(&config),
+                "/v1/identity",
+            )
+            .ok()
+            .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|v| v["id"].as_str().map(String::from))
         }
     };
     Ok(Report {

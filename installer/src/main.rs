@@ -75,7 +75,7 @@ struct Cli {
     /// front of the node terminates TLS): [http] insecure_plain_http = true.
     #[arg(long)]
     insecure_plain_http: bool,
-    /// A further bootstrap peer (multiaddr with /p2p/, or http://host:port of
+    /// A further bootstrap peer (multiaddr with /p2p/, or http(s)://host:port of
     /// a running node); may be repeated.
     #[arg(long)]
     bootstrap: Vec<String>,

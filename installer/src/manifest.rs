@@ -326,13 +326,13 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// A bootstrap entry: a multiaddr with `/p2p/<peer id>`, or `http://` of a
-/// running node.
+/// A bootstrap entry: a multiaddr with `/p2p/<peer id>`, or the `http://`
+/// or `https://` base URL of a running node.
 pub fn valid_bootstrap(peer: &str) -> bool {
     if peer.starts_with('/') {
         peer.contains("/p2p/")
     } else {
-        peer.starts_with("http://")
+        peer.starts_with("http://") || peer.starts_with("https://")
     }
 }
 
@@ -367,7 +367,7 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
             return Err(loaded.error_at(
                 peer.span(),
                 format!(
-                    "bootstrap peer {p:?}: expected a multiaddr ending in /p2p/<peer id>, or http://host:port of a running node"
+                    "bootstrap peer {p:?}: expected a multiaddr ending in /p2p/<peer id>, or http(s)://host:port of a running node"
                 ),
             ));
         }

@@ -17,7 +17,7 @@
 
 //! The installed node as a process: `milagro init` and `identity rotate`,
 //! starting it detached (pid file, log file), stopping it, and asking it
-//! over HTTP.
+//! (and bootstrap peers) over HTTP or HTTPS through `milagro api`.
 
 use std::{
     fs::OpenOptions,
@@ -150,18 +150,62 @@ pub fn reachable(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-/// GET a URL; (status, body), status 0 when nothing answers.
-pub fn get(url: &str) -> (u16, String) {
-    match ureq::get(url).timeout(Duration::from_secs(5)).call() {
-        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
+/// A node `milagro api` calls.
+pub enum Node<'a> {
+    /// The installed node, by its config: its listen address, its TLS
+    /// settings and its token, as the CLI finds them.
+    Local(&'a Path),
+    /// Another node at a base URL, `http://` or `https://`, trusting the CA
+    /// bundle if given (else the system roots).
+    Remote {
+        url: &'a str,
+        tls_ca: Option<&'a Path>,
+    },
+}
+
+/// GETs `path` of `node` through `milagro api` (the CLI's HTTP and HTTPS
+/// client, so the installer speaks TLS exactly as the node does): the
+/// answer's body, or the one line the CLI said went wrong.
+pub fn api_get(milagro: &Path, node: &Node<'_>, path: &str) -> Result<String, String> {
+    let mut command = Command::new(milagro);
+    command.args(["--log-format", "json", "api", "GET", path]);
+    match node {
+        Node::Local(config) => {
+            command.arg("--config").arg(config);
+        }
+        Node::Remote { url, tls_ca } => {
+            command.args(["--url", url]);
+            if let Some(ca) = tls_ca {
+                command.arg("--tls-ca").arg(ca);
+            }
+        }
     }
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", milagro.display()))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(stderr
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            v["fields"]["message"].as_str().map(String::from)
+        })
+        .unwrap_or_else(|| format!("milagro api failed ({}): {}", out.status, stderr.trim())))
 }
 
 /// Starts `milagro serve` detached (own process group, output appended to
 /// the log file), writes the pid file and waits until `/v1/status` answers.
-pub fn start(layout: &Layout, listen: SocketAddr, timeout: Duration) -> Result<u32, InstallError> {
+pub fn start(
+    layout: &Layout,
+    listen: SocketAddr,
+    scheme: &str,
+    timeout: Duration,
+) -> Result<u32, InstallError> {
     let io = |what: &str, e: std::io::Error| InstallError::Io {
         what: what.into(),
         source: e,
@@ -193,15 +237,17 @@ pub fn start(layout: &Layout, listen: SocketAddr, timeout: Duration) -> Result<u
     let pid = child.id();
     std::fs::write(layout.pid_file(), format!("{pid}\n"))
         .map_err(|e| io("write the pid file", e))?;
-    let url = format!("http://{}/v1/status", reachable(listen));
+    let url = format!("{scheme}://{}/v1/status", reachable(listen));
     let bar = spinner(&format!(
         "starting the node (IPFS, plugins); waiting for {url}"
     ));
     let deadline = Instant::now() + timeout;
+    let config = layout.host_toml();
     let result = loop {
-        if get(&url).0 == 200 {
-            break Ok(pid);
-        }
+        let last_answer = match api_get(&layout.bin(), &Node::Local(&config), "/v1/status") {
+            Ok(_) => break Ok(pid),
+            Err(e) => e,
+        };
         if let Ok(Some(status)) = child.try_wait() {
             break Err(format!("the node exited during start ({status})"));
         }
@@ -209,10 +255,10 @@ pub fn start(layout: &Layout, listen: SocketAddr, timeout: Duration) -> Result<u
             let _ = child.kill();
             let _ = child.wait();
             break Err(format!(
-                "the node did not answer {url} within {timeout:?}; stopped it"
+                "the node did not answer {url} within {timeout:?} ({last_answer}); stopped it"
             ));
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(Duration::from_millis(200));
     };
     bar.finish_and_clear();
     result.map_err(|message| {
