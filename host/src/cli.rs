@@ -129,7 +129,7 @@ pub fn node_client(config: &Config) -> Result<crate::outbound::Outbound, String>
 /// trusts the CA bundle `tls_ca`, else the system roots; any address, the
 /// target being the operator's choice.
 pub fn client(tls_ca: Option<&std::path::Path>) -> Result<crate::outbound::Outbound, String> {
-    let tls = crate::tls::client_config(tls_ca).map_err(|e| e.to_string())?;
+    let tls = crate::tls::client_config(tls_ca, None).map_err(|e| e.to_string())?;
     Ok(crate::outbound::Outbound::new(
         tls,
         crate::outbound::EndpointPolicy::any(),

@@ -89,6 +89,10 @@ pub struct HttpConfig {
     /// CA bundle (PEM) trusted for outbound HTTPS (deliveries, the CLI);
     /// default the system's root store.
     pub tls_ca: Option<PathBuf>,
+    /// CA bundle (PEM): only clients presenting a certificate that chains
+    /// to it may `POST /v1/inbox` (the other nodes, with their own
+    /// `tls_cert`); needs `tls_cert`. Default: any client may deliver.
+    pub inbox_client_ca: Option<PathBuf>,
     /// Serve plain HTTP on a non-loopback address. Without it, a node
     /// without `tls_cert` refuses to listen anywhere but loopback, so the
     /// operator token never crosses a network in clear by accident.
@@ -110,6 +114,12 @@ impl HttpConfig {
     fn validate(&self) -> Result<(), String> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("[http] tls_cert and tls_key must be set together".into());
+        }
+        if self.inbox_client_ca.is_some() && !self.tls() {
+            return Err(
+                "[http] inbox_client_ca needs tls_cert and tls_key: client certificates exist only inside TLS"
+                    .into(),
+            );
         }
         if !self.tls() && !self.listen.ip().is_loopback() && !self.insecure_plain_http {
             return Err(format!(
@@ -134,6 +144,7 @@ impl Default for HttpConfig {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            inbox_client_ca: None,
             insecure_plain_http: false,
         }
     }
@@ -213,6 +224,7 @@ impl Config {
             &mut config.http.tls_cert,
             &mut config.http.tls_key,
             &mut config.http.tls_ca,
+            &mut config.http.inbox_client_ca,
         ]
         .into_iter()
         .flatten()
@@ -317,6 +329,7 @@ impl Config {
             listen: self.http.listen,
             scheme: self.http.scheme(),
             tls_ca: self.http.tls_ca.as_deref(),
+            tls_identity: None,
             ipfs: &self.ipfs,
             keystore: &self.keystore,
             identity: &self.identity,

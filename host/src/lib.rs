@@ -102,7 +102,11 @@ pub async fn start(
 ) -> Result<(Arc<App>, TcpListener, Option<tls::ServerTls>), StartError> {
     // Read before anything is written: a bad certificate fails at once.
     let server_tls = match (&config.http.tls_cert, &config.http.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::ServerTls::new(cert, key)?),
+        (Some(cert), Some(key)) => Some(tls::ServerTls::new(
+            cert,
+            key,
+            config.http.inbox_client_ca.as_deref(),
+        )?),
         _ => None,
     };
     let mut opened = plugins::open_all(&config.plugins)?;
@@ -125,7 +129,8 @@ pub async fn start(
             addr: config.http.listen,
             source,
         })?;
-    let settings = config.node_settings();
+    let mut settings = config.node_settings();
+    settings.tls_identity = server_tls.as_ref().map(|t| Arc::clone(&t.certs));
     let keystore = node::open_keystore(&settings, plugin_keystore)?;
     let node = Arc::new(Node::open(&settings, &store, keystore).await?);
     let plugins = Arc::new(plugins::construct_all(opened, &store, Some(&node))?);
@@ -147,6 +152,7 @@ pub async fn start(
         max_body_bytes: config.http.max_body_bytes,
         handler_timeout: Duration::from_millis(config.http.handler_timeout_ms),
         rate_limiter: rate_limit::RateLimiter::new(config.http.rate_limit.clone()),
+        inbox_needs_client_cert: config.http.inbox_client_ca.is_some(),
     };
     Ok((Arc::new(app), listener, server_tls))
 }

@@ -64,6 +64,9 @@ pub struct NodeSettings<'a> {
     pub scheme: &'static str,
     /// CA bundle for outbound HTTPS; `None`: the system roots.
     pub tls_ca: Option<&'a std::path::Path>,
+    /// The listener's certificate, presented on outbound HTTPS to a node
+    /// that asks for a client certificate (`[http] inbox_client_ca`).
+    pub tls_identity: Option<Arc<crate::tls::ReloadingCert>>,
     pub ipfs: &'a IpfsConfig,
     pub keystore: &'a KeystoreConfig,
     pub identity: &'a IdentityConfig,
@@ -167,7 +170,7 @@ pub fn outbound(settings: &NodeSettings<'_>) -> Result<crate::outbound::Outbound
     )
     .map_err(NodeError::Endpoints)?;
     Ok(crate::outbound::Outbound::new(
-        crate::tls::client_config(settings.tls_ca)?,
+        crate::tls::client_config(settings.tls_ca, settings.tls_identity.clone())?,
         policy,
         std::time::Duration::from_millis(transport.http_connect_timeout_ms),
     ))

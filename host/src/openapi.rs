@@ -128,6 +128,7 @@ fn core_paths() -> Map<String, Value> {
                 "properties": {"cid": {"type": "string"},
                                "status": {"type": "string", "enum": ["accepted", "duplicate"]}}}}}},
             "400": error_response("Malformed request"),
+            "401": error_response("No client certificate from a CA in [http] inbox_client_ca"),
             "409": error_response("Replayed message id"),
             "413": error_response("Too large"),
             "422": error_response("Refused: hash, version, signature, sender, recipient or time")}}}));

@@ -402,7 +402,7 @@ mod tests {
 
     #[tokio::test]
     async fn literal_and_resolved_loopback_targets_are_refused_before_connecting() {
-        let tls = crate::tls::client_config(None).unwrap();
+        let tls = crate::tls::client_config(None, None).unwrap();
         let out = Outbound::new(tls, EndpointPolicy::default(), Duration::from_secs(1));
         let deadline = Instant::now() + Duration::from_secs(5);
         for url in [

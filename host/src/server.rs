@@ -73,6 +73,17 @@ pub struct App {
     pub handler_timeout: Duration,
     /// Per-client-address limit of [`Access::Public`] routes.
     pub rate_limiter: RateLimiter,
+    /// `[http] inbox_client_ca` is set: `POST /v1/inbox` only from clients
+    /// whose certificate the TLS handshake verified.
+    pub inbox_needs_client_cert: bool,
+}
+
+/// Who sent a request: its address, and whether it presented a client
+/// certificate that the TLS handshake verified.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub certified: bool,
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -103,8 +114,8 @@ const HOST_OWNED_HEADERS: [HeaderName; 4] = [
 ];
 
 impl App {
-    /// Answers one request from the client at `peer`.
-    pub async fn handle(&self, request: hyper::Request<Incoming>, peer: IpAddr) -> Response {
+    /// Answers one request from `client`.
+    pub async fn handle(&self, request: hyper::Request<Incoming>, client: Client) -> Response {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
@@ -129,7 +140,7 @@ impl App {
                 params,
             } => (
                 template,
-                match self.refusal(endpoint, template, peer, &request) {
+                match self.refusal(endpoint, template, client, &request) {
                     None => self.dispatch(endpoint, params, request).await,
                     Some(refused) => refused,
                 },
@@ -151,9 +162,25 @@ impl App {
         &self,
         endpoint: &Endpoint,
         template: &str,
-        peer: IpAddr,
+        client: Client,
         request: &hyper::Request<Incoming>,
     ) -> Option<Response> {
+        if matches!(endpoint.target, Target::Inbox)
+            && self.inbox_needs_client_cert
+            && !client.certified
+        {
+            // Stops deliveries (and their storage and processing) from
+            // anyone but the nodes the operator's CA certified.
+            ::metrics::counter!(
+                crate::transport::inbox::INBOX_REFUSED,
+                "reason" => "client_certificate"
+            )
+            .increment(1);
+            return Some(error_response(&Error::new(
+                ErrorCode::Unauthorized,
+                "POST /v1/inbox needs a client certificate from a CA this node trusts ([http] inbox_client_ca)",
+            )));
+        }
         match endpoint.access {
             Access::Open => None,
             Access::Operator => {
@@ -173,7 +200,7 @@ impl App {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 Some(response)
             }
-            Access::Public => self.rate_limiter.check(peer).err().map(|wait| {
+            Access::Public => self.rate_limiter.check(client.ip).err().map(|wait| {
                 ::metrics::counter!(metrics::RATE_LIMITED, "route" => template.to_string())
                     .increment(1);
                 let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
@@ -489,16 +516,19 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = Arc::clone(&app);
-                let service = service_fn(move |request| {
-                    let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
-                });
+                let service = move |client: Client| {
+                    service_fn(move |request| {
+                        let app = Arc::clone(&app);
+                        async move { Ok::<_, Infallible>(app.handle(request, client).await) }
+                    })
+                };
                 let watcher = graceful.watcher();
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let ended = match tls {
                         None => {
+                            let service = service(Client { ip: peer, certified: false });
                             let connection = builder.serve_connection(TokioIo::new(stream), service);
                             watcher.watch(connection.into_owned()).await
                         }
@@ -521,6 +551,13 @@ pub async fn serve(
                                     return;
                                 }
                             };
+                            // The verifier checked any certificate presented.
+                            let certified = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .is_some_and(|chain| !chain.is_empty());
+                            let service = service(Client { ip: peer, certified });
                             let connection = builder.serve_connection(TokioIo::new(stream), service);
                             watcher.watch(connection.into_owned()).await
                         }

@@ -25,7 +25,12 @@
 //! fails (a half-written file, a key that does not match) keeps the old pair.
 //!
 //! Outbound connections trust `[http] tls_ca` when set, else the system's
-//! root store.
+//! root store, and present the listener's certificate to a server that asks
+//! for one. With `[http] inbox_client_ca` the listener asks every client for
+//! a certificate and verifies one presented against that CA bundle; the
+//! server then lets only verified clients POST to the inbox (other routes
+//! do not need one: the operator and the public routes keep their own
+//! rules).
 
 use std::{
     path::{Path, PathBuf},
@@ -33,10 +38,11 @@ use std::{
 };
 
 use rustls::{
-    ClientConfig, RootCertStore, ServerConfig,
+    ClientConfig, RootCertStore, ServerConfig, SignatureScheme,
+    client::ResolvesClientCert,
     crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::{ClientHello, ResolvesServerCert},
+    server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
     sign::CertifiedKey,
 };
 use zeroize::Zeroizing;
@@ -60,6 +66,8 @@ pub enum TlsError {
     },
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    #[error("client CA bundle {path}: {message}")]
+    ClientCa { path: PathBuf, message: String },
 }
 
 /// The one crypto provider the node uses (ring), never the process default,
@@ -142,11 +150,31 @@ impl ReloadingCert {
     }
 }
 
+impl ReloadingCert {
+    fn current(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(
-            &self.current.read().unwrap_or_else(|p| p.into_inner()),
-        ))
+        Some(self.current())
+    }
+}
+
+/// The same pair, presented when a server asks this node for a client
+/// certificate (an inbox with `inbox_client_ca`).
+impl ResolvesClientCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 
@@ -158,12 +186,29 @@ pub struct ServerTls {
 
 impl ServerTls {
     /// TLS 1.2 and 1.3 with the safe defaults, HTTP/2 and HTTP/1.1 by ALPN.
-    pub fn new(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
+    /// With `client_ca`, a client certificate is asked for and, when
+    /// presented, must chain to `client_ca` (else the handshake fails);
+    /// clients without one still connect.
+    pub fn new(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<ServerTls, TlsError> {
         let certs = Arc::new(ReloadingCert::load(cert, key)?);
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesServerCert>);
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let roots = Arc::new(roots_from(path)?);
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| TlsError::ClientCa {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config =
+            builder.with_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
@@ -172,19 +217,28 @@ impl ServerTls {
     }
 }
 
-/// The client side: trusts the CA bundle at `ca`, else the system roots.
-pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+/// The CA certificates of a PEM bundle, as a root store.
+fn roots_from(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            for cert in load_certs(path)? {
-                roots.add(cert).map_err(|e| TlsError::Pem {
-                    path: path.to_owned(),
-                    message: format!("not a usable CA certificate: {e}"),
-                })?;
-            }
-        }
+    for cert in load_certs(path)? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            message: format!("not a usable CA certificate: {e}"),
+        })?;
+    }
+    Ok(roots)
+}
+
+/// The client side: trusts the CA bundle at `ca`, else the system roots;
+/// presents `identity` to a server that asks for a client certificate.
+pub fn client_config(
+    ca: Option<&Path>,
+    identity: Option<Arc<ReloadingCert>>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = match ca {
+        Some(path) => roots_from(path)?,
         None => {
+            let mut roots = RootCertStore::empty();
             let found = rustls_native_certs::load_native_certs();
             let (added, _ignored) = roots.add_parsable_certificates(found.certs);
             if added == 0 {
@@ -194,12 +248,16 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
                     found.errors.len()
                 );
             }
+            roots
         }
-    }
-    let config = ClientConfig::builder_with_provider(provider())
+    };
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(identity) => builder.with_client_cert_resolver(identity),
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

@@ -80,7 +80,9 @@ pub fn publish(node: &Node, bytes: &[u8]) -> String {
 
 /// Fetches and verifies an identity document through the node's probe plugin.
 pub fn fetch_identity(node: &Node, id: &str) -> VerifiedIdentity {
-    let response = ureq::get(&node.url(&format!("/v1/probe/ipfs/get/{id}")))
+    let response = node
+        .agent()
+        .get(&node.url(&format!("/v1/probe/ipfs/get/{id}")))
         .set("Authorization", &format!("Bearer {}", node.token()))
         .call()
         .unwrap();

@@ -29,6 +29,9 @@
 //!   broken one is refused and the old one kept.
 //! - Plain HTTP on a non-loopback address without `insecure_plain_http`,
 //!   and half or mismatched TLS settings, refuse to start with one line.
+//! - With `[http] inbox_client_ca`, only nodes certified by that CA
+//!   deliver: a stranger without a client certificate gets 401, a node of
+//!   another CA no handshake.
 
 use std::{
     io::{Read, Write},
@@ -39,10 +42,12 @@ use std::{
 };
 
 use milagro_tests::{
-    Node, NodeConfig, counter,
+    Node, NodeConfig, PluginEntry, counter,
+    craft::{fetch_identity, now_ms, party, processed, publish, sealed, wait_processed},
     custody::{Role, message, node_config, order, order_ok, peers, redeem, wait_complete},
     milagro,
     pki::{Ca, served_certificate},
+    plugin_library, request,
     wallet::check_wallets,
 };
 use serde_json::json as j;
@@ -449,4 +454,99 @@ fn the_mpin_client_speaks_https_with_the_given_ca() {
     let untrusted = login(None);
     assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
     eprintln!("mpin login over HTTPS with --tls-ca: {trusted}");
+}
+
+/// A probe node serving HTTPS (certificate from `ca`, serial `serial`) on
+/// the HTTP transport, trusting `trust`, with extra `[http]` lines.
+fn probe_node(
+    dir: &Path,
+    name: &str,
+    bootstrap: &[&Node],
+    ca: &Ca,
+    serial: u64,
+    trust: &Path,
+    http: &str,
+) -> Node {
+    let (cert, key) = ca.leaf(serial, 2030).write(dir, name);
+    Node::start(
+        NodeConfig::new(name)
+            .section(&format!(
+                "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {:?}\n",
+                peers(bootstrap)
+            ))
+            .section(HTTP_TRANSPORT)
+            .plugin(PluginEntry::new(
+                "probe",
+                &plugin_library("milagro-test-probe"),
+                "{ label = \"p\", consumes = [\"test/note\"] }",
+            ))
+            .https(&cert, &key, trust)
+            .http(http),
+    )
+}
+
+/// Item 1, client certificates: with `[http] inbox_client_ca`, only a
+/// client whose certificate chains to that CA may POST to the inbox. A
+/// node the CA certified delivers (its own certificate presented as the
+/// client's); a stranger without a certificate gets 401 and nothing is
+/// stored; a node certified by another CA fails the handshake.
+#[test]
+fn an_inbox_with_client_ca_takes_deliveries_only_from_certified_nodes() {
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    let ca = Ca::new("milagro consortium CA");
+    let trust = ca.write(&dir.join("ca.pem"));
+    let client_ca = format!("inbox_client_ca = \"{}\"", trust.display());
+    let victim = probe_node(dir, "victim", &[], &ca, 41, &trust, &client_ca);
+    let member = probe_node(dir, "member", &[&victim], &ca, 42, &trust, "");
+    let other_ca = Ca::new("another CA");
+    // The rogue trusts both CAs (it reaches the victim; the test reaches it).
+    let both = dir.join("both.pem");
+    std::fs::write(&both, format!("{}{}", ca.pem(), other_ca.pem())).unwrap();
+    let rogue = probe_node(dir, "rogue", &[&victim], &other_ca, 43, &both, "");
+
+    let send = |from: &Node, body: &str| {
+        let request = j!({"kind": "test/note", "recipients": [victim.id()], "body": body});
+        from.call(
+            "POST",
+            "/v1/probe/send",
+            Some(request.to_string().as_bytes()),
+        )
+    };
+    let r = send(&member, "from a certified node");
+    assert_eq!(r.0, 200, "{}\n{}", r.1, member.log());
+    wait_processed(&victim, 1);
+
+    // A stranger with a genuine envelope but no client certificate.
+    let stranger = party("stranger");
+    let victim_doc = fetch_identity(&victim, &victim.id());
+    publish(&victim, stranger.doc.block().bytes());
+    let bytes = sealed(&stranger, &[&victim_doc], "from a stranger", now_ms());
+    let r = request(victim.agent().post(&victim.url("/v1/inbox")), Some(&bytes));
+    assert_eq!(r.0, 401, "{}", r.1);
+    assert!(r.1.contains("inbox_client_ca"), "{}", r.1);
+    let refused = counter(
+        &victim,
+        "milagro_inbox_refused_total",
+        "reason=\"client_certificate\"",
+    );
+
+    // A node whose certificate another CA signed: no handshake.
+    let handshakes = counter(&victim, "milagro_tls_handshake_failed_total", "");
+    let r = send(&rogue, "from another CA");
+    assert_ne!(r.0, 200, "{}", r.1);
+    let failed = counter(&victim, "milagro_tls_handshake_failed_total", "") - handshakes;
+
+    // Other routes do not need a certificate.
+    assert_eq!(victim.get("/v1/status").0, 200);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(processed(&victim), 1, "only the certified node's envelope");
+    println!(
+        "inbox with a client CA: certified node delivered; stranger refused 401 \
+         (milagro_inbox_refused_total{{reason=\"client_certificate\"}} {refused}); \
+         another CA's node: {failed} failed handshakes, send answered {}",
+        r.0
+    );
+    assert_eq!(refused, 1);
+    assert!(failed >= 1);
 }
