@@ -138,16 +138,25 @@ impl Peer {
         });
     }
 
+    /// Publishes any bytes on any topic (hostile messages included).
+    pub fn publish(&self, topic: &str, message: Vec<u8>) -> Result<(), String> {
+        self.runtime
+            .block_on(self.ipfs.publish(topic, message))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every receipt [`Peer::listen_receipts`] collected, in arrival order.
+    pub fn receipts(&self) -> Vec<Cid> {
+        self.receipts.lock().unwrap().clone()
+    }
+
     /// Publishes `bytes` as a delivery on `victim`'s inbox topic, retrying
     /// while the victim's subscription is not known yet.
     pub fn deliver(&self, victim: &VerifiedIdentity, bytes: &[u8]) -> Cid {
         let block = Block::from_parts(&cid_of(bytes), bytes.to_vec(), 4 << 20).unwrap();
         let message = encode_delivery(&block).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while let Err(e) = self.runtime.block_on(
-            self.ipfs
-                .publish(&inbox_topic(victim.id()), message.clone()),
-        ) {
+        while let Err(e) = self.publish(&inbox_topic(victim.id()), message.clone()) {
             assert!(
                 Instant::now() < deadline,
                 "cannot publish to the victim: {e}"

@@ -34,20 +34,16 @@ use std::{
     fs::File,
     io::{Read, Seek, SeekFrom},
     path::PathBuf,
-    sync::{Arc, Mutex},
     thread,
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
 use ipld_core::ipld::Ipld;
-use milagro_ipfs::{Ipfs, IpfsConfig, RAW};
-use milagro_proto::{
-    Block, Cid, Receipt, VerifiedIdentity, block::cid_of, encode_delivery, inbox_topic,
-    receipt_topic,
-};
+use milagro_ipfs::RAW;
+use milagro_proto::{Block, Cid, VerifiedIdentity, block::cid_of, encode_delivery, inbox_topic};
 use milagro_tests::{
     Node, NodeConfig, PluginEntry,
+    attacker::Peer,
     craft::{
         self as craft, Party, deliver, encode, fetch_identity, now_ms, party, publish, resign,
         sealed, to_map, wait_processed,
@@ -549,69 +545,6 @@ impl Tally {
     }
 }
 
-/// A second IPFS peer, in this process: publishes on the node's inbox topic
-/// and collects the receipts the node publishes.
-struct Peer {
-    ipfs: Ipfs,
-    peer_id: String,
-    receipts: Arc<Mutex<Vec<Cid>>>,
-    runtime: tokio::runtime::Runtime,
-    _repo: tempfile::TempDir,
-}
-
-impl Peer {
-    /// Starts, dials the node and listens for receipts to `senders`.
-    fn start(node: &Node, node_doc: &VerifiedIdentity, senders: &[Cid]) -> Peer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let repo = tempfile::tempdir().unwrap();
-        let ipfs = runtime
-            .block_on(Ipfs::open(&IpfsConfig::default(), repo.path()))
-            .unwrap();
-        runtime
-            .block_on(ipfs.connect(&node.ipfs_addresses()[0]))
-            .unwrap();
-        let receipts = Arc::new(Mutex::new(Vec::new()));
-        for sender in senders {
-            let mut messages = runtime
-                .block_on(ipfs.subscribe(&receipt_topic(sender)))
-                .unwrap();
-            let (receipts, node_doc) = (Arc::clone(&receipts), node_doc.clone());
-            runtime.spawn(async move {
-                while let Some(message) = messages.next().await {
-                    if let Ok(receipt) = Receipt::decode(&message.data)
-                        && receipt.verify(&node_doc).is_ok()
-                    {
-                        receipts.lock().unwrap().push(*receipt.envelope());
-                    }
-                }
-            });
-        }
-        let peer_id = runtime.block_on(ipfs.id()).unwrap().peer_id;
-        Peer {
-            ipfs,
-            peer_id,
-            receipts,
-            runtime,
-            _repo: repo,
-        }
-    }
-
-    fn publish(&self, topic: &str, message: Vec<u8>) -> Result<(), String> {
-        self.runtime
-            .block_on(self.ipfs.publish(topic, message))
-            .map_err(|e| e.to_string())
-    }
-
-    /// Every verified receipt so far, in arrival order.
-    fn receipts(&self) -> Vec<Cid> {
-        self.receipts.lock().unwrap().clone()
-    }
-}
-
 /// Counts, as the node's log grows, its lines refusing a pubsub delivery
 /// from the test's peer.
 struct RefusalLines {
@@ -776,7 +709,12 @@ fn a_thousand_bad_envelopes_on_both_transports_are_refused() {
         assert_eq!(publish(&b, p.doc.block().bytes()), p.doc.id().to_string());
     }
     let senders = [*world.x.doc.id(), *world.y.doc.id(), *world.node.id()];
-    let peer = Peer::start(&b, &world.node, &senders);
+    // A second IPFS peer, in this process: publishes on the node's inbox
+    // topic and collects the receipts the node publishes.
+    let peer = Peer::start(&b);
+    for sender in &senders {
+        peer.listen_receipts(sender, &world.node);
+    }
     let topic = inbox_topic(world.node.id());
     let mut log = RefusalLines {
         path: b.dir.path().join("node.log"),

@@ -621,7 +621,10 @@ fn a_strangers_reply_to_a_request_is_ignored_by_the_wait() {
         }
         let at_start =
             counter(&a, "milagro_reply_refused_total", "unexpected_sender") - refused_before;
-        // A forged reply while it waits: processed, and not taken.
+        // A forged reply while it waits: processed, and not taken. The
+        // probe lists it from inside its handler, before the host indexes
+        // it: wait for the host's count of processed envelopes.
+        let done = counter(&a, "milagro_inbox_processed_total", "outcome=\"done\"");
         let r = deliver(
             &a,
             &linked_note(&stranger, &a_doc, &request, "forged live"),
@@ -629,6 +632,11 @@ fn a_strangers_reply_to_a_request_is_ignored_by_the_wait() {
         );
         assert_eq!(r.0, 202, "{}", r.1);
         wait_body(&a, "forged live");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while counter(&a, "milagro_inbox_processed_total", "outcome=\"done\"") == done {
+            assert!(Instant::now() < deadline, "never indexed:\n{}", a.log());
+            thread::sleep(Duration::from_millis(20));
+        }
         let live = counter(&a, "milagro_reply_refused_total", "unexpected_sender")
             - refused_before
             - at_start;
