@@ -145,6 +145,16 @@ pub fn counter(node: &Node, name: &str, labels: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// Waits (up to 30 s) until counter `name` (see [`counter`]) on `node` is
+/// at least `at_least`; panics naming `what` otherwise.
+pub fn wait_counter(node: &Node, name: &str, labels: &str, at_least: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counter(node, name, labels) < at_least {
+        assert!(Instant::now() < deadline, "{what}:\n{}", node.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One `[[plugins]]` entry.
 #[derive(Clone)]
 pub struct PluginEntry {

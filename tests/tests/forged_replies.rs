@@ -48,15 +48,18 @@ use milagro_tests::{
     counter,
     craft::{self, Party, deliver, now_ms, party, seal_draft},
     custody::{Role, node_config, order, peers, redeem, wait_complete},
-    json, plugin_library,
+    json, plugin_library, wait_counter,
 };
 use serde_json::{Value, json as j};
 
 /// How long the victims wait for each answer.
 const REPLY_TIMEOUT_MS: u64 = 30_000;
 
+const PROCESSED: &str = "milagro_inbox_processed_total";
+const DONE: &str = "outcome=\"done\"";
+
 fn done(node: &Node) -> u64 {
-    counter(node, "milagro_inbox_processed_total", "outcome=\"done\"")
+    counter(node, PROCESSED, DONE)
 }
 
 fn unexpected_sender(node: &Node) -> u64 {
@@ -75,17 +78,13 @@ fn deliver_processed(victim: &Node, forgeries: &[Vec<u8>]) {
         let r = deliver(victim, bytes, None);
         assert_eq!(r.0, 202, "{}", r.1);
     }
-    let want = before + forgeries.len() as u64;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while done(victim) < want {
-        assert!(
-            Instant::now() < deadline,
-            "the victim did not process the {} forged replies:\n{}",
-            forgeries.len(),
-            victim.log()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_counter(
+        victim,
+        PROCESSED,
+        DONE,
+        before + forgeries.len() as u64,
+        "the victim did not process the forged replies",
+    );
 }
 
 /// The attacker's peer dialled to `victim`, and an identity of its own
