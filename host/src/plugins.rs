@@ -334,6 +334,15 @@ fn open_module(
 
 /// A memory file holding `bytes`, sealed against any change (write, grow,
 /// shrink) and against removing the seals; close-on-exec.
+///
+/// The write seal is `F_SEAL_FUTURE_WRITE`, not `F_SEAL_WRITE`: the latter
+/// waits at most ~150 ms for every page to lose its transient kernel
+/// references (LRU batches, compaction, reclaim) and otherwise fails with
+/// EBUSY, which refused a plugin at random on a busy machine (seen in CI on
+/// a restart). Both refuse every later `write` and every new shared writable
+/// mapping; they differ only for a shared writable mapping made before the
+/// seal, and this file has none: it is written with `write` and its one
+/// descriptor never leaves this function unsealed.
 fn sealed_copy(bytes: &[u8]) -> std::io::Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
     let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
@@ -347,7 +356,7 @@ fn sealed_copy(bytes: &[u8]) -> std::io::Result<OwnedFd> {
     file.write_all(bytes)?;
     fcntl_add_seals(
         &file,
-        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+        SealFlags::FUTURE_WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
     )?;
     Ok(OwnedFd::from(file))
 }
@@ -480,5 +489,54 @@ fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}...", &text[..at]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    use rustix::fs::{SealFlags, fcntl_add_seals, fcntl_get_seals, ftruncate};
+
+    use super::sealed_copy;
+
+    /// The loaded copy holds exactly the checked bytes and refuses every
+    /// change: a write, growing, shrinking, a shared writable mapping, and
+    /// removing or adding seals.
+    #[test]
+    fn the_sealed_copy_holds_the_bytes_and_refuses_every_change() {
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let fd = sealed_copy(&bytes).expect("sealed copy");
+        let seals = fcntl_get_seals(&fd).unwrap();
+        for seal in [
+            SealFlags::FUTURE_WRITE,
+            SealFlags::GROW,
+            SealFlags::SHRINK,
+            SealFlags::SEAL,
+        ] {
+            assert!(seals.contains(seal), "{seal:?} missing from {seals:?}");
+        }
+        let mut file = std::fs::File::from(fd);
+        let mut read = Vec::new();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.read_to_end(&mut read).unwrap();
+        assert_eq!(read, bytes);
+
+        file.seek(SeekFrom::Start(0)).unwrap();
+        assert!(file.write_all(b"x").is_err(), "a write went through");
+        assert!(ftruncate(&file, 1).is_err(), "shrunk");
+        assert!(ftruncate(&file, 40_000).is_err(), "grown");
+        assert!(fcntl_add_seals(&file, SealFlags::WRITE).is_err(), "seals changed");
+        let shared_writable = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                bytes.len(),
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &file,
+                0,
+            )
+        };
+        assert!(shared_writable.is_err(), "mapped shared and writable");
     }
 }
