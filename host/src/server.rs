@@ -141,7 +141,7 @@ impl App {
             } => (
                 template,
                 match self.refusal(endpoint, template, client, &request) {
-                    None => self.dispatch(endpoint, params, request).await,
+                    None => self.dispatch(endpoint, params, request, client).await,
                     Some(refused) => refused,
                 },
             ),
@@ -221,6 +221,7 @@ impl App {
         endpoint: &Endpoint,
         params: Vec<(String, String)>,
         request: hyper::Request<Incoming>,
+        client: Client,
     ) -> Response {
         match &endpoint.target {
             Target::Status => self.status(),
@@ -241,9 +242,9 @@ impl App {
                     .to_string()
                     .into_bytes(),
             ),
-            Target::IdentityLookup => self.identity_lookup(&params).await,
+            Target::IdentityLookup => self.identity_lookup(&params, client).await,
             Target::Inbox => match self.read_body(request).await {
-                Ok((parts, body)) => self.inbox(&parts.headers, body).await,
+                Ok((parts, body)) => self.inbox(&parts.headers, body, client).await,
                 Err(e) => error_response(&e),
             },
             Target::Audit => match param_cid(&params) {
@@ -367,11 +368,21 @@ impl App {
         })
     }
 
-    async fn identity_lookup(&self, params: &[(String, String)]) -> Response {
+    /// `GET /v1/identity/{cid}`: open to anyone, so an identity this node
+    /// does not know yet is charged to the client's address (the resolved
+    /// document is fetched and kept), as an HTTP delivery from a new sender is.
+    async fn identity_lookup(&self, params: &[(String, String)], client: Client) -> Response {
         let cid = match param_cid(params) {
             Ok(cid) => cid,
             Err(e) => return error_response(&e),
         };
+        if let Err(over) = self
+            .node
+            .transport
+            .charge_new_identity(&cid, &client.ip.to_string())
+        {
+            return error_response(&api_error::inbox(InboxError::OverQuota(over)));
+        }
         match self.node.resolver.resolve(&cid).await {
             Ok(document) => json_response(
                 StatusCode::OK,
@@ -383,7 +394,7 @@ impl App {
 
     /// `POST /v1/inbox`: an envelope block delivered over HTTP. The block's
     /// CID may come in the `milagro-cid` header, and is then checked.
-    async fn inbox(&self, headers: &hyper::HeaderMap, body: Bytes) -> Response {
+    async fn inbox(&self, headers: &hyper::HeaderMap, body: Bytes, client: Client) -> Response {
         let cid = match headers.get(CID_HEADER).map(|v| {
             v.to_str()
                 .ok()
@@ -405,7 +416,7 @@ impl App {
             Ok(block) => block,
             Err(e) => return error_response(&api_error::inbox(InboxError::Invalid(e))),
         };
-        match self.node.transport.receive(block).await {
+        match self.node.transport.receive_over_http(block, client.ip).await {
             Ok(Admission { accepted, cid, .. }) => {
                 let status = match accepted {
                     Accepted::New => "accepted",

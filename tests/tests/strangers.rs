@@ -25,8 +25,9 @@
 //!   its connection to that peer and dialled the bogus address), and the
 //!   peer and the victim still exchange envelopes.
 //! - A sender floods past each per-sender quota (pending, stored, their
-//!   bytes) over HTTP and a peer past its quota of new identities over
-//!   pubsub: the excess is refused (429 naming the quota, or a log line),
+//!   bytes) over HTTP, a peer past its quota of new identities over
+//!   pubsub, and a client address past it over HTTP (deliveries and
+//!   identity lookups): the excess is refused (429 naming the quota, or a log line),
 //!   `milagro_quota_refused_total` counts it, and a legitimate sender's
 //!   envelopes still get through.
 //! - Items 2 and 5: a stranger's reply linked to a request is ignored by
@@ -241,7 +242,8 @@ fn a_flood_over_each_quota_is_refused_and_a_legit_sender_still_gets_through() {
     const STORED: usize = 8;
     const PENDING_BYTES: usize = 40_000;
     const STORED_BYTES: usize = 100_000;
-    const NEW_IDENTITIES: usize = 2;
+    // The HTTP senders below (flooder, legit, heavy) spend 127.0.0.1's.
+    const NEW_IDENTITIES: usize = 3;
     let victim = Node::start(node(
         "victim",
         &[],
@@ -409,6 +411,24 @@ fn a_flood_over_each_quota_is_refused_and_a_legit_sender_still_gets_through() {
         .filter(|l| l.contains(&attacker.peer_id) && l.contains("over its identities quota"))
         .count();
     assert_eq!(lines, over, "refusal lines naming the peer:\n{log}");
+
+    // identities over HTTP, charged to the client's address: this one
+    // (127.0.0.1) introduced flooder, legit and heavy above, its quota;
+    // a fourth new sender is refused, and so is a lookup of a new identity
+    // (GET /v1/identity/{cid} is open to anyone); known ones still resolve.
+    let newcomer = party_at("newcomer", None, &[]);
+    publish(&victim, newcomer.doc.block().bytes());
+    let r = deliver(
+        &victim,
+        &envelope(&newcomer, &victim_doc, "test/note", b"newcomer"),
+        None,
+    );
+    refused(&r, "identities");
+    let r = victim.get(&format!("/v1/identity/{}", newcomer.doc.id()));
+    refused(&r, "identities");
+    over += 2;
+    let r = victim.get(&format!("/v1/identity/{}", legit.doc.id()));
+    assert_eq!(r.0, 200, "a known identity: {}", r.1);
     tally.push(("identities", accepted, over));
     legit_note(&mut processed);
     wait_processed(&victim, processed);

@@ -34,6 +34,7 @@ mod receipt_wait;
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -450,6 +451,32 @@ impl Transport {
         self.receive_from(block, None).await
     }
 
+    /// [`Transport::receive`] for a block `POST /v1/inbox` took from the
+    /// client at `address`, charged to that address for the sender
+    /// identities it makes this node resolve (as a pubsub delivery is to
+    /// its libp2p peer).
+    pub async fn receive_over_http(
+        &self,
+        block: milagro_proto::Block,
+        address: IpAddr,
+    ) -> Result<Admission, InboxError> {
+        self.receive_from(block, Some(&address.to_string())).await
+    }
+
+    /// Charges `delivering` (a libp2p peer ID or a client address) for
+    /// `identity` if this node does not know it yet: resolving it fetches
+    /// and stores a document a stranger chose. Over the quota: refused.
+    pub fn charge_new_identity(
+        &self,
+        identity: &milagro_proto::Cid,
+        delivering: &str,
+    ) -> Result<(), quota::OverQuota> {
+        if self.resolver.is_cached(identity) {
+            return Ok(());
+        }
+        self.quotas.new_identity(delivering)
+    }
+
     /// [`Transport::receive`], within the sender's quotas (see [`quota`]);
     /// `peer` is the libp2p peer that delivered the block over pubsub,
     /// charged for the sender identities this node did not know.
@@ -469,10 +496,8 @@ impl Transport {
             };
             if let Ok(envelope) = milagro_proto::Envelope::from_block(block.clone(), &limits) {
                 let sender = envelope.sender();
-                if let Some(peer) = peer
-                    && !self.resolver.is_cached(sender)
-                {
-                    self.quotas.new_identity(peer)?;
+                if let Some(peer) = peer {
+                    self.charge_new_identity(sender, peer)?;
                 }
                 self.quotas.check(sender, bytes)?;
             }

@@ -27,9 +27,10 @@
 //! - **stored**: envelopes accepted in the current window (`window_ms`),
 //!   by count and bytes: what one sender can add to the disk per window,
 //!   plugin state included, since plugins store only in answer to envelopes;
-//! - **identities**: sender identities not seen before that one delivering
-//!   peer (the libp2p peer a pubsub message came from) makes this node
-//!   resolve, fetch and cache per window.
+//! - **identities**: identities not seen before that one delivering peer
+//!   (the libp2p peer a pubsub message came from; over HTTP, the client
+//!   address of `POST /v1/inbox` or `GET /v1/identity/{cid}`) makes this
+//!   node resolve, fetch and cache per window.
 //!
 //! The sender is counted only once its envelope was accepted (signature
 //! checked), so a forged envelope naming someone else cannot spend their
@@ -62,8 +63,8 @@ pub struct QuotaConfig {
     pub stored_per_sender: u64,
     /// Their bytes.
     pub stored_bytes_per_sender: u64,
-    /// New sender identities one delivering peer may make this node resolve
-    /// per window.
+    /// New identities one delivering peer (a libp2p peer, or over HTTP a
+    /// client address) may make this node resolve per window.
     pub new_identities_per_peer: u64,
     /// Length of the window of the `stored` and `identities` quotas.
     pub window_ms: u64,
