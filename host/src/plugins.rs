@@ -526,7 +526,10 @@ mod tests {
         assert!(file.write_all(b"x").is_err(), "a write went through");
         assert!(ftruncate(&file, 1).is_err(), "shrunk");
         assert!(ftruncate(&file, 40_000).is_err(), "grown");
-        assert!(fcntl_add_seals(&file, SealFlags::WRITE).is_err(), "seals changed");
+        assert!(
+            fcntl_add_seals(&file, SealFlags::WRITE).is_err(),
+            "seals changed"
+        );
         let shared_writable = unsafe {
             rustix::mm::mmap(
                 std::ptr::null_mut(),

@@ -416,7 +416,12 @@ impl App {
             Ok(block) => block,
             Err(e) => return error_response(&api_error::inbox(InboxError::Invalid(e))),
         };
-        match self.node.transport.receive_over_http(block, client.ip).await {
+        match self
+            .node
+            .transport
+            .receive_over_http(block, client.ip)
+            .await
+        {
             Ok(Admission { accepted, cid, .. }) => {
                 let status = match accepted {
                     Accepted::New => "accepted",
