@@ -495,11 +495,14 @@ impl Transport {
                 ..milagro_proto::Limits::default()
             };
             if let Ok(envelope) = milagro_proto::Envelope::from_block(block.clone(), &limits) {
+                // The sender's own quotas first: an envelope they refuse is
+                // never opened, so its sender is never resolved and the
+                // delivering peer is not charged for it.
                 let sender = envelope.sender();
+                self.quotas.check(sender, bytes)?;
                 if let Some(peer) = peer {
                     self.charge_new_identity(sender, peer)?;
                 }
-                self.quotas.check(sender, bytes)?;
             }
         }
         let admission = self.inbox.accept(block).await?;
