@@ -25,10 +25,11 @@
 //! 3. [`pass2`]: `V = -(x+y)*(T + pin*H(id))`, which is `-(x+y)*C` when the
 //!    PIN is right; the server checks it with [`crate::server::verify_login`].
 
-use bls12_381::{G1Affine, G1Projective, Scalar};
-use zeroize::{Zeroize, Zeroizing};
+use blstrs::{G1Affine, G1Projective, Scalar};
+use group::prime::PrimeCurveAffine;
+use zeroize::Zeroizing;
 
-use crate::{DecodeError, g1_from_bytes, g1_from_hex, hash_id, random_scalar};
+use crate::{DecodeError, Secret, g1_from_bytes, g1_from_hex, hash_id, random_scalar};
 
 /// A PIN as a scalar.
 fn pin_scalar(pin: u32) -> Scalar {
@@ -37,8 +38,21 @@ fn pin_scalar(pin: u32) -> Scalar {
 
 /// A device's M-Pin token `T = C - pin*H(id)`. Zeroized on drop; its
 /// `Debug` is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(G1Affine);
+pub struct Token(Secret<G1Affine>);
+
+impl Clone for Token {
+    fn clone(&self) -> Token {
+        Token(Secret::new(*self.0))
+    }
+}
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Token) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+impl Eq for Token {}
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,19 +60,13 @@ impl std::fmt::Debug for Token {
     }
 }
 
-impl Drop for Token {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
 impl Token {
     /// `T = C - pin*H(mpin_id)` from the combined client secret `C`.
     pub fn from_client_secret(client_secret: &G1Affine, mpin_id: &[u8], pin: u32) -> Token {
         let h = G1Projective::from(hash_id(mpin_id));
-        Token(G1Affine::from(
+        Token(Secret::new(G1Affine::from(
             G1Projective::from(client_secret) - h * pin_scalar(pin),
-        ))
+        )))
     }
 
     /// The compressed point, 48 bytes. May be the identity (for one PIN in
@@ -70,8 +78,8 @@ impl Token {
     /// Reads [`Token::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Token, DecodeError> {
         match g1_from_bytes(bytes) {
-            Ok(p) => Ok(Token(p)),
-            Err(DecodeError::Identity) => Ok(Token(G1Affine::identity())),
+            Ok(p) => Ok(Token(Secret::new(p))),
+            Err(DecodeError::Identity) => Ok(Token(Secret::new(G1Affine::identity()))),
             Err(e) => Err(e),
         }
     }
@@ -84,8 +92,8 @@ impl Token {
     /// Reads [`Token::to_hex`].
     pub fn from_hex(s: &str) -> Result<Token, DecodeError> {
         match g1_from_hex(s) {
-            Ok(p) => Ok(Token(p)),
-            Err(DecodeError::Identity) => Ok(Token(G1Affine::identity())),
+            Ok(p) => Ok(Token(Secret::new(p))),
+            Err(DecodeError::Identity) => Ok(Token(Secret::new(G1Affine::identity()))),
             Err(e) => Err(e),
         }
     }
@@ -93,8 +101,8 @@ impl Token {
 
 /// Pass 1: a fresh random `x` (keep it for [`pass2`], then drop it) and
 /// `U = x*H(mpin_id)` to send.
-pub fn pass1(mpin_id: &[u8]) -> Result<(Zeroizing<Scalar>, G1Affine), getrandom::Error> {
-    let x = Zeroizing::new(random_scalar()?);
+pub fn pass1(mpin_id: &[u8]) -> Result<(Secret<Scalar>, G1Affine), getrandom::Error> {
+    let x = Secret::new(random_scalar()?);
     let u = G1Affine::from(G1Projective::from(hash_id(mpin_id)) * *x);
     Ok((x, u))
 }
@@ -103,7 +111,9 @@ pub fn pass1(mpin_id: &[u8]) -> Result<(Zeroizing<Scalar>, G1Affine), getrandom:
 /// challenge.
 pub fn pass2(x: &Scalar, y: &Scalar, token: &Token, pin: u32, mpin_id: &[u8]) -> G1Affine {
     let h = G1Projective::from(hash_id(mpin_id));
-    let c = Zeroizing::new(G1Projective::from(&token.0) + h * pin_scalar(pin));
-    let xy = Zeroizing::new(-(x + y));
+    let c = Secret::new(G1Affine::from(
+        G1Projective::from(*token.0) + h * pin_scalar(pin),
+    ));
+    let xy = Secret::new(-(x + y));
     G1Affine::from(*c * *xy)
 }

@@ -36,12 +36,20 @@
 //! statement, the context and 32 fresh random bytes, so neither a weak
 //! generator nor a repeated request reuses a nonce with two challenges.
 //! Verifying needs no pairing.
+//!
+//! Batches: the challenge hashes the commitments `A1`, `A2`, which the
+//! verifier recomputes from `(c, z)`, so the usual batch check (a random
+//! linear combination of `A1 == z*g1 + c*P` and `A2 == z*H + c*C` over all
+//! proofs, one multi-exponentiation) does not apply to this encoding: it
+//! needs proofs that carry `A1` and `A2` (a new wire version).
+//! [`DleqProof::verify_batch`] checks each proof, sharing what the proofs
+//! of one D-TA have in common (the precomputed multiples of `g1` and `P`).
 
-use bls12_381::{G1Affine, G1Projective, Scalar};
+use blstrs::{G1Affine, G1Projective, Scalar};
+use group::{Curve, Group, prime::PrimeCurveAffine};
 use sha2::{Digest, Sha512};
-use zeroize::Zeroizing;
 
-use crate::{DecodeError, SCALAR_LEN, hash_id, scalar_to_be_bytes};
+use crate::{DecodeError, SCALAR_LEN, Secret, hash_id, scalar_from_le_wide, scalar_to_be_bytes};
 
 /// Domain separation tag of the proof's challenge.
 pub const DLEQ_DST: &[u8] = b"MILAGRO-MPIN-V1_DLEQ_BLS12381G1_SHA-512";
@@ -72,10 +80,10 @@ fn lp(hasher: &mut Sha512, bytes: &[u8]) {
 
 /// SHA-512 as a big-endian integer, reduced mod r.
 fn wide_be(digest: &[u8]) -> Scalar {
-    let mut wide = Zeroizing::new([0u8; 64]);
+    let mut wide = zeroize::Zeroizing::new([0u8; 64]);
     wide.copy_from_slice(digest);
     wide.reverse();
-    Scalar::from_bytes_wide(&wide)
+    scalar_from_le_wide(&wide)
 }
 
 /// The Fiat-Shamir challenge.
@@ -107,7 +115,7 @@ fn straus_vartime(p: &G1Projective, a: &Scalar, q: &G1Projective, b: &Scalar) ->
         t
     };
     let (tp, tq) = (table(p), table(q));
-    let (a, b) = (a.to_bytes(), b.to_bytes());
+    let (a, b) = (a.to_bytes_le(), b.to_bytes_le());
     let mut acc = G1Projective::identity();
     for i in (0..64).rev() {
         if i != 63 {
@@ -127,11 +135,70 @@ fn straus_vartime(p: &G1Projective, a: &Scalar, q: &G1Projective, b: &Scalar) ->
     acc
 }
 
+/// Multiples of a fixed base for a variable-time 4-bit comb: row `j` holds
+/// `d*16^j*base` for `d` in 1..=15, so `a*base` is at most 64 additions and
+/// no doubling. 960 additions to build: worth it for a base used with many
+/// scalars (`g1`, and a D-TA's `P` over the proofs of one reply). Public
+/// values only.
+struct Comb(Vec<[G1Projective; 15]>);
+
+impl Comb {
+    fn new(base: &G1Projective) -> Comb {
+        let mut rows = Vec::with_capacity(64);
+        let mut b = *base;
+        for _ in 0..64 {
+            let mut row = [b; 15];
+            for d in 1..15 {
+                row[d] = row[d - 1] + b;
+            }
+            b = row[14] + b;
+            rows.push(row);
+        }
+        Comb(rows)
+    }
+
+    /// `acc + a*base`, in variable time.
+    fn mul_add(&self, acc: &mut G1Projective, a: &Scalar) {
+        for (i, byte) in a.to_bytes_le().iter().enumerate() {
+            for (half, nibble) in [(0, byte & 0x0f), (1, byte >> 4)] {
+                if nibble != 0 {
+                    *acc += self.0[2 * i + half][usize::from(nibble) - 1];
+                }
+            }
+        }
+    }
+}
+
+/// The comb of `g1`, built once per process (138 KiB).
+fn generator_comb() -> &'static Comb {
+    static COMB: std::sync::OnceLock<Comb> = std::sync::OnceLock::new();
+    COMB.get_or_init(|| Comb::new(&G1Projective::generator()))
+}
+
+/// Consecutive proofs under one public key from which a batch builds that
+/// key's comb (below, the two-base Straus of a lone proof is cheaper).
+const COMB_MIN_RUN: usize = 8;
+
+/// One proof to check with [`DleqProof::verify_batch`]: the arguments of
+/// [`DleqProof::verify_with_hash`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    /// The proof.
+    pub proof: DleqProof,
+    /// The D-TA's public key `P`.
+    pub public_key: G1Affine,
+    /// `H(mpin_id)`.
+    pub h: G1Affine,
+    /// The client share `C`.
+    pub share: G1Affine,
+    /// The request's context ([`crate::wire::proof_context`]).
+    pub context: &'a [u8],
+}
+
 /// 32 bytes big-endian, canonical (zero allowed).
 fn scalar_be(bytes: &[u8]) -> Option<Scalar> {
-    let mut le: [u8; SCALAR_LEN] = bytes.try_into().ok()?;
-    le.reverse();
-    Scalar::from_bytes(&le).into()
+    let be: [u8; SCALAR_LEN] = bytes.try_into().ok()?;
+    Scalar::from_bytes_be(&be).into()
 }
 
 impl DleqProof {
@@ -144,15 +211,18 @@ impl DleqProof {
         share: &G1Affine,
         context: &[u8],
     ) -> Result<DleqProof, getrandom::Error> {
-        let mut fresh = Zeroizing::new([0u8; 32]);
+        let mut fresh = zeroize::Zeroizing::new([0u8; 32]);
         getrandom::fill(fresh.as_mut())?;
         let mut n = Sha512::new();
         lp(&mut n, NONCE_DST);
-        lp(&mut n, Zeroizing::new(secret.to_bytes()).as_slice());
+        lp(
+            &mut n,
+            zeroize::Zeroizing::new(secret.to_bytes_le()).as_slice(),
+        );
         lp(&mut n, &h.to_compressed());
         lp(&mut n, context);
         lp(&mut n, fresh.as_slice());
-        let k = Zeroizing::new(wide_be(&n.finalize()));
+        let k = Secret::new(wide_be(&n.finalize()));
         Ok(Self::prove_with_nonce(
             secret, &k, public_key, h, share, context,
         ))
@@ -171,7 +241,7 @@ impl DleqProof {
         let a1 = G1Affine::from(G1Projective::generator() * k);
         let a2 = G1Affine::from(G1Projective::from(h) * k);
         let c = challenge(public_key, h, share, &a1, &a2, context);
-        let z = k - c * secret;
+        let z = *k - c * secret;
         DleqProof { c, z }
     }
 
@@ -218,6 +288,58 @@ impl DleqProof {
         self.verify_with_hash(public_key, &hash_id(mpin_id), share, context)
     }
 
+    /// Checks many proofs; `Err` holds the index of the first that fails
+    /// (an empty batch passes). The same result as
+    /// [`DleqProof::verify_with_hash`] on each item in turn, faster for the
+    /// proofs of one reply: `z*g1` comes from a per-process comb of `g1` and,
+    /// for a run of at least 8 consecutive items under one public key,
+    /// `c*P` from a comb of `P` built for the run (see the module's note on
+    /// why the proofs are not combined into one multi-exponentiation).
+    pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), usize> {
+        let g1 = generator_comb();
+        let mut start = 0;
+        while start < items.len() {
+            let key = items[start].public_key;
+            let run = items[start..]
+                .iter()
+                .take_while(|item| item.public_key == key)
+                .count();
+            let key_comb = (run >= COMB_MIN_RUN).then(|| Comb::new(&key.into()));
+            for (i, item) in items[start..start + run].iter().enumerate() {
+                let ok = match &key_comb {
+                    Some(p) => item.proof.verify_with_combs(g1, p, item),
+                    None => item.proof.verify_with_hash(
+                        &item.public_key,
+                        &item.h,
+                        &item.share,
+                        item.context,
+                    ),
+                };
+                if !ok {
+                    return Err(start + i);
+                }
+            }
+            start += run;
+        }
+        Ok(())
+    }
+
+    /// [`DleqProof::verify_with_hash`] with `A1` from the combs of `g1` and
+    /// `item.public_key`.
+    fn verify_with_combs(&self, g1: &Comb, key: &Comb, item: &BatchItem<'_>) -> bool {
+        let (p, h, share) = (&item.public_key, &item.h, &item.share);
+        if bool::from(p.is_identity() | h.is_identity() | share.is_identity()) {
+            return false;
+        }
+        let mut a1 = G1Projective::identity();
+        g1.mul_add(&mut a1, &self.z);
+        key.mul_add(&mut a1, &self.c);
+        let a2 = straus_vartime(&h.into(), &self.z, &share.into(), &self.c);
+        let mut affine = [G1Affine::identity(); 2];
+        G1Projective::batch_normalize(&[a1, a2], &mut affine);
+        challenge(p, h, share, &affine[0], &affine[1], item.context) == self.c
+    }
+
     /// [`DleqProof::verify`] with `H(mpin_id)` already computed (a requester
     /// checking several D-TAs' shares for one ID hashes it once).
     pub fn verify_with_hash(
@@ -241,6 +363,14 @@ impl DleqProof {
         G1Projective::batch_normalize(&[a1, a2], &mut affine);
         challenge(public_key, h, share, &affine[0], &affine[1], context) == self.c
     }
+}
+
+/// `a*base` by a [`Comb`], for the unit tests.
+#[cfg(test)]
+pub(crate) fn comb_for_tests(base: &G1Projective, a: &Scalar) -> G1Projective {
+    let mut acc = G1Projective::identity();
+    Comb::new(base).mul_add(&mut acc, a);
+    acc
 }
 
 /// [`straus_vartime`], for the unit tests.

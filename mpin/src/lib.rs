@@ -32,7 +32,19 @@
 //! Points travel in the standard compressed encodings (48-byte G1, 96-byte
 //! G2; the zcash / blst format), scalars as 32 bytes big-endian. Decoders
 //! refuse points off the prime-order subgroup and the identity. Secrets are
-//! zeroized when dropped.
+//! zeroized when dropped (see [`Secret`]).
+//!
+//! The arithmetic is `blstrs` (the `ff`/`group`/`pairing` traits over
+//! supranational's `blst`), re-exported as [`curve`]. Multiplications by a
+//! secret scalar (a share `s_i`, a DLEQ nonce, an M-Pin `x`) go through
+//! `blstrs`' `Mul<&Scalar>`, which is `blst_p1_mult` / `blst_p2_mult` with
+//! the public bit length 255: for a reduced scalar that is the GLV (G1) or
+//! GLS (G2) method with Booth-recoded 5-bit windows, each table entry read by
+//! a full-table masked copy (`gather_booth_w5`), additions that take the
+//! point at infinity without a branch, and the scalar's copy scrubbed after
+//! (blst 0.3.17, `src/e1.c`, `src/e2.c`, `src/ec_mult.h`): constant time.
+//! Only the DLEQ verifier, whose inputs are all public, uses variable-time
+//! arithmetic.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -42,15 +54,17 @@ mod dleq;
 pub mod server;
 pub mod wire;
 
-pub use bls12_381::{self, G1Affine, G1Projective, G2Affine, G2Projective, Gt, Scalar};
-pub use dleq::{DLEQ_DST, DleqProof, PROOF_LEN};
+pub use blstrs as curve;
+pub use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Gt, Scalar};
+pub use dleq::{BatchItem, DLEQ_DST, DleqProof, PROOF_LEN};
+/// The traits that give the curve types their constants and methods
+/// (`Scalar::ZERO`, `G1Projective::generator()`, `is_identity()`, ...).
+pub use ff::Field;
+pub use group::{Curve, Group, prime::PrimeCurveAffine};
 
-use bls12_381::{
-    G2Prepared,
-    hash_to_curve::{ExpandMsgXmd, HashToCurve},
-    multi_miller_loop,
-};
-use zeroize::{Zeroize, Zeroizing};
+use blstrs::{Bls12, G2Prepared};
+use pairing::{MillerLoopResult, MultiMillerLoop};
+use zeroize::{DefaultIsZeroes, Zeroize, Zeroizing};
 
 /// Domain separation tag of `H` for M-Pin IDs.
 pub const MPIN_DST: &[u8] = b"MILAGRO-MPIN-V1_BLS12381G1_XMD:SHA-256_SSWU_RO_";
@@ -87,11 +101,10 @@ pub enum DecodeError {
     Scalar,
 }
 
-/// `H(msg)` under `dst`: RFC 9380 `BLS12381G1_XMD:SHA-256_SSWU_RO_`.
+/// `H(msg)` under `dst`: RFC 9380 `BLS12381G1_XMD:SHA-256_SSWU_RO_`
+/// (`blst_hash_to_g1` with no augmentation prefix).
 pub fn hash_to_g1(msg: &[u8], dst: &[u8]) -> G1Affine {
-    G1Affine::from(
-        <G1Projective as HashToCurve<ExpandMsgXmd<sha2::Sha256>>>::hash_to_curve([msg], dst),
-    )
+    G1Affine::from(G1Projective::hash_to_curve(msg, dst, &[]))
 }
 
 /// `H(mpin_id)` under [`MPIN_DST`].
@@ -99,31 +112,99 @@ pub fn hash_id(mpin_id: &[u8]) -> G1Affine {
     hash_to_g1(mpin_id, MPIN_DST)
 }
 
+/// A 512-bit little-endian integer reduced mod r (what `bls12_381`'s
+/// `Scalar::from_bytes_wide` computed, which `blstrs` lacks): Horner's rule
+/// over four 128-bit limbs, each below r, in constant-time field arithmetic.
+pub(crate) fn scalar_from_le_wide(wide: &[u8; 64]) -> Scalar {
+    let limb = |i: usize| {
+        let mut le = Zeroizing::new([0u8; SCALAR_LEN]);
+        le[..16].copy_from_slice(&wide[16 * i..16 * (i + 1)]);
+        Secret::new(Scalar::from_bytes_le(&le).expect("a 128-bit value is below r"))
+    };
+    let mut two_128 = [0u8; SCALAR_LEN];
+    two_128[16] = 1;
+    let two_128 = Scalar::from_bytes_le(&two_128).expect("2^128 is below r");
+    let mut acc = limb(3);
+    for i in (0..3).rev() {
+        acc = Secret::new(*acc * two_128 + *limb(i));
+    }
+    *acc
+}
+
 /// A uniformly random non-zero scalar from the OS's generator.
 pub fn random_scalar() -> Result<Scalar, getrandom::Error> {
     loop {
         let mut wide = Zeroizing::new([0u8; 64]);
         getrandom::fill(wide.as_mut())?;
-        let s = Scalar::from_bytes_wide(&wide);
-        if s != Scalar::zero() {
+        let s = scalar_from_le_wide(&wide);
+        if !bool::from(s.is_zero()) {
             return Ok(s);
         }
     }
 }
 
+/// A copy of a secret scalar or point (any `Copy + Default` value), wiped
+/// when dropped; dereferences to the value.
+///
+/// `blstrs`' types do not implement `Zeroize` (`bls12_381` had it behind a
+/// feature), and the orphan rule forbids implementing it here, so the value
+/// sits in a private wrapper that is `zeroize::DefaultIsZeroes`: dropping
+/// overwrites it with its `Default` (all-zero limbs for `Scalar` and the
+/// affine points) by `zeroize`'s volatile write and fence, with no `unsafe`
+/// in this crate. As before, copies the arithmetic makes on the stack (the
+/// curve types are `Copy`) are not covered.
+pub struct Secret<T: Copy + Default>(Wipe<T>);
+
+#[derive(Clone, Copy, Default)]
+struct Wipe<T>(T);
+
+impl<T: Copy + Default> DefaultIsZeroes for Wipe<T> {}
+
+impl<T: Copy + Default> Secret<T> {
+    /// Holds `value` until dropped.
+    pub fn new(value: T) -> Secret<T> {
+        Secret(Wipe(value))
+    }
+}
+
+impl<T: Copy + Default> std::ops::Deref for Secret<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0.0
+    }
+}
+
+impl<T: Copy + Default> Drop for Secret<T> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl<T: Copy + Default> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Overwrites a scalar or point held in a caller's own structure with its
+/// `Default` (all-zero limbs) in place, for the structures that zeroized a
+/// `bls12_381` value on drop. Without `unsafe`, no volatile write through a
+/// `&mut T` of a foreign type is possible; the store is kept by handing the
+/// reference to `std::hint::black_box`, which the compiler must assume
+/// reads it. Prefer [`Secret`] (a volatile write) where the value can live
+/// in one.
+pub fn wipe<T: Copy + Default>(value: &mut T) {
+    *value = T::default();
+    std::hint::black_box(value);
+}
+
 /// A D-TA's master-secret share `s_i` (and its public key, computed once).
-/// Zeroized on drop; never printed.
-pub struct MasterShare(Scalar, G1Affine);
+/// Zeroized on drop ([`Secret`]); never printed.
+pub struct MasterShare(Secret<Scalar>, G1Affine);
 
 impl std::fmt::Debug for MasterShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MasterShare(..)")
-    }
-}
-
-impl Drop for MasterShare {
-    fn drop(&mut self) {
-        self.0.zeroize();
     }
 }
 
@@ -134,13 +215,14 @@ impl MasterShare {
     }
 
     fn new(s: Scalar) -> MasterShare {
-        let public = G1Affine::from(G1Projective::generator() * s);
+        let s = Secret::new(s);
+        let public = G1Affine::from(G1Projective::generator() * *s);
         MasterShare(s, public)
     }
 
     /// The canonical 32-byte (little-endian) encoding, for the keystore.
     pub fn to_bytes(&self) -> Zeroizing<[u8; SCALAR_LEN]> {
-        Zeroizing::new(self.0.to_bytes())
+        Zeroizing::new(self.0.to_bytes_le())
     }
 
     /// Reads [`MasterShare::to_bytes`]; refuses a non-canonical or zero scalar.
@@ -149,9 +231,9 @@ impl MasterShare {
             expected: SCALAR_LEN,
             found: bytes.len(),
         })?;
-        let s: Option<Scalar> = Scalar::from_bytes(arr).into();
+        let s: Option<Scalar> = Scalar::from_bytes_le(arr).into();
         match s {
-            Some(s) if s != Scalar::zero() => Ok(MasterShare::new(s)),
+            Some(s) if !bool::from(s.is_zero()) => Ok(MasterShare::new(s)),
             _ => Err(DecodeError::Scalar),
         }
     }
@@ -163,13 +245,13 @@ impl MasterShare {
 
     /// The client-secret share `s_i*H(mpin_id)` (G1), without a proof.
     pub fn client_share(&self, mpin_id: &[u8]) -> G1Affine {
-        G1Affine::from(G1Projective::from(hash_id(mpin_id)) * self.0)
+        G1Affine::from(G1Projective::from(hash_id(mpin_id)) * *self.0)
     }
 
     /// The server-secret share `S_i = s_i*Q` (G2). A secret: it goes sealed
     /// to an authentication server only, never into a clear body or a log.
     pub fn server_share(&self) -> G2Affine {
-        G2Affine::from(G2Projective::generator() * self.0)
+        G2Affine::from(G2Projective::generator() * *self.0)
     }
 
     /// The client share for `mpin_id` with a DLEQ proof bound to `context`
@@ -180,7 +262,7 @@ impl MasterShare {
         context: &[u8],
     ) -> Result<(G1Affine, DleqProof), getrandom::Error> {
         let h = hash_id(mpin_id);
-        let share = G1Affine::from(G1Projective::from(h) * self.0);
+        let share = G1Affine::from(G1Projective::from(h) * *self.0);
         let proof = DleqProof::prove(&self.0, &self.1, &h, &share, context)?;
         Ok((share, proof))
     }
@@ -188,7 +270,7 @@ impl MasterShare {
     /// `s_i + 1`, for the tests of a wrong share.
     #[cfg(test)]
     pub(crate) fn scalar_plus_one_for_tests(&self) -> Scalar {
-        self.0 + Scalar::one()
+        *self.0 + Scalar::ONE
     }
 }
 
@@ -201,7 +283,8 @@ pub fn verify_server_share(share: &G2Affine, public_key: &G1Affine) -> bool {
     let q = G2Prepared::from(G2Affine::generator());
     let s = G2Prepared::from(*share);
     let neg_g1 = -G1Affine::generator();
-    multi_miller_loop(&[(public_key, &q), (&neg_g1, &s)]).final_exponentiation() == Gt::identity()
+    Bls12::multi_miller_loop(&[(public_key, &q), (&neg_g1, &s)]).final_exponentiation()
+        == Gt::identity()
 }
 
 /// The sum of G1 points.
@@ -277,19 +360,16 @@ pub fn g2_from_hex(s: &str) -> Result<G2Affine, DecodeError> {
 
 /// A scalar as 32 bytes big-endian.
 pub fn scalar_to_be_bytes(s: &Scalar) -> [u8; SCALAR_LEN] {
-    let mut b = s.to_bytes();
-    b.reverse();
-    b
+    s.to_bytes_be()
 }
 
 /// 32 bytes big-endian as a scalar: canonical (below the group order) and
 /// non-zero.
 pub fn scalar_from_be_bytes(bytes: &[u8]) -> Result<Scalar, DecodeError> {
-    let mut le = Zeroizing::new(fixed::<SCALAR_LEN>(bytes)?);
-    le.reverse();
-    let s: Option<Scalar> = Scalar::from_bytes(&le).into();
+    let be = Zeroizing::new(fixed::<SCALAR_LEN>(bytes)?);
+    let s: Option<Scalar> = Scalar::from_bytes_be(&be).into();
     match s {
-        Some(s) if s != Scalar::zero() => Ok(s),
+        Some(s) if !bool::from(s.is_zero()) => Ok(s),
         _ => Err(DecodeError::Scalar),
     }
 }

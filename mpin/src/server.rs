@@ -17,7 +17,9 @@
 
 //! The M-Pin authentication server's check.
 
-use bls12_381::{G1Affine, G1Projective, G2Affine, G2Prepared, Gt, Scalar, multi_miller_loop};
+use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, G2Prepared, Gt, Scalar};
+use group::{Group, prime::PrimeCurveAffine};
+use pairing::{MillerLoopResult, MultiMillerLoop};
 
 use crate::hash_id;
 
@@ -31,5 +33,5 @@ pub fn verify_login(mpin_id: &[u8], u: &G1Affine, y: &Scalar, v: &G1Affine, s: &
     let w = G1Affine::from(G1Projective::from(u) + G1Projective::from(hash_id(mpin_id)) * y);
     let q = G2Prepared::from(G2Affine::generator());
     let s = G2Prepared::from(*s);
-    multi_miller_loop(&[(v, &q), (&w, &s)]).final_exponentiation() == Gt::identity()
+    Bls12::multi_miller_loop(&[(v, &q), (&w, &s)]).final_exponentiation() == Gt::identity()
 }

@@ -97,7 +97,7 @@ pub(crate) const VECTOR_REQUEST_CID: &str = "bafyreitestvectorrequest";
 
 #[test]
 fn the_dleq_test_vector_of_docs_dta_md() {
-    let s = MasterShare::from_bytes(&be(VECTOR_S).to_bytes()).unwrap();
+    let s = MasterShare::from_bytes(&be(VECTOR_S).to_bytes_le()).unwrap();
     let p = s.public_key();
     let h = hash_id(VECTOR_ID.as_bytes());
     let share = s.client_share(VECTOR_ID.as_bytes());
@@ -175,7 +175,7 @@ fn the_verifiers_multiplication_agrees_with_the_constant_time_one() {
             G1Affine::from(p * a + q * b)
         );
     }
-    let z = Scalar::zero();
+    let z = Scalar::ZERO;
     let g = G1Projective::generator();
     assert_eq!(
         G1Affine::from(crate::dleq::straus_for_tests(&g, &z, &g, &z)),
@@ -184,12 +184,136 @@ fn the_verifiers_multiplication_agrees_with_the_constant_time_one() {
     assert_eq!(
         G1Affine::from(crate::dleq::straus_for_tests(
             &g,
-            &-Scalar::one(),
+            &-Scalar::ONE,
             &g,
-            &Scalar::one()
+            &Scalar::ONE
         )),
         G1Affine::identity()
     );
+}
+
+#[test]
+fn the_comb_agrees_with_the_constant_time_multiplication() {
+    let base = G1Projective::from(hash_id(b"base"));
+    for a in [
+        Scalar::ZERO,
+        Scalar::ONE,
+        -Scalar::ONE,
+        random_scalar().unwrap(),
+        random_scalar().unwrap(),
+    ] {
+        assert_eq!(
+            G1Affine::from(crate::dleq::comb_for_tests(&base, &a)),
+            G1Affine::from(base * a)
+        );
+    }
+}
+
+#[test]
+fn the_512_bit_reduction_matches_the_integer() {
+    // 2^512 - 1 mod r, and a value with one bit in each 128-bit limb.
+    let all = scalar_from_le_wide(&[0xff; 64]);
+    let two_256 = Scalar::from(2u64).pow_vartime([256]);
+    let expect = two_256 * two_256 - Scalar::ONE;
+    assert_eq!(all, expect);
+    let mut bits = [0u8; 64];
+    for limb in 0..4 {
+        bits[16 * limb] = (limb + 1) as u8;
+    }
+    let two_128 = Scalar::from(2u64).pow_vartime([128]);
+    let mut expect = Scalar::ZERO;
+    for limb in (0..4).rev() {
+        expect = expect * two_128 + Scalar::from(limb as u64 + 1);
+    }
+    assert_eq!(scalar_from_le_wide(&bits), expect);
+    assert_eq!(scalar_from_le_wide(&[0; 64]), Scalar::ZERO);
+}
+
+/// `n` good proofs of one D-TA, with their hashes and shares.
+fn good_batch(s: &MasterShare, n: usize, ctx: &[u8]) -> Vec<(DleqProof, G1Affine, G1Affine)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("user{i}");
+            let (share, proof) = s.prove_client_share(id.as_bytes(), ctx).unwrap();
+            (proof, hash_id(id.as_bytes()), share)
+        })
+        .collect()
+}
+
+fn items<'a>(
+    key: &G1Affine,
+    proofs: &[(DleqProof, G1Affine, G1Affine)],
+    ctx: &'a [u8],
+) -> Vec<BatchItem<'a>> {
+    proofs
+        .iter()
+        .map(|(proof, h, share)| BatchItem {
+            proof: *proof,
+            public_key: *key,
+            h: *h,
+            share: *share,
+            context: ctx,
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_of_good_proofs_passes_and_an_empty_one_too() {
+    assert_eq!(DleqProof::verify_batch(&[]), Ok(()));
+    let s = MasterShare::generate().unwrap();
+    let other = MasterShare::generate().unwrap();
+    let ctx = proof_context("bafy-batch");
+    let proofs = good_batch(&s, 20, &ctx);
+    let key = s.public_key();
+    // Short runs (Straus) and long ones (the key's comb).
+    for n in [1, 7, 8, 20] {
+        assert_eq!(
+            DleqProof::verify_batch(&items(&key, &proofs[..n], &ctx)),
+            Ok(())
+        );
+    }
+    // Two keys in one batch.
+    let mut mixed = items(&key, &proofs, &ctx);
+    let others = good_batch(&other, 3, &ctx);
+    mixed.extend(items(&other.public_key(), &others, &ctx));
+    assert_eq!(DleqProof::verify_batch(&mixed), Ok(()));
+    // Under the other key or context, the first item fails.
+    assert_eq!(
+        DleqProof::verify_batch(&items(&other.public_key(), &proofs, &ctx)),
+        Err(0)
+    );
+    assert_eq!(
+        DleqProof::verify_batch(&items(&key, &proofs, b"other")),
+        Err(0)
+    );
+}
+
+#[test]
+fn one_bad_proof_in_a_batch_of_256_is_named() {
+    let s = MasterShare::generate().unwrap();
+    let ctx = proof_context("bafy-batch-256");
+    let proofs = good_batch(&s, wire::MAX_MPIN_IDS, &ctx);
+    let key = s.public_key();
+    let good = items(&key, &proofs, &ctx);
+    assert_eq!(DleqProof::verify_batch(&good), Ok(()));
+    let wrong_share = G1Affine::from(G1Projective::from(proofs[0].2) + hash_id(b"x"));
+    for bad in [0, 1, 100, 254, 255] {
+        // A share that is not s*H(id), a proof of another item, an identity.
+        let mut batch = good.clone();
+        batch[bad].share = wrong_share;
+        assert_eq!(DleqProof::verify_batch(&batch), Err(bad), "share {bad}");
+        let mut batch = good.clone();
+        batch[bad].proof = good[(bad + 1) % good.len()].proof;
+        assert_eq!(DleqProof::verify_batch(&batch), Err(bad), "proof {bad}");
+        let mut batch = good.clone();
+        batch[bad].h = G1Affine::identity();
+        assert_eq!(DleqProof::verify_batch(&batch), Err(bad), "identity {bad}");
+    }
+    // Two bad ones: the first is named.
+    let mut batch = good.clone();
+    batch[200].share = wrong_share;
+    batch[30].share = wrong_share;
+    assert_eq!(DleqProof::verify_batch(&batch), Err(30));
 }
 
 #[test]
@@ -316,7 +440,7 @@ fn encodings_round_trip_and_reject_bad_bytes() {
     let h = scalar_to_be_hex(&y);
     assert_eq!(h.len(), 64);
     assert_eq!(scalar_from_be_hex(&h).unwrap(), y);
-    assert_eq!(scalar_to_be_hex(&Scalar::one()), format!("{:064x}", 1));
+    assert_eq!(scalar_to_be_hex(&Scalar::ONE), format!("{:064x}", 1));
     assert_eq!(
         scalar_from_be_hex(&"00".repeat(32)).unwrap_err(),
         DecodeError::Scalar
@@ -510,12 +634,28 @@ fn timings() {
         assert!(p.verify_with_hash(&s.public_key(), h, c, b"ctx"));
     }
     let verify = t.elapsed() / n;
+    let ctx = b"ctx".as_slice();
+    let batch: Vec<BatchItem> = shares
+        .iter()
+        .zip(&hs)
+        .map(|((c, p), h)| BatchItem {
+            proof: *p,
+            public_key: s.public_key(),
+            h: *h,
+            share: *c,
+            context: ctx,
+        })
+        .collect();
+    let t = Instant::now();
+    assert_eq!(DleqProof::verify_batch(&batch), Ok(()));
+    let verify_batch = t.elapsed() / n;
     let t = Instant::now();
     for _ in 0..20 {
         assert!(verify_server_share(&s.server_share(), &s.public_key()));
     }
     let pairing = t.elapsed() / 20;
     println!(
-        "hash {hash:?}, issue+prove {prove:?}, verify {verify:?}, server-share check {pairing:?}"
+        "hash {hash:?}, issue+prove {prove:?}, verify {verify:?}, \
+         verify in a batch of {n} {verify_batch:?}, server-share check {pairing:?}"
     );
 }

@@ -31,11 +31,11 @@
 //! Every body carries `v` = [`WIRE_VERSION`]; version 1 (the design that
 //! published `s_i*Q`) is refused.
 
-use bls12_381::{G1Affine, G2Affine};
+use blstrs::{G1Affine, G2Affine};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
-use crate::{DecodeError, DleqProof, g1_from_hex, g2_from_hex, verify_server_share};
+use crate::{BatchItem, DecodeError, DleqProof, g1_from_hex, g2_from_hex, verify_server_share};
 
 /// Envelope kind of a share request (requester -> D-TA).
 pub const REQUEST_KIND: &str = "dta/request";
@@ -340,7 +340,8 @@ impl SealedShares {
 
     /// The client shares for `mpin_ids` (the request's, in order, each with
     /// its `H(id)` already computed), every proof checked against
-    /// `public_key` and `context` ([`proof_context`] of the request).
+    /// `public_key` and `context` ([`proof_context`] of the request), all in
+    /// one [`DleqProof::verify_batch`]. A bad proof is named by its index.
     pub fn open_client_shares(
         &self,
         public_key: &G1Affine,
@@ -353,25 +354,48 @@ impl SealedShares {
         if self.client_shares.len() != mpin_ids.len() {
             return Err(WireError::Mismatch("not one share per requested ID"));
         }
-        let mut out = Vec::with_capacity(mpin_ids.len());
-        for (index, (item, (id, h))) in self.client_shares.iter().zip(mpin_ids).enumerate() {
+        // Decode up to the first bad item, check the proofs decoded so far in
+        // one batch, then report the first error in request order.
+        let mut batch = Vec::with_capacity(mpin_ids.len());
+        let mut pending = None;
+        for (item, (id, h)) in self.client_shares.iter().zip(mpin_ids) {
             if item.mpin_id != *id {
-                return Err(WireError::Mismatch("shares not in request order"));
+                pending = Some(WireError::Mismatch("shares not in request order"));
+                break;
             }
-            let share = g1_from_hex(&item.share).map_err(|error| WireError::Decode {
-                what: "client share",
-                error,
-            })?;
-            let proof = DleqProof::from_hex(&item.proof).map_err(|error| WireError::Decode {
-                what: "DLEQ proof",
-                error,
-            })?;
-            if !proof.verify_with_hash(public_key, h, &share, context) {
-                return Err(WireError::Proof { index });
-            }
-            out.push(share);
+            let share = match g1_from_hex(&item.share) {
+                Ok(share) => share,
+                Err(error) => {
+                    pending = Some(WireError::Decode {
+                        what: "client share",
+                        error,
+                    });
+                    break;
+                }
+            };
+            let proof = match DleqProof::from_hex(&item.proof) {
+                Ok(proof) => proof,
+                Err(error) => {
+                    pending = Some(WireError::Decode {
+                        what: "DLEQ proof",
+                        error,
+                    });
+                    break;
+                }
+            };
+            batch.push(BatchItem {
+                proof,
+                public_key: *public_key,
+                h: *h,
+                share,
+                context,
+            });
         }
-        Ok(out)
+        DleqProof::verify_batch(&batch).map_err(|index| WireError::Proof { index })?;
+        match pending {
+            Some(error) => Err(error),
+            None => Ok(batch.iter().map(|item| item.share).collect()),
+        }
     }
 
     /// The server share, checked with a pairing against `public_key`.

@@ -47,8 +47,8 @@ use std::{
 
 use ipld_core::ipld::Ipld;
 use milagro_mpin::{
-    G1Affine, G1Projective, G2Affine, G2Projective, bls12_381::pairing, client, g1_from_hex,
-    g2_from_bytes, g2_from_hex, g2_to_hex, hash_id, server, wire,
+    G1Affine, G1Projective, G2Affine, G2Projective, Group, PrimeCurveAffine, client,
+    curve::pairing, g1_from_hex, g2_from_bytes, g2_from_hex, g2_to_hex, hash_id, server, wire,
 };
 use milagro_proto::{Cid, Envelope, Limits};
 use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library};

@@ -40,7 +40,7 @@ use milagro_mpin::{
     },
 };
 use milagro_plugin_api::{Error, ErrorCode, Host, NewEnvelope};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Store prefix of the pinned D-TA public keys (G1, compressed; the old
 /// design's G2 pins under `pin/` are not read).
@@ -57,8 +57,8 @@ pub enum Shares {
 impl Drop for Shares {
     fn drop(&mut self) {
         match self {
-            Shares::Client(v) => v.iter_mut().for_each(Zeroize::zeroize),
-            Shares::Server(s) => s.zeroize(),
+            Shares::Client(v) => v.iter_mut().for_each(milagro_mpin::wipe),
+            Shares::Server(s) => milagro_mpin::wipe(s),
         }
     }
 }
@@ -227,7 +227,7 @@ async fn pin_public_key(host: &Host, dta: &str, public: &G1Affine) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use milagro_mpin::hash_id;
+    use milagro_mpin::{PrimeCurveAffine, hash_id};
 
     fn answer(i: u8) -> Answer {
         Answer {

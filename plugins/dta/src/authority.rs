@@ -25,7 +25,7 @@ use milagro_mpin::{
     },
 };
 #[cfg(feature = "test-faults")]
-use milagro_mpin::{G1Projective, G2Projective, hash_id};
+use milagro_mpin::{G1Projective, G2Projective, PrimeCurveAffine, hash_id};
 use milagro_plugin_api::{Envelope, Error, NewEnvelope, Response, Write};
 use serde_json::json;
 use zeroize::Zeroizing;

@@ -23,13 +23,13 @@
 use futures::future::join_all;
 use milagro_dta_common::Shares;
 use milagro_mpin::{
-    G1Affine, G1Projective, g1_to_hex, g2_to_hex, hash_id,
+    Curve, G1Affine, G1Projective, Group, PrimeCurveAffine, g1_to_hex, g2_to_hex, hash_id,
     wire::{self, SecretKind, ShareRequest, WireError},
 };
 use milagro_plugin_api::{Error, ErrorCode, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::{Dta, MAX_AUTHORITIES};
 
@@ -125,7 +125,7 @@ impl Dta {
             SecretKind::Server => {
                 let mut combined = milagro_dta_common::combine_server(&all);
                 let secret = Zeroizing::new(g2_to_hex(&combined));
-                combined.zeroize();
+                milagro_mpin::wipe(&mut combined);
                 Response::json(
                     200,
                     &json!({

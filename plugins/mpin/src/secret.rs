@@ -35,7 +35,7 @@ use milagro_mpin::{
 };
 use milagro_plugin_api::{Error, ErrorCode, Host};
 use std::time::Duration;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Keystore label of the combined server secret.
 pub const SECRET_LABEL: &str = "server-secret";
@@ -55,7 +55,7 @@ impl ServerSecret {
 
 impl Drop for ServerSecret {
     fn drop(&mut self) {
-        self.0.zeroize();
+        milagro_mpin::wipe(&mut self.0);
     }
 }
 

@@ -29,7 +29,6 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use milagro_mpin::{G1Affine, Scalar};
-use zeroize::Zeroize;
 
 /// Length of a session handle, bytes (hex on the wire).
 pub const SESSION_LEN: usize = 16;
@@ -47,7 +46,7 @@ pub struct Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.y.zeroize();
+        milagro_mpin::wipe(&mut self.y);
     }
 }
 
@@ -115,10 +114,11 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use milagro_mpin::{Field, PrimeCurveAffine};
 
     fn open(sessions: &Sessions, now: u64) -> Result<SessionId, Full> {
         sessions
-            .open("alice".into(), G1Affine::generator(), Scalar::one(), now)
+            .open("alice".into(), G1Affine::generator(), Scalar::ONE, now)
             .unwrap()
     }
 
