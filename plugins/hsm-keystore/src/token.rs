@@ -22,7 +22,7 @@ use std::{
     collections::HashMap,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    sync::{Mutex, MutexGuard},
+    sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use cryptoki::{
@@ -289,6 +289,14 @@ pub struct Token {
     /// In memory only; after a restart keys are found by label again.
     keys: Mutex<HashMap<String, Key>>,
     aes: Mutex<Option<ObjectHandle>>,
+    /// Token objects are looked up under the read side and created or
+    /// destroyed under the write side. SoftHSM2 (OS locking on) failed a
+    /// C_CreateObject with CKR_GENERAL_ERROR now and then while another
+    /// thread's C_FindObjects re-read the token directory (the file store
+    /// indexing an object still being written): a beneficiary lost a
+    /// release share in a test of 16 concurrent orders. Lookups are rare
+    /// (handles are cached) and signing and ECDH take no lock.
+    objects: RwLock<()>,
 }
 
 impl Token {
@@ -415,6 +423,7 @@ impl Token {
             max_idle: config.sessions.max(1),
             keys: Mutex::new(HashMap::new()),
             aes: Mutex::new(None),
+            objects: RwLock::new(()),
         })
     }
 
@@ -429,6 +438,16 @@ impl Token {
     /// The object label of a host label.
     pub fn object_label(&self, label: &str) -> Vec<u8> {
         format!("{}{label}", self.prefix).into_bytes()
+    }
+
+    /// Held while token objects are looked up (see `Token::objects`).
+    fn looking_up(&self) -> RwLockReadGuard<'_, ()> {
+        self.objects.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held while token objects are created or destroyed.
+    fn changing(&self) -> RwLockWriteGuard<'_, ()> {
+        self.objects.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on a pooled session (opening one if none is idle); the
@@ -480,6 +499,7 @@ impl Token {
             return Ok(Some(*key));
         }
         let object_label = self.object_label(label);
+        let _looking_up = self.looking_up();
         let key = self.with_session(|s| {
             let Some(private) = Self::find_one(s, ObjectClass::PRIVATE_KEY, &object_label)? else {
                 return Ok(None);
@@ -529,6 +549,7 @@ impl Token {
             return Ok(true);
         }
         let object_label = self.object_label(label);
+        let _looking_up = self.looking_up();
         self.with_session(|s| Ok(Self::find_one(s, ObjectClass::DATA, &object_label)?.is_some()))
     }
 
@@ -537,6 +558,7 @@ impl Token {
     pub fn generate(&self, label: &str, kind: KeyKind) -> Result<[u8; 33], TokenError> {
         let object_label = self.object_label(label);
         let signing = kind == KeyKind::Secp256k1Signing;
+        let changing = self.changing();
         let (private, public) = self.with_session(|s| {
             let (public, private) = s
                 .generate_key_pair(
@@ -575,6 +597,7 @@ impl Token {
                 })?;
             Ok((private, public))
         })?;
+        drop(changing);
         lock(&self.keys).insert(
             label.to_owned(),
             Key {
@@ -711,6 +734,7 @@ impl Token {
             });
         }
         let object_label = self.object_label(label);
+        let _changing = self.changing();
         self.with_session(|s| {
             let aes = self.aes_key(s, true)?.expect("created when absent");
             let mut iv = [0u8; 12];
@@ -768,6 +792,7 @@ impl Token {
         let damaged = || TokenError::Decrypt {
             label: label.into(),
         };
+        let _looking_up = self.looking_up();
         self.with_session(|s| {
             let Some(object) = Self::find_one(s, ObjectClass::DATA, &object_label)? else {
                 return Ok(None);
