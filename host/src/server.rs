@@ -381,7 +381,10 @@ impl App {
             .transport
             .charge_new_identity(&cid, &client.ip.to_string())
         {
-            return error_response(&api_error::inbox(InboxError::OverQuota(over)));
+            return error_response(&Error::new(
+                ErrorCode::TooManyRequests,
+                format!("identity lookup refused: {over}"),
+            ));
         }
         match self.node.resolver.resolve(&cid).await {
             Ok(document) => json_response(
