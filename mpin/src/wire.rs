@@ -356,40 +356,29 @@ impl SealedShares {
         }
         // Decode up to the first bad item, check the proofs decoded so far in
         // one batch, then report the first error in request order.
+        let decode = |item: &ClientShare, id: &str, h: &G1Affine| {
+            if item.mpin_id != id {
+                return Err(WireError::Mismatch("shares not in request order"));
+            }
+            let decoding = |what| move |error| WireError::Decode { what, error };
+            Ok(BatchItem {
+                share: g1_from_hex(&item.share).map_err(decoding("client share"))?,
+                proof: DleqProof::from_hex(&item.proof).map_err(decoding("DLEQ proof"))?,
+                public_key: *public_key,
+                h: *h,
+                context,
+            })
+        };
         let mut batch = Vec::with_capacity(mpin_ids.len());
         let mut pending = None;
         for (item, (id, h)) in self.client_shares.iter().zip(mpin_ids) {
-            if item.mpin_id != *id {
-                pending = Some(WireError::Mismatch("shares not in request order"));
-                break;
+            match decode(item, id, h) {
+                Ok(decoded) => batch.push(decoded),
+                Err(error) => {
+                    pending = Some(error);
+                    break;
+                }
             }
-            let share = match g1_from_hex(&item.share) {
-                Ok(share) => share,
-                Err(error) => {
-                    pending = Some(WireError::Decode {
-                        what: "client share",
-                        error,
-                    });
-                    break;
-                }
-            };
-            let proof = match DleqProof::from_hex(&item.proof) {
-                Ok(proof) => proof,
-                Err(error) => {
-                    pending = Some(WireError::Decode {
-                        what: "DLEQ proof",
-                        error,
-                    });
-                    break;
-                }
-            };
-            batch.push(BatchItem {
-                proof,
-                public_key: *public_key,
-                h: *h,
-                share,
-                context,
-            });
         }
         DleqProof::verify_batch(&batch).map_err(|index| WireError::Proof { index })?;
         match pending {
