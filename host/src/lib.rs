@@ -27,7 +27,6 @@ pub mod facilities;
 pub mod identity;
 pub mod keystore;
 pub mod metrics;
-pub mod mpin_client;
 pub mod node;
 pub mod openapi;
 pub mod outbound;

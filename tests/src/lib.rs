@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 pub mod attacker;
 pub mod craft;
 pub mod custody;
+pub mod installed;
 pub mod jsipfs;
 pub mod pki;
 pub mod softhsm;

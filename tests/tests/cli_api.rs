@@ -30,6 +30,7 @@ fn api(args: &[&str]) -> (bool, String, Vec<String>) {
         .arg("api")
         .args(args)
         .env_remove("RUST_LOG")
+        .env_remove("MILAGRO_CONFIG")
         .stdin(Stdio::null())
         .output()
         .expect("run milagro api");
@@ -144,10 +145,7 @@ fn api_calls_any_route_of_the_local_or_a_remote_node_and_refuses_bad_input() {
             ],
             "cannot read the API token in /nonexistent/token",
         ),
-        refused(
-            &["GET", "/v1/status"],
-            "required arguments were not provided",
-        ),
+        refused(&["GET", "/v1/status"], "name the node: --config FILE"),
         refused(
             &["GET", "/v1/status", "--config", config, "--url", &url],
             "cannot be used with",

@@ -23,167 +23,18 @@
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
 
 use milagro_tests::{
-    artifact, free_port, json,
+    artifact, free_port,
+    installed::{Installed, artefacts, manifest},
+    json,
     pki::{Ca, agent},
-    request, target_dir, workspace_root,
+    request, workspace_root,
 };
-
-/// The debug artefacts the installer copies.
-fn artefacts() -> PathBuf {
-    artifact("milagro");
-    target_dir().join("debug")
-}
-
-/// One installed node; stopped (SIGKILL, by its pid file) when dropped.
-struct Installed {
-    _dir: tempfile::TempDir,
-    prefix: PathBuf,
-    port: u16,
-    ipfs_port: u16,
-}
-
-impl Installed {
-    fn new() -> Installed {
-        let dir = tempfile::Builder::new()
-            .prefix("milagro-install-")
-            .tempdir()
-            .expect("temp dir");
-        let port = free_port();
-        let ipfs_port = free_port();
-        Installed {
-            prefix: dir.path().join("node"),
-            _dir: dir,
-            port,
-            ipfs_port,
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self._dir.path()
-    }
-
-    /// Runs the installer on this prefix with its port.
-    fn install(&self, manifest: &Path, extra: &[&str]) -> Output {
-        let out = Command::new(artifact("milagro-install"))
-            .arg("--manifest")
-            .arg(manifest)
-            .arg("--prefix")
-            .arg(&self.prefix)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--ipfs-listen", &format!("127.0.0.1:{}", self.ipfs_port)])
-            .args(extra)
-            .env("MILAGRO_INSTALL_ARTIFACTS", artefacts())
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("run milagro-install");
-        let _ = std::fs::write(
-            self.dir().join("install.log"),
-            [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
-        );
-        out
-    }
-
-    fn install_ok(&self, manifest: &Path, extra: &[&str]) -> String {
-        let out = self.install(manifest, extra);
-        assert!(
-            out.status.success(),
-            "milagro-install failed:\n{}{}\nnode log:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.prefix.join("var/log/milagro/milagro.log")).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.prefix.join("var/lib/milagro/api-token"))
-            .expect("token file")
-            .trim()
-            .to_string()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        request(ureq::get(&self.url(path)), None)
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let req = ureq::request(method, &self.url(path))
-            .set("Authorization", &format!("Bearer {}", self.token()))
-            .set("Content-Type", "application/json");
-        request(req, body.map(str::as_bytes))
-    }
-
-    fn id(&self) -> String {
-        let (status, body) = self.get("/v1/identity");
-        assert_eq!(status, 200, "{body}");
-        json(&body)["id"].as_str().expect("an id").to_string()
-    }
-
-    fn status_plugins(&self) -> Vec<String> {
-        let (status, body) = self.get("/v1/status");
-        assert_eq!(status, 200, "{body}");
-        json(&body)["plugins"]
-            .as_array()
-            .expect("plugins")
-            .iter()
-            .map(|p| p.as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-
-    fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.prefix.join("run/milagro.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Stops the node (SIGTERM) and waits until it is gone.
-    fn stop(&self) {
-        let Some(pid) = self.pid() else { return };
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Path::new(&format!("/proc/{pid}")).exists()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .unwrap_or_default()
-                .contains(") Z")
-            && Instant::now() < deadline
-        {
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-/// Writes a manifest into `dir`.
-fn manifest(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write manifest");
-    path
-}
 
 const EXAMPLE_AND_DTA: &str = r#"
 [node]
@@ -726,6 +577,7 @@ fn readme_quick_start_and_walkthrough_work_as_written() {
         "custody-fiduciary",
         "beneficiary",
         "dta",
+        "mpin",
         "example",
     ] {
         assert!(
@@ -757,6 +609,11 @@ fn readme_quick_start_and_walkthrough_work_as_written() {
         secrets["secrets"].as_array().map(Vec::len),
         Some(2),
         "{secrets}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("logged in as alice@example.org"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 

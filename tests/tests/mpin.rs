@@ -163,11 +163,12 @@ fn cli_login(node: &Node, token_file: &Path, entered: u32) -> std::process::Outp
     cli(
         &[
             "login",
+            "--json",
             "--url",
             &node.url(""),
             "--mpin-id",
             ID,
-            "--token-file",
+            "--device-token",
             token_file.to_str().unwrap(),
         ],
         entered,
