@@ -438,7 +438,7 @@ fn the_mpin_client_speaks_https_with_the_given_ca() {
                 "--pin",
                 "1234",
             ])
-            .arg("--token-file")
+            .arg("--device-token")
             .arg(&token);
         if let Some(ca) = ca {
             command.arg("--tls-ca").arg(ca);
@@ -449,7 +449,7 @@ fn the_mpin_client_speaks_https_with_the_given_ca() {
     // Trusting the CA: the TLS handshake succeeds and the node answers (no
     // mpin plugin here: 404 for pass 1).
     let trusted = login(Some(&trust));
-    assert!(trusted.contains("pass 1: 404"), "{trusted}");
+    assert!(trusted.contains("pass1: 404"), "{trusted}");
     // Without it (system roots): refused, naming the certificate.
     let untrusted = login(None);
     assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
