@@ -28,6 +28,16 @@ use std::{
 
 use crate::{artifact, free_port, json, request, target_dir};
 
+/// The plugins `manifests/quickstart.toml` loads: every role.
+pub const QUICKSTART_PLUGINS: [&str; 6] = [
+    "custody-principal",
+    "custody-fiduciary",
+    "beneficiary",
+    "dta",
+    "mpin",
+    "example",
+];
+
 /// The debug artefacts the installer copies.
 pub fn artefacts() -> PathBuf {
     artifact("milagro");

@@ -31,7 +31,7 @@ use milagro_tests::{
     Node, NodeConfig, artifact,
     custody::{Role, entry},
     free_port,
-    installed::Installed,
+    installed::{Installed, QUICKSTART_PLUGINS},
     json,
     wallet::check_wallets,
     workspace_root,
@@ -139,13 +139,7 @@ fn the_cli_drives_custody_the_dta_and_mpin_on_installed_nodes() {
     );
     assert_eq!(ok_json("status", &a_)["id"], a.id());
     let plugins = ok("plugins", &a_);
-    for p in [
-        "custody-principal",
-        "custody-fiduciary",
-        "beneficiary",
-        "dta",
-        "mpin",
-    ] {
+    for p in QUICKSTART_PLUGINS {
         assert!(plugins.contains(p), "{plugins}");
     }
     let api = ok("api GET /v1/status", &a_);

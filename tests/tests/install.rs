@@ -30,7 +30,7 @@ use std::{
 
 use milagro_tests::{
     artifact, free_port,
-    installed::{Installed, artefacts, manifest},
+    installed::{Installed, QUICKSTART_PLUGINS, artefacts, manifest},
     json,
     pki::{Ca, agent},
     request, workspace_root,
@@ -572,14 +572,7 @@ fn readme_quick_start_and_walkthrough_work_as_written() {
     let status = request(ureq::get("http://127.0.0.1:7070/v1/status"), None);
     assert_eq!(status.0, 200);
     let plugins = json(&status.1)["plugins"].clone();
-    for p in [
-        "custody-principal",
-        "custody-fiduciary",
-        "beneficiary",
-        "dta",
-        "mpin",
-        "example",
-    ] {
+    for p in QUICKSTART_PLUGINS {
         assert!(
             plugins.as_array().unwrap().iter().any(|v| v == p),
             "{plugins}"

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use super::{
     CliError,
     node_api::NodeApi,
-    output::{Format, Table, cell, list_command, print_json, print_object, spinner},
+    output::{Format, Table, cell, list_command, print_answer, print_json, print_object, spinner},
 };
 
 /// The plugin these commands talk to.
@@ -95,18 +95,16 @@ pub async fn run(node: &NodeApi, format: Format, command: DtaCommand) -> Result<
             let key = node
                 .json("GET", &format!("{mount}/public-share"), None)
                 .await?;
-            match format {
-                Format::Json => print_json(&key),
-                Format::Human => print_object(
-                    &key,
-                    &[
-                        ("node", "node_id"),
-                        ("public key", "public_key"),
-                        ("curve", "curve"),
-                        ("envelope", "envelope_cid"),
-                    ],
-                ),
-            }
+            print_answer(
+                format,
+                &key,
+                &[
+                    ("node", "node_id"),
+                    ("public key", "public_key"),
+                    ("curve", "curve"),
+                    ("envelope", "envelope_cid"),
+                ],
+            );
         }
         DtaCommand::Issuances => {
             list_command(

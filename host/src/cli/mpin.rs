@@ -41,7 +41,7 @@ use zeroize::Zeroizing;
 use super::{
     CliError,
     node_api::NodeApi,
-    output::{Format, print_json, print_object, spinner},
+    output::{Format, print_answer, print_json, spinner},
 };
 
 /// The plugin the operator's commands talk to.
@@ -125,19 +125,17 @@ pub async fn run(
             let node = node()?;
             let mount = node.mount(PLUGIN).await?;
             let status = node.json("GET", &format!("{mount}/status"), None).await?;
-            match format {
-                Format::Json => print_json(&status),
-                Format::Human => print_object(
-                    &status,
-                    &[
-                        ("server secret held", "ready"),
-                        ("last error", "last_error"),
-                        ("authorities", "authorities"),
-                        ("max attempts", "max_attempts"),
-                        ("open sessions", "sessions"),
-                    ],
-                ),
-            }
+            print_answer(
+                format,
+                &status,
+                &[
+                    ("server secret held", "ready"),
+                    ("last error", "last_error"),
+                    ("authorities", "authorities"),
+                    ("max attempts", "max_attempts"),
+                    ("open sessions", "sessions"),
+                ],
+            );
             Ok(())
         }
         MpinCommand::ServerSecret => {
@@ -149,16 +147,14 @@ pub async fn run(
                 .await;
             bar.finish_and_clear();
             let answer = answer?;
-            match format {
-                Format::Json => print_json(&answer),
-                Format::Human => print_object(
-                    &answer,
-                    &[
-                        ("server secret held", "ready"),
-                        ("envelopes", "envelope_cids"),
-                    ],
-                ),
-            }
+            print_answer(
+                format,
+                &answer,
+                &[
+                    ("server secret held", "ready"),
+                    ("envelopes", "envelope_cids"),
+                ],
+            );
             Ok(())
         }
         MpinCommand::Unblock { mpin_id } => {
@@ -168,17 +164,15 @@ pub async fn run(
             let answer = node
                 .json("POST", &format!("{mount}/unblock"), Some(&body))
                 .await?;
-            match format {
-                Format::Json => print_json(&answer),
-                Format::Human => print_object(
-                    &answer,
-                    &[
-                        ("mpin id", "mpin_id"),
-                        ("was blocked", "was_blocked"),
-                        ("failures", "failures"),
-                    ],
-                ),
-            }
+            print_answer(
+                format,
+                &answer,
+                &[
+                    ("mpin id", "mpin_id"),
+                    ("was blocked", "was_blocked"),
+                    ("failures", "failures"),
+                ],
+            );
             Ok(())
         }
     }

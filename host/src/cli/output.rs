@@ -160,6 +160,14 @@ pub fn print_object(object: &Value, keys: &[(&str, &str)]) {
     print!("{}", fields(&lines));
 }
 
+/// Prints an answer: as JSON, or the `(label, key)` fields of it.
+pub fn print_answer(format: Format, answer: &Value, keys: &[(&str, &str)]) {
+    match format {
+        Format::Json => print_json(answer),
+        Format::Human => print_object(answer, keys),
+    }
+}
+
 /// Prints `value` as indented JSON.
 pub fn print_json(value: &Value) {
     println!("{value:#}");
