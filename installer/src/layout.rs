@@ -35,11 +35,14 @@ pub struct Layout {
 }
 
 /// The paths under the prefix that an install replaces as a whole.
-pub const MANAGED: [&str; 4] = [
+pub const MANAGED: [&str; 7] = [
     "bin/milagro",
     "lib/milagro/plugins",
     "etc/milagro",
     "lib/systemd/system/milagro.service",
+    "share/man/man1",
+    "share/bash-completion/completions/milagro",
+    "share/zsh/site-functions/_milagro",
 ];
 
 impl Layout {
@@ -54,6 +57,21 @@ impl Layout {
     }
     pub fn unit(&self) -> PathBuf {
         self.prefix.join("lib/systemd/system/milagro.service")
+    }
+    /// The man pages of `milagro` and its commands.
+    pub fn man_dir(&self) -> PathBuf {
+        self.prefix.join("share/man/man1")
+    }
+    /// The shell completion scripts, each where its shell looks under a prefix.
+    pub fn completions(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            (
+                "bash",
+                self.prefix
+                    .join("share/bash-completion/completions/milagro"),
+            ),
+            ("zsh", self.prefix.join("share/zsh/site-functions/_milagro")),
+        ]
     }
     pub fn log(&self) -> PathBuf {
         self.prefix.join("var/log/milagro/milagro.log")

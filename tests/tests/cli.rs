@@ -131,6 +131,16 @@ fn the_cli_drives_custody_the_dta_and_mpin_on_installed_nodes() {
     let b_url = b.url("");
     let b_ = ["--url", &b_url, "--token-file", token_b.to_str().unwrap()];
 
+    // The installer put the man pages and completions beside the binary.
+    for file in [
+        "share/man/man1/milagro.1",
+        "share/man/man1/milagro-custody-order.1",
+        "share/bash-completion/completions/milagro",
+        "share/zsh/site-functions/_milagro",
+    ] {
+        assert!(a.prefix.join(file).is_file(), "{file} installed");
+    }
+
     // The node itself.
     let status = ok("status", &a_);
     assert!(
