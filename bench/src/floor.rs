@@ -272,7 +272,7 @@ impl Floor {
             t.lap(&mut b.open);
             let commitment: Commitment = messages::decode(&body, &custody_limits)?;
             t.lap(&mut b.codec);
-            let v = messages::verify_commitment(&order, &f.id, &commitment)?;
+            let v = milagro_custody::verify::verify_commitment(&order, &f.id, &commitment)?;
             t.lap(&mut b.verify);
             notice_fiduciaries.push(NoticeFiduciary {
                 id: f.id.clone(),
@@ -283,7 +283,7 @@ impl Floor {
             links.push(*sent.cid());
             links.push(*answer.cid());
         }
-        let wallet = messages::wallet_key(&order, &self.beneficiary_key, &verified)?;
+        let wallet = milagro_custody::verify::wallet_key(&order, &self.beneficiary_key, &verified)?;
         let address = order.coin.address(&wallet);
         t.lap(&mut b.verify);
         let notice = Notice {

@@ -23,6 +23,8 @@
 //! - [`messages`]: the DAG-CBOR bodies of `custody/order`, `custody/commitment`,
 //!   `custody/redeem`, `custody/release` and `custody/notice`, with canonical
 //!   encoding and strict, size-limited decoding;
+//! - [`verify`]: the principal's checks of a commitment against its order,
+//!   and the wallet key from the verified commitments;
 //! - [`pok`]: the Schnorr proof of knowledge of a fiduciary's share, bound to
 //!   the order and to the fiduciary;
 //! - [`wallet`]: the wallet public key P = B + ΣK_i and the wallet secret
@@ -45,6 +47,7 @@ pub mod messages;
 pub mod pok;
 mod rng;
 pub mod shamir;
+pub mod verify;
 pub mod wallet;
 
 pub use error::{Error, Result};

@@ -24,9 +24,9 @@ use milagro_custody::feldman::{self, Commitments, Dealing};
 use milagro_custody::keys::{self, SecretScalar};
 use milagro_custody::messages::{
     self, Body, Commitment, Limits, Notice, NoticeFiduciary, Order, Release, cid_of,
-    verify_commitment, wallet_key,
 };
 use milagro_custody::shamir::Share;
+use milagro_custody::verify::{verify_commitment, wallet_key};
 use milagro_custody::{Coin, Error};
 
 fn node(n: u8) -> String {

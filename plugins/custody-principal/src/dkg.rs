@@ -172,8 +172,11 @@ impl Principal {
         {
             return Ok(Ok(()));
         }
-        let state = match messages::verify_commitment(&record.order, &envelope.sender, &commitment)
-        {
+        let state = match milagro_custody::verify::verify_commitment(
+            &record.order,
+            &envelope.sender,
+            &commitment,
+        ) {
             Ok(v) => CommitmentState {
                 commitment_cid: envelope.cid.clone(),
                 share_public_key: Some(hex::encode(keys::encode_public_key(&v.share_public_key))),

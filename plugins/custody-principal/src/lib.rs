@@ -46,9 +46,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{
-    self, Commitment, Complaint, Dealt, Notice, NoticeFiduciary, Order, Redeem, Release,
-    VerifiedCommitment,
+    Commitment, Complaint, Dealt, Notice, NoticeFiduciary, Order, Redeem, Release,
 };
+use milagro_custody::verify::VerifiedCommitment;
 use milagro_custody::{Coin, PublicKey, SecretScalar, keys, messages::Body};
 use milagro_custody_common::{self as common, Locks};
 use milagro_plugin_api::{Envelope, Error, ErrorCode, Host, Plugin, Request, Response, Route};

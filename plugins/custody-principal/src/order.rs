@@ -303,7 +303,7 @@ impl Principal {
                 .await;
         }
         let b = decode_key(&record.beneficiary_key)?;
-        let p = match messages::wallet_key(&record.order, &b, &verified) {
+        let p = match milagro_custody::verify::wallet_key(&record.order, &b, &verified) {
             Ok(p) => p,
             Err(e) => {
                 return self

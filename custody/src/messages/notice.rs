@@ -1,0 +1,220 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! `custody/notice`: principal -> beneficiary, the wallet and its
+//! fiduciaries.
+
+use super::*;
+
+/// One fiduciary in a [`Notice`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeFiduciary {
+    /// The fiduciary's node ID.
+    pub id: String,
+    /// Its K_i (or S_j): the beneficiary checks the released share against it.
+    #[serde(with = "serde_bytes")]
+    pub share_public_key: [u8; PUBLIC_KEY_LEN],
+    /// The CID of the envelope carrying its commitment.
+    pub commitment_cid: Cid,
+}
+
+/// `custody/notice`: principal -> beneficiary, when the wallet exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notice {
+    /// The order itself: lets the beneficiary check that the notice comes
+    /// from the order's principal and names it (its CID is `order_cid`).
+    pub order: Order,
+    /// The order's CID.
+    pub order_cid: Cid,
+    /// The order's reference.
+    pub reference: String,
+    /// The wallet's coin.
+    pub coin: Coin,
+    /// The wallet public key P (compressed).
+    #[serde(with = "serde_bytes")]
+    pub public_key: [u8; PUBLIC_KEY_LEN],
+    /// The wallet address derived from P for the coin.
+    pub address: String,
+    /// t.
+    pub threshold: u32,
+    /// The fiduciaries, in the order's order.
+    pub fiduciaries: Vec<NoticeFiduciary>,
+    /// t-of-n only: the dealers' Feldman commitments (as in [`Commitment`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dealer_commitments: Option<Vec<Vec<ByteArray<PUBLIC_KEY_LEN>>>>,
+}
+
+impl Notice {
+    /// The notice of a t-of-n order, carrying the dealers' commitments.
+    pub fn with_dealers(mut self, dealers: &[Commitments]) -> Result<Self> {
+        self.dealer_commitments = Some(encode_dealers(dealers)?);
+        Ok(self)
+    }
+
+    /// The beneficiary's part of the wallet key: B = P - ΣK_i (n-of-n) or
+    /// B = P - K (t-of-n, K the DKG group key).
+    pub fn beneficiary_public_key(&self) -> Result<PublicKey> {
+        let p = keys::decode_public_key(&self.public_key)?;
+        let fiduciaries = match decode_dealers(&self.dealer_commitments)? {
+            Some(dealers) => feldman::group_key(&dealers)?,
+            None => wallet::sum_public_keys(
+                &self
+                    .fiduciaries
+                    .iter()
+                    .map(|f| keys::decode_public_key(&f.share_public_key))
+                    .collect::<Result<Vec<_>>>()?,
+            )?,
+        };
+        keys::point_to_public_key(&(p.to_projective() - fiduciaries.to_projective()))
+    }
+
+    /// The beneficiary's check of a released share from `fiduciary`: it must
+    /// match that fiduciary's share public key (and, t-of-n, the dealers'
+    /// commitments). Returns the fiduciary's 1-based index.
+    pub fn check_release(&self, fiduciary: &str, share: &SecretScalar) -> Result<u32> {
+        let pos = self
+            .fiduciaries
+            .iter()
+            .position(|f| f.id == fiduciary)
+            .ok_or(Error::InvalidField {
+                field: "fiduciary",
+                reason: "not a fiduciary of this order",
+            })?;
+        let index = pos as u32 + 1;
+        let expected = keys::decode_public_key(&self.fiduciaries[pos].share_public_key)?;
+        if share.public_key() != expected {
+            return Err(Error::ShareMismatch { index });
+        }
+        if let Some(dealers) = decode_dealers(&self.dealer_commitments)? {
+            let sum = Commitments::sum(&dealers)?;
+            sum.verify_share(&Share::new(index, *share.as_scalar())?)?;
+        }
+        Ok(index)
+    }
+
+    /// The beneficiary's rebuild: from checked releases `(index, share)`
+    /// (n-of-n: all n; t-of-n: at least t, the first t are used) and its key
+    /// b, x = b + Σk_i or x = b + k, returned only if x*G == P.
+    pub fn rebuild_secret(
+        &self,
+        beneficiary: &SecretScalar,
+        releases: &[(u32, SecretScalar)],
+    ) -> Result<SecretScalar> {
+        let p = keys::decode_public_key(&self.public_key)?;
+        let n = self.fiduciaries.len();
+        let t = self.threshold as usize;
+        let mut indices: Vec<u32> = releases.iter().map(|(i, _)| *i).collect();
+        indices.sort_unstable();
+        if let Some(w) = indices.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::InvalidIndex { index: w[0] });
+        }
+        if let Some(&bad) = indices.iter().find(|&&i| i == 0 || i as usize > n) {
+            return Err(Error::InvalidIndex { index: bad });
+        }
+        if t < n {
+            let shares = releases
+                .iter()
+                .map(|(i, s)| Share::new(*i, *s.as_scalar()))
+                .collect::<Result<Vec<_>>>()?;
+            let k = shamir::reconstruct(&shares, t)?;
+            wallet::aggregate_secret(beneficiary, &[k], &p)
+        } else {
+            if releases.len() < n {
+                return Err(Error::NotEnoughShares {
+                    have: releases.len(),
+                    need: n,
+                });
+            }
+            let ks: Vec<SecretScalar> = releases.iter().map(|(_, s)| s.clone()).collect();
+            wallet::aggregate_secret(beneficiary, &ks, &p)
+        }
+    }
+}
+
+impl Body for Notice {
+    const KIND: &'static str = "custody/notice";
+
+    fn validate(&self, limits: &Limits) -> Result<()> {
+        check_order_cid("order_cid", &self.order_cid)?;
+        check_text("reference", &self.reference, limits)?;
+        self.order.validate(limits)?;
+        let names_order = self.order.cid()? == self.order_cid
+            && self.order.reference == self.reference
+            && self.order.coin == self.coin
+            && self.order.threshold == self.threshold
+            && self.order.fiduciaries.len() == self.fiduciaries.len()
+            && self
+                .order
+                .fiduciaries
+                .iter()
+                .zip(&self.fiduciaries)
+                .all(|(o, f)| *o == f.id);
+        if !names_order {
+            return Err(Error::InvalidField {
+                field: "order",
+                reason: "does not match the notice (CID, reference, coin, threshold or fiduciaries)",
+            });
+        }
+        keys::decode_public_key(&self.public_key)?;
+        check_text("address", &self.address, limits)?;
+        let n = self.fiduciaries.len();
+        let max = limits.max_fiduciaries.min(MAX_PARTIES);
+        if n > max {
+            return Err(Error::Oversize {
+                what: "fiduciaries",
+                limit: max,
+                actual: n,
+            });
+        }
+        if n == 0 {
+            return Err(Error::InvalidField {
+                field: "fiduciaries",
+                reason: "empty",
+            });
+        }
+        for (pos, f) in self.fiduciaries.iter().enumerate() {
+            check_node_id("fiduciaries.id", &f.id)?;
+            keys::decode_public_key(&f.share_public_key)?;
+            check_order_cid("fiduciaries.commitment_cid", &f.commitment_cid)?;
+            if self.fiduciaries[..pos].iter().any(|g| g.id == f.id) {
+                return Err(Error::InvalidField {
+                    field: "fiduciaries",
+                    reason: "duplicate fiduciary",
+                });
+            }
+        }
+        if self.threshold == 0 || self.threshold as usize > n {
+            return Err(Error::InvalidThreshold {
+                threshold: self.threshold as usize,
+                parties: n,
+            });
+        }
+        let t = self.threshold as usize;
+        match (&self.dealer_commitments, t < n) {
+            (None, false) => Ok(()),
+            (Some(_), true) => {
+                check_dealer_commitments("dealer_commitments", &self.dealer_commitments, n, Some(t))
+            }
+            _ => Err(Error::InvalidField {
+                field: "dealer_commitments",
+                reason: "present exactly when t < n",
+            }),
+        }
+    }
+}

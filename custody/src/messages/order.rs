@@ -1,0 +1,135 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! `custody/order`: principal -> each fiduciary.
+
+use super::*;
+
+/// `custody/order`: principal -> each fiduciary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    /// The principal's reference for this order (unique per principal).
+    pub reference: String,
+    /// The wallet's coin.
+    pub coin: Coin,
+    /// The principal's node ID.
+    pub principal: String,
+    /// The beneficiary's node ID (the principal's own when none was named).
+    pub beneficiary: String,
+    /// The fiduciaries' node IDs, distinct; position j-1 is fiduciary j.
+    pub fiduciaries: Vec<String>,
+    /// t: how many fiduciaries' releases rebuild the key (t = n: additive n-of-n).
+    pub threshold: u32,
+}
+
+pub(crate) fn check_dealer_commitments(
+    field: &'static str,
+    dealers: &Option<Vec<Vec<ByteArray<PUBLIC_KEY_LEN>>>>,
+    parties: usize,
+    threshold: Option<usize>,
+) -> Result<()> {
+    let Some(dealers) = dealers else {
+        return Ok(());
+    };
+    if dealers.len() != parties {
+        return Err(Error::InvalidField {
+            field,
+            reason: "one commitment list per fiduciary expected",
+        });
+    }
+    let t = dealers.first().map(Vec::len).unwrap_or(0);
+    if t == 0 || t > parties || threshold.is_some_and(|want| want != t) {
+        return Err(Error::InvalidField {
+            field,
+            reason: "commitment lists must have t entries",
+        });
+    }
+    for list in dealers {
+        if list.len() != t {
+            return Err(Error::InvalidField {
+                field,
+                reason: "commitment lists must have t entries",
+            });
+        }
+        for point in list {
+            keys::decode_public_key(&point[..])?;
+        }
+    }
+    Ok(())
+}
+
+impl Body for Order {
+    const KIND: &'static str = "custody/order";
+
+    fn validate(&self, limits: &Limits) -> Result<()> {
+        check_text("reference", &self.reference, limits)?;
+        check_node_id("principal", &self.principal)?;
+        check_node_id("beneficiary", &self.beneficiary)?;
+        let n = self.fiduciaries.len();
+        let max = limits.max_fiduciaries.min(MAX_PARTIES);
+        if n > max {
+            return Err(Error::Oversize {
+                what: "fiduciaries",
+                limit: max,
+                actual: n,
+            });
+        }
+        if n == 0 {
+            return Err(Error::InvalidField {
+                field: "fiduciaries",
+                reason: "empty",
+            });
+        }
+        for (pos, f) in self.fiduciaries.iter().enumerate() {
+            check_node_id("fiduciaries", f)?;
+            if self.fiduciaries[..pos].contains(f) {
+                return Err(Error::InvalidField {
+                    field: "fiduciaries",
+                    reason: "duplicate fiduciary",
+                });
+            }
+        }
+        if self.threshold == 0 || self.threshold as usize > n {
+            return Err(Error::InvalidThreshold {
+                threshold: self.threshold as usize,
+                parties: n,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Order {
+    /// The order's CID ([`order_cid`]).
+    pub fn cid(&self) -> Result<Cid> {
+        order_cid(self)
+    }
+
+    /// Is this a t-of-n (DKG) order, i.e. t < n?
+    pub fn is_threshold(&self) -> bool {
+        (self.threshold as usize) < self.fiduciaries.len()
+    }
+
+    /// The 1-based index of a fiduciary in this order.
+    pub fn fiduciary_index(&self, id: &str) -> Option<u32> {
+        self.fiduciaries
+            .iter()
+            .position(|f| f == id)
+            .map(|p| p as u32 + 1)
+    }
+}

@@ -1,0 +1,336 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! The bodies' encodings, limits and refusals.
+
+use super::*;
+
+fn node(n: u8) -> String {
+    cid_of(&[n]).to_string()
+}
+
+fn order() -> Order {
+    Order {
+        reference: "order-1".into(),
+        coin: Coin::Btc,
+        principal: node(1),
+        beneficiary: node(2),
+        fiduciaries: vec![node(3), node(4)],
+        threshold: 2,
+    }
+}
+
+fn roundtrip<T: Body + PartialEq + std::fmt::Debug>(v: &T) -> Vec<u8> {
+    let bytes = encode(v).unwrap();
+    let back: T = decode(&bytes, &Limits::default()).unwrap();
+    assert_eq!(&back, v);
+    bytes
+}
+
+#[test]
+fn order_roundtrip_and_cid_is_deterministic() {
+    let o = order();
+    let bytes = roundtrip(&o);
+    assert_eq!(order_cid(&o).unwrap(), cid_of(&bytes));
+    assert_eq!(o.cid().unwrap(), order().cid().unwrap());
+    let mut other = order();
+    other.reference = "order-2".into();
+    assert_ne!(other.cid().unwrap(), o.cid().unwrap());
+    assert_eq!(o.fiduciary_index(&node(4)), Some(2));
+    assert!(!o.is_threshold());
+}
+
+/// The test vector written down in docs/custody.md.
+#[test]
+fn order_vector() {
+    let o = order();
+    assert_eq!(
+        o.principal,
+        "bafyreicl6ujc6ncfktctxxroxognfn7d2fqavvrryoc2lv6m4i6hpbkfti"
+    );
+    assert_eq!(
+        hex::encode(encode(&o).unwrap()),
+        concat!(
+            "a664636f696e63627463697072696e636970616c783b62616679726569636c36",
+            "756a63366e63666b7463747878726f786f676e666e3764326671617676727279",
+            "6f63326c76366d3469366870626b667469697265666572656e6365676f726465",
+            "722d31697468726573686f6c64026b62656e6566696369617279783b62616679",
+            "72656967337967326d73616837347367766f7732357578646471626162657833",
+            "66336d68366879736573733377356b6d676976367a71796b6669647563696172",
+            "69657382783b6261667972656961696a377771726f6c797635677832676c6b6f",
+            "72646b7132327961637067673233626477797765656e776c6b6e6b33377a6a79",
+            "75783b62616679726569686666776f6662646371656e647469746d6d6136777a",
+            "6473367761326670793570376d6b6a706179766174737279647365366f65",
+        )
+    );
+    assert_eq!(
+        o.cid().unwrap().to_string(),
+        "bafyreidccesamif5tnx4p5mylpd6l2kiabpjdwfr66xxxa2vyxzwysp7za"
+    );
+}
+
+#[test]
+fn coin_names() {
+    for (c, s) in [
+        (Coin::Btc, "btc"),
+        (Coin::BtcTestnet, "btc-testnet"),
+        (Coin::Eth, "eth"),
+    ] {
+        assert_eq!(c.as_str(), s);
+        assert_eq!(s.parse::<Coin>().unwrap(), c);
+        assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{s}\""));
+    }
+    assert!("doge".parse::<Coin>().is_err());
+}
+
+#[test]
+fn commitment_roundtrip_and_verify() {
+    let o = order();
+    let cid = o.cid().unwrap();
+    let k = SecretScalar::random().unwrap();
+    let c = Commitment::new(&cid, &o.fiduciaries[0], &k).unwrap();
+    roundtrip(&c);
+    assert_eq!(c.verify(&cid, &o.fiduciaries[0]).unwrap(), k.public_key());
+    assert_eq!(c.verify(&cid, &o.fiduciaries[1]), Err(Error::InvalidProof));
+    let other = cid_of(b"other");
+    assert!(c.verify(&other, &o.fiduciaries[0]).is_err());
+}
+
+#[test]
+fn release_roundtrip_hides_share() {
+    let k = SecretScalar::random().unwrap();
+    let r = Release {
+        order_cid: order().cid().unwrap(),
+        share: k.clone(),
+    };
+    roundtrip(&r);
+    let dbg = format!("{r:?}");
+    assert!(!dbg.contains(&hex::encode(*k.to_bytes())));
+    assert!(dbg.contains("Release"));
+}
+
+#[test]
+fn dkg_messages_roundtrip_and_hide_the_share() {
+    let cid = order().cid().unwrap();
+    let dealing = feldman::deal(2, 3).unwrap();
+    let deal = Deal::new(&cid, &dealing.commitments, &dealing.shares[1]).unwrap();
+    roundtrip(&deal);
+    assert_eq!(deal.commitments().unwrap(), dealing.commitments);
+    assert!(!format!("{deal:?}").contains(&hex::encode(dealing.shares[1].value_bytes())));
+    roundtrip(&Dealt {
+        order_cid: cid,
+        commitments: deal.commitments.clone(),
+    });
+    roundtrip(&Complaint {
+        order_cid: cid,
+        dealer: node(3),
+    });
+    let bad = Complaint {
+        order_cid: cid,
+        dealer: "not-a-node".into(),
+    };
+    assert!(encode(&bad).is_err());
+    let empty = Dealt {
+        order_cid: cid,
+        commitments: Vec::new(),
+    };
+    assert!(encode(&empty).is_err());
+}
+
+#[test]
+fn redeem_and_notice_roundtrip() {
+    let cid = order().cid().unwrap();
+    roundtrip(&Redeem {
+        order_cid: cid,
+        reference: "order-1".into(),
+        new_beneficiary: None,
+    });
+    roundtrip(&Redeem {
+        order_cid: cid,
+        reference: "order-1".into(),
+        new_beneficiary: Some(node(9)),
+    });
+    let k = SecretScalar::random().unwrap();
+    let pk = keys::encode_public_key(&k.public_key());
+    let notice = Notice {
+        order: Order {
+            coin: Coin::Eth,
+            ..order()
+        },
+        order_cid: Order {
+            coin: Coin::Eth,
+            ..order()
+        }
+        .cid()
+        .unwrap(),
+        reference: "order-1".into(),
+        coin: Coin::Eth,
+        public_key: pk,
+        address: Coin::Eth.address(&k.public_key()),
+        threshold: 2,
+        fiduciaries: vec![
+            NoticeFiduciary {
+                id: node(3),
+                share_public_key: pk,
+                commitment_cid: cid_of(b"c1"),
+            },
+            NoticeFiduciary {
+                id: node(4),
+                share_public_key: pk,
+                commitment_cid: cid_of(b"c2"),
+            },
+        ],
+        dealer_commitments: None,
+    };
+    roundtrip(&notice);
+    let mut t = notice.clone();
+    t.order.threshold = 1;
+    t.order_cid = t.order.cid().unwrap();
+    t.threshold = 1;
+    assert!(encode(&t).is_err(), "t < n needs dealer commitments");
+    t.dealer_commitments = Some(vec![vec![ByteArray::new(pk)], vec![ByteArray::new(pk)]]);
+    roundtrip(&t);
+}
+
+#[test]
+fn validation_rejections() {
+    let bad = |f: &dyn Fn(&mut Order)| {
+        let mut o = order();
+        f(&mut o);
+        encode(&o).unwrap_err()
+    };
+    bad(&|o| o.reference.clear());
+    bad(&|o| o.reference = "x".repeat(300));
+    bad(&|o| o.reference = "a\nb".into());
+    bad(&|o| o.principal = "not-a-cid".into());
+    bad(&|o| o.beneficiary = o.beneficiary.to_uppercase());
+    bad(&|o| o.fiduciaries.clear());
+    bad(&|o| o.fiduciaries.push(node(3)));
+    bad(&|o| o.threshold = 0);
+    bad(&|o| o.threshold = 3);
+    bad(&|o| o.fiduciaries = (0..40).map(node).collect());
+    // A CIDv0 (base58 "Qm…") node ID is not canonical.
+    let v0 = Cid::new_v0(*cid_of(&[1]).hash()).unwrap().to_string();
+    bad(&|o| o.principal = v0.clone());
+}
+
+#[test]
+fn strict_decoding() {
+    let limits = Limits::default();
+    let bytes = encode(&order()).unwrap();
+    // Size limit first.
+    let small = Limits {
+        max_message_bytes: bytes.len() - 1,
+        ..limits
+    };
+    assert!(matches!(
+        decode::<Order>(&bytes, &small),
+        Err(Error::Oversize { .. })
+    ));
+    // Truncation and trailing data.
+    assert!(decode::<Order>(&bytes[..bytes.len() - 1], &limits).is_err());
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(decode::<Order>(&trailing, &limits).is_err());
+    // Unknown field.
+    #[derive(Serialize)]
+    struct Extra<'a> {
+        #[serde(flatten)]
+        o: &'a Order,
+        extra: u8,
+    }
+    let o = order();
+    let extra = serde_ipld_dagcbor::to_vec(&Extra { o: &o, extra: 1 }).unwrap();
+    assert!(matches!(
+        decode::<Order>(&extra, &limits),
+        Err(Error::Malformed(_) | Error::NonCanonical)
+    ));
+    // Unknown coin.
+    let json = serde_json::to_value(&o).unwrap();
+    let mut v = json.clone();
+    v["coin"] = "doge".into();
+    let cbor = serde_ipld_dagcbor::to_vec(&v).unwrap();
+    assert!(matches!(
+        decode::<Order>(&cbor, &limits),
+        Err(Error::Malformed(_))
+    ));
+    // Missing field.
+    let mut v = json.clone();
+    v.as_object_mut().unwrap().remove("threshold");
+    let cbor = serde_ipld_dagcbor::to_vec(&v).unwrap();
+    assert!(matches!(
+        decode::<Order>(&cbor, &limits),
+        Err(Error::Malformed(_))
+    ));
+    // Non-minimal integer (threshold 2 as a 1-byte-argument uint 0x18 0x02).
+    let pos = bytes
+        .windows(10)
+        .position(|w| w == b"\x69threshold")
+        .unwrap()
+        + 10;
+    assert_eq!(bytes[pos], 0x02);
+    let mut nonmin = bytes[..pos].to_vec();
+    nonmin.extend_from_slice(&[0x18, 0x02]);
+    nonmin.extend_from_slice(&bytes[pos + 1..]);
+    assert_eq!(decode::<Order>(&nonmin, &limits), Err(Error::NonCanonical));
+    // Garbage.
+    assert!(decode::<Order>(&[0xff, 0x00, 0x13], &limits).is_err());
+}
+
+#[test]
+fn wrong_length_keys_and_bad_shares_rejected() {
+    let cid = order().cid().unwrap();
+    let k = SecretScalar::random().unwrap();
+    let c = Commitment::new(&cid, &node(3), &k).unwrap();
+    #[derive(Serialize)]
+    struct Loose<'a> {
+        order_cid: Cid,
+        #[serde(with = "serde_bytes")]
+        share_public_key: &'a [u8],
+        #[serde(with = "serde_bytes")]
+        proof: &'a [u8],
+    }
+    let limits = Limits::default();
+    let enc = |pk: &[u8], proof: &[u8]| {
+        serde_ipld_dagcbor::to_vec(&Loose {
+            order_cid: cid,
+            share_public_key: pk,
+            proof,
+        })
+        .unwrap()
+    };
+    decode::<Commitment>(&enc(&c.share_public_key, &c.proof), &limits).unwrap();
+    assert!(decode::<Commitment>(&enc(&c.share_public_key[..32], &c.proof), &limits).is_err());
+    assert!(decode::<Commitment>(&enc(&c.share_public_key, &c.proof[..64]), &limits).is_err());
+    assert!(decode::<Commitment>(&enc(&[0u8; 33], &c.proof), &limits).is_err());
+
+    #[derive(Serialize)]
+    struct RawRelease<'a> {
+        order_cid: Cid,
+        #[serde(with = "serde_bytes")]
+        share: &'a [u8],
+    }
+    for share in [&[0u8; 32][..], &[0xff; 32][..], &[1u8; 31][..]] {
+        let b = serde_ipld_dagcbor::to_vec(&RawRelease {
+            order_cid: cid,
+            share,
+        })
+        .unwrap();
+        let err = decode::<Release>(&b, &limits).unwrap_err();
+        assert!(!format!("{err}").contains("ffff"), "{err}");
+    }
+}
