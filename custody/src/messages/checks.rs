@@ -112,3 +112,22 @@ pub(crate) fn check_points(
     }
     Ok(())
 }
+
+/// An order's (or notice's) number of fiduciaries: 1 to the limit.
+pub(crate) fn check_fiduciary_count(n: usize, limits: &Limits) -> Result<()> {
+    let max = limits.max_fiduciaries.min(MAX_PARTIES);
+    if n > max {
+        return Err(Error::Oversize {
+            what: "fiduciaries",
+            limit: max,
+            actual: n,
+        });
+    }
+    if n == 0 {
+        return Err(Error::InvalidField {
+            field: "fiduciaries",
+            reason: "empty",
+        });
+    }
+    Ok(())
+}

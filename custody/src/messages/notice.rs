@@ -174,20 +174,7 @@ impl Body for Notice {
         keys::decode_public_key(&self.public_key)?;
         check_text("address", &self.address, limits)?;
         let n = self.fiduciaries.len();
-        let max = limits.max_fiduciaries.min(MAX_PARTIES);
-        if n > max {
-            return Err(Error::Oversize {
-                what: "fiduciaries",
-                limit: max,
-                actual: n,
-            });
-        }
-        if n == 0 {
-            return Err(Error::InvalidField {
-                field: "fiduciaries",
-                reason: "empty",
-            });
-        }
+        check_fiduciary_count(n, limits)?;
         for (pos, f) in self.fiduciaries.iter().enumerate() {
             check_node_id("fiduciaries.id", &f.id)?;
             keys::decode_public_key(&f.share_public_key)?;

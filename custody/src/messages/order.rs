@@ -81,20 +81,7 @@ impl Body for Order {
         check_node_id("principal", &self.principal)?;
         check_node_id("beneficiary", &self.beneficiary)?;
         let n = self.fiduciaries.len();
-        let max = limits.max_fiduciaries.min(MAX_PARTIES);
-        if n > max {
-            return Err(Error::Oversize {
-                what: "fiduciaries",
-                limit: max,
-                actual: n,
-            });
-        }
-        if n == 0 {
-            return Err(Error::InvalidField {
-                field: "fiduciaries",
-                reason: "empty",
-            });
-        }
+        check_fiduciary_count(n, limits)?;
         for (pos, f) in self.fiduciaries.iter().enumerate() {
             check_node_id("fiduciaries", f)?;
             if self.fiduciaries[..pos].contains(f) {
