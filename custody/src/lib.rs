@@ -39,6 +39,8 @@
 //! the operating system's CSPRNG; secret values are zeroized on drop and never
 //! appear in errors or `Debug` output.
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod error;
 pub mod feldman;

@@ -76,6 +76,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod block;
 pub mod delivery;
 pub mod envelope;
