@@ -320,6 +320,12 @@ fn cli_failures_are_one_line_with_documented_exit_codes() {
             4,
             "no token was sent: --token-file FILE",
         ),
+        fails(
+            "custody list --token-file",
+            &[wrong.to_str().unwrap(), c_[0], c_[1]],
+            4,
+            "the node refused the token in",
+        ),
         fails("custody show no-such-order", &c_, 5, "404"),
         fails("beneficiary wallet no-such-order", &c_, 5, "404"),
         fails("identity resolve not-a-node-id", &c_, 2, "not-a-node-id"),

@@ -62,10 +62,12 @@ pub struct NodeArgs {
     /// Another node, e.g. https://node.example.org:7070
     #[arg(long, global = true, value_name = "URL")]
     pub url: Option<String>,
-    /// With --url: CA bundle (PEM) trusted for https://; default the system roots.
+    /// CA bundle (PEM) trusted for https://; default the config's
+    /// `[http] tls_ca`, else the system roots.
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// With --url: the file holding the operator token to send.
+    /// The file holding the operator token to send; default, with
+    /// --config, the node's `<data_dir>/api-token`.
     #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// How long to wait for each answer of the node.
@@ -107,8 +109,17 @@ impl NodeArgs {
                         "name the node: --config FILE (or MILAGRO_CONFIG), or --url URL".into(),
                     )
                 })?;
-                let config = Config::load(&path).map_err(|e| CliError::Usage(e.to_string()))?;
-                NodeApi::local(&config, timeout)
+                let mut config = Config::load(&path).map_err(|e| CliError::Usage(e.to_string()))?;
+                // Given with --config, they override the config's own.
+                if let Some(ca) = &self.tls_ca {
+                    config.http.tls_ca = Some(ca.clone());
+                }
+                let mut node = NodeApi::local(&config, timeout)?;
+                if let Some(file) = &self.token_file {
+                    read_token(file).map_err(CliError::Failed)?;
+                    node.token_file = Some(file.clone());
+                }
+                Ok(node)
             }
         }
     }
