@@ -116,8 +116,7 @@ impl NodeArgs {
                 }
                 let mut node = NodeApi::local(&config, timeout)?;
                 if let Some(file) = &self.token_file {
-                    read_token(file).map_err(CliError::Failed)?;
-                    node.token_file = Some(file.clone());
+                    node.token = Some(Token::named(file)?);
                 }
                 Ok(node)
             }
@@ -129,8 +128,34 @@ impl NodeArgs {
 pub struct NodeApi {
     url: String,
     client: crate::outbound::Outbound,
-    token_file: Option<PathBuf>,
+    token: Option<Token>,
     timeout: Duration,
+}
+
+/// The operator token of a node, read once: from a file named on the
+/// command line (which must be readable), or from the config's data dir
+/// (which may not be: open routes need no token, and a 401 then says why
+/// none was sent).
+struct Token {
+    file: PathBuf,
+    read: Result<Zeroizing<String>, String>,
+}
+
+impl Token {
+    /// The token in `file`, named by the operator: unreadable is an error now.
+    fn named(file: &Path) -> Result<Token, CliError> {
+        let read = read_token(file).map_err(CliError::Failed)?;
+        Ok(Token {
+            file: file.to_path_buf(),
+            read: Ok(read),
+        })
+    }
+
+    /// The token in the node's own token file, if it can be read.
+    fn of_node(file: PathBuf) -> Token {
+        let read = read_token(&file);
+        Token { file, read }
+    }
 }
 
 /// What a node answered.
@@ -157,7 +182,7 @@ impl NodeApi {
         Ok(NodeApi {
             url: format!("{}://{addr}", config.http.scheme()),
             client: client(config.http.tls_ca.as_deref())?,
-            token_file: Some(config.token_file()),
+            token: Some(Token::of_node(config.token_file())),
             timeout,
         })
     }
@@ -175,15 +200,10 @@ impl NodeApi {
                 "--url {url:?}: expected http://host:port or https://host:port"
             )));
         }
-        // Named on the command line: unreadable is an error now, not at
-        // the first route that needs it.
-        if let Some(file) = &token_file {
-            read_token(file).map_err(CliError::Failed)?;
-        }
         Ok(NodeApi {
             url: url.trim_end_matches('/').to_string(),
             client: client(tls_ca)?,
-            token_file,
+            token: token_file.as_deref().map(Token::named).transpose()?,
             timeout,
         })
     }
@@ -210,7 +230,10 @@ impl NodeApi {
         }
         // A token that cannot be read is not an error yet: open routes
         // need none. A 401 then names why there was none.
-        if let Some(Ok(token)) = self.token_file.as_deref().map(read_token) {
+        if let Some(Token {
+            read: Ok(token), ..
+        }) = &self.token
+        {
             request = request.header("authorization", format!("Bearer {}", token.trim()));
         }
         let request = request
@@ -275,15 +298,13 @@ impl NodeApi {
         let status = answer.status;
         let method = method.to_ascii_uppercase();
         if status == 401 {
-            let why = match &self.token_file {
+            let why = match &self.token {
                 None => "no token was sent: --token-file FILE".to_string(),
-                Some(file) => match read_token(file) {
-                    Ok(_) => format!(
-                        "the node refused the token in {}: {message}",
-                        file.display()
-                    ),
-                    Err(e) => format!("{e}: {message}"),
-                },
+                Some(Token { file, read: Ok(_) }) => format!(
+                    "the node refused the token in {}: {message}",
+                    file.display()
+                ),
+                Some(Token { read: Err(e), .. }) => format!("{e}: {message}"),
             };
             return Err(CliError::TokenRefused(format!(
                 "{method} {path}: 401: {why}"
