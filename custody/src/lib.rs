@@ -27,6 +27,8 @@
 //!   and the wallet key from the verified commitments;
 //! - [`pok`]: the Schnorr proof of knowledge of a fiduciary's share, bound to
 //!   the order and to the fiduciary;
+//! - [`reshare`]: share refresh and resharing to a new fiduciary set, the
+//!   wallet key unchanged;
 //! - [`wallet`]: the wallet public key P = B + ΣK_i and the wallet secret
 //!   x = b + Σk_i, checked against P;
 //! - [`address`]: Bitcoin P2WPKH / P2PKH (mainnet and testnet), Ethereum
@@ -47,6 +49,7 @@ pub mod feldman;
 pub mod keys;
 pub mod messages;
 pub mod pok;
+pub mod reshare;
 mod rng;
 pub mod shamir;
 pub mod verify;

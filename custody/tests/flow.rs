@@ -102,6 +102,7 @@ fn n_of_n_flow() {
             let r = wire(&Release {
                 order_cid: cid,
                 share: k.clone(),
+                epoch: None,
             });
             let idx = n.check_release(id, &r.share).unwrap();
             releases.push((idx, r.share));
@@ -212,6 +213,7 @@ fn t_of_n_flow() {
             let r = wire(&Release {
                 order_cid: cid,
                 share: SecretScalar::from_scalar(*results[pos].0.value()).unwrap(),
+                epoch: None,
             });
             let idx = nt.check_release(&o.fiduciaries[pos], &r.share).unwrap();
             assert_eq!(idx as usize, pos + 1);

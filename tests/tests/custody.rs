@@ -232,6 +232,7 @@ fn four_processes_order_and_redeem_and_the_key_maps_to_the_address() {
             order_cid,
             reference: "wallet-btc".into(),
             new_beneficiary,
+            epoch: None,
         };
         let cid = send_sealed(&outsider, &forged, &f1.id(), &[]);
         let refusal = wait_refusal(&f1, "/v1/fiduciary/refusals", &cid);

@@ -131,3 +131,30 @@ pub(crate) fn check_fiduciary_count(n: usize, limits: &Limits) -> Result<()> {
     }
     Ok(())
 }
+
+/// A list of fiduciaries (1 to the limit, distinct canonical node IDs) and
+/// a threshold 1 <= t <= n.
+pub(crate) fn check_fiduciaries(
+    fiduciaries: &[String],
+    threshold: u32,
+    limits: &Limits,
+) -> Result<()> {
+    let n = fiduciaries.len();
+    check_fiduciary_count(n, limits)?;
+    for (pos, f) in fiduciaries.iter().enumerate() {
+        check_node_id("fiduciaries", f)?;
+        if fiduciaries[..pos].contains(f) {
+            return Err(Error::InvalidField {
+                field: "fiduciaries",
+                reason: "duplicate fiduciary",
+            });
+        }
+    }
+    if threshold == 0 || threshold as usize > n {
+        return Err(Error::InvalidThreshold {
+            threshold: threshold as usize,
+            parties: n,
+        });
+    }
+    Ok(())
+}

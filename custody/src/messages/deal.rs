@@ -50,19 +50,14 @@ impl Deal {
     pub fn new(order_cid: &Cid, commitments: &Commitments, share: &Share) -> Result<Self> {
         Ok(Deal {
             order_cid: *order_cid,
-            commitments: commitments
-                .to_bytes()?
-                .into_iter()
-                .map(ByteArray::new)
-                .collect(),
+            commitments: encode_points(commitments)?,
             share: SecretScalar::from_scalar(*share.value())?,
         })
     }
 
     /// The commitments, decoded.
     pub fn commitments(&self) -> Result<Commitments> {
-        let raw: Vec<[u8; PUBLIC_KEY_LEN]> = self.commitments.iter().map(|b| **b).collect();
-        Commitments::from_bytes(&raw)
+        decode_points(&self.commitments)
     }
 }
 
@@ -83,18 +78,13 @@ impl Dealt {
     pub fn new(order_cid: &Cid, commitments: &Commitments) -> Result<Self> {
         Ok(Dealt {
             order_cid: *order_cid,
-            commitments: commitments
-                .to_bytes()?
-                .into_iter()
-                .map(ByteArray::new)
-                .collect(),
+            commitments: encode_points(commitments)?,
         })
     }
 
     /// The commitments, decoded.
     pub fn commitments(&self) -> Result<Commitments> {
-        let raw: Vec<[u8; PUBLIC_KEY_LEN]> = self.commitments.iter().map(|b| **b).collect();
-        Commitments::from_bytes(&raw)
+        decode_points(&self.commitments)
     }
 }
 

@@ -33,7 +33,7 @@
 
 //!
 //! One file per message family (`order`, `commitment`, `redeem`,
-//! `release`, `deal`, `notice`), the codec (`codec`) and the field checks
+//! `release`, `deal`, `notice`, `reshare`), the codec (`codec`) and the field checks
 //! they share (`checks`); the protocol checks on top of the bodies are in
 //! [`crate::verify`].
 
@@ -50,7 +50,8 @@ use zeroize::Zeroize;
 use crate::feldman::{self, Commitments};
 use crate::keys::{self, PUBLIC_KEY_LEN, SecretScalar};
 use crate::pok::{self, PROOF_LEN, PokContext};
-use crate::shamir::{self, MAX_PARTIES, Share};
+use crate::reshare::Sharing;
+use crate::shamir::{MAX_PARTIES, Share};
 use crate::{Error, Result, wallet};
 
 mod checks;
@@ -61,6 +62,7 @@ mod notice;
 mod order;
 mod redeem;
 mod release;
+mod reshare;
 #[cfg(test)]
 mod tests;
 
@@ -72,6 +74,7 @@ pub use notice::*;
 pub use order::*;
 pub use redeem::*;
 pub use release::*;
+pub use reshare::*;
 
 /// Multicodec code of DAG-CBOR.
 pub const DAG_CBOR: u64 = 0x71;

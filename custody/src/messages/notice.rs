@@ -84,66 +84,42 @@ impl Notice {
         keys::point_to_public_key(&(p.to_projective() - fiduciaries.to_projective()))
     }
 
-    /// The beneficiary's check of a released share from `fiduciary`: it must
-    /// match that fiduciary's share public key (and, t-of-n, the dealers'
-    /// commitments). Returns the fiduciary's 1-based index.
-    pub fn check_release(&self, fiduciary: &str, share: &SecretScalar) -> Result<u32> {
-        let pos = self
-            .fiduciaries
-            .iter()
-            .position(|f| f.id == fiduciary)
-            .ok_or(Error::InvalidField {
-                field: "fiduciary",
-                reason: "not a fiduciary of this order",
-            })?;
-        let index = pos as u32 + 1;
-        let expected = keys::decode_public_key(&self.fiduciaries[pos].share_public_key)?;
-        if share.public_key() != expected {
-            return Err(Error::ShareMismatch { index });
-        }
-        if let Some(dealers) = decode_dealers(&self.dealer_commitments)? {
-            let sum = Commitments::sum(&dealers)?;
-            sum.verify_share(&Share::new(index, *share.as_scalar())?)?;
-        }
-        Ok(index)
+    /// The sharing this notice announces (epoch 0: the order's own).
+    pub fn sharing(&self) -> Result<Sharing> {
+        Ok(Sharing {
+            fiduciaries: self.fiduciaries.iter().map(|f| f.id.clone()).collect(),
+            threshold: self.threshold,
+            share_public_keys: self
+                .fiduciaries
+                .iter()
+                .map(|f| keys::decode_public_key(&f.share_public_key))
+                .collect::<Result<_>>()?,
+            commitments: decode_dealers(&self.dealer_commitments)?
+                .map(|d| Commitments::sum(&d))
+                .transpose()?,
+        })
     }
 
-    /// The beneficiary's rebuild: from checked releases `(index, share)`
-    /// (n-of-n: all n; t-of-n: at least t, the first t are used) and its key
-    /// b, x = b + Σk_i or x = b + k, returned only if x*G == P.
+    /// The wallet key P.
+    pub fn wallet_key(&self) -> Result<PublicKey> {
+        keys::decode_public_key(&self.public_key)
+    }
+
+    /// The beneficiary's check of a released share from `fiduciary`
+    /// ([`Sharing::check_release`] of the order's own sharing).
+    pub fn check_release(&self, fiduciary: &str, share: &SecretScalar) -> Result<u32> {
+        self.sharing()?.check_release(fiduciary, share)
+    }
+
+    /// The beneficiary's rebuild from releases of the order's own sharing
+    /// ([`Sharing::rebuild_secret`]).
     pub fn rebuild_secret(
         &self,
         beneficiary: &SecretScalar,
         releases: &[(u32, SecretScalar)],
     ) -> Result<SecretScalar> {
-        let p = keys::decode_public_key(&self.public_key)?;
-        let n = self.fiduciaries.len();
-        let t = self.threshold as usize;
-        let mut indices: Vec<u32> = releases.iter().map(|(i, _)| *i).collect();
-        indices.sort_unstable();
-        if let Some(w) = indices.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::InvalidIndex { index: w[0] });
-        }
-        if let Some(&bad) = indices.iter().find(|&&i| i == 0 || i as usize > n) {
-            return Err(Error::InvalidIndex { index: bad });
-        }
-        if t < n {
-            let shares = releases
-                .iter()
-                .map(|(i, s)| Share::new(*i, *s.as_scalar()))
-                .collect::<Result<Vec<_>>>()?;
-            let k = shamir::reconstruct(&shares, t)?;
-            wallet::aggregate_secret(beneficiary, &[k], &p)
-        } else {
-            if releases.len() < n {
-                return Err(Error::NotEnoughShares {
-                    have: releases.len(),
-                    need: n,
-                });
-            }
-            let ks: Vec<SecretScalar> = releases.iter().map(|(_, s)| s.clone()).collect();
-            wallet::aggregate_secret(beneficiary, &ks, &p)
-        }
+        self.sharing()?
+            .rebuild_secret(&self.wallet_key()?, beneficiary, releases)
     }
 }
 

@@ -80,24 +80,7 @@ impl Body for Order {
         check_text("reference", &self.reference, limits)?;
         check_node_id("principal", &self.principal)?;
         check_node_id("beneficiary", &self.beneficiary)?;
-        let n = self.fiduciaries.len();
-        check_fiduciary_count(n, limits)?;
-        for (pos, f) in self.fiduciaries.iter().enumerate() {
-            check_node_id("fiduciaries", f)?;
-            if self.fiduciaries[..pos].contains(f) {
-                return Err(Error::InvalidField {
-                    field: "fiduciaries",
-                    reason: "duplicate fiduciary",
-                });
-            }
-        }
-        if self.threshold == 0 || self.threshold as usize > n {
-            return Err(Error::InvalidThreshold {
-                threshold: self.threshold as usize,
-                parties: n,
-            });
-        }
-        Ok(())
+        check_fiduciaries(&self.fiduciaries, self.threshold, limits)
     }
 }
 

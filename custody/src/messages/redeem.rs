@@ -30,6 +30,10 @@ pub struct Redeem {
     /// A new beneficiary, only where the order allows it (beneficiary = principal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_beneficiary: Option<String>,
+    /// The sharing whose shares are asked for (absent: the order's own, 0;
+    /// see [`Reshare`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
 }
 
 impl Body for Redeem {

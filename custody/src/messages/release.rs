@@ -30,12 +30,16 @@ pub struct Release {
     /// k_i (n-of-n) or s_j (t-of-n): 32-byte scalar, secret.
     #[serde(with = "secret_scalar_bytes")]
     pub share: SecretScalar,
+    /// The sharing the share belongs to (absent: the order's own, 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
 }
 
 impl std::fmt::Debug for Release {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Release")
             .field("order_cid", &self.order_cid.to_string())
+            .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }
 }

@@ -116,6 +116,7 @@ fn release_roundtrip_hides_share() {
     let r = Release {
         order_cid: order().cid().unwrap(),
         share: k.clone(),
+        epoch: None,
     };
     roundtrip(&r);
     let dbg = format!("{r:?}");
@@ -158,11 +159,13 @@ fn redeem_and_notice_roundtrip() {
         order_cid: cid,
         reference: "order-1".into(),
         new_beneficiary: None,
+        epoch: None,
     });
     roundtrip(&Redeem {
         order_cid: cid,
         reference: "order-1".into(),
         new_beneficiary: Some(node(9)),
+        epoch: None,
     });
     let k = SecretScalar::random().unwrap();
     let pk = keys::encode_public_key(&k.public_key());

@@ -522,6 +522,7 @@ impl Beneficiary {
             order_cid: notice.order_cid,
             reference: notice.reference.clone(),
             new_beneficiary: None,
+            epoch: None,
         };
         let sends = notice.order.fiduciaries.iter().map(|f| {
             common::send(

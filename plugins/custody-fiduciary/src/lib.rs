@@ -392,6 +392,7 @@ impl Fiduciary {
         let release = Release {
             order_cid: redeem.order_cid,
             share: self.fault.released(share)?,
+            epoch: None,
         };
         let mut links = vec![envelope.cid.clone()];
         links.extend(held.commitment_cids.last().cloned());

@@ -84,6 +84,7 @@ impl Principal {
             order_cid,
             reference: reference.clone(),
             new_beneficiary: (target != record.order.beneficiary).then(|| target.clone()),
+            epoch: None,
         };
         let sends = record
             .order
@@ -113,6 +114,7 @@ impl Principal {
                 share: self
                     .own_beneficiary_secret(&record.order_cid, false)
                     .await?,
+                epoch: None,
             };
             let cid = common::send(&self.host, &release, vec![target.clone()], links).await?;
             record.release_cids.push(cid);
