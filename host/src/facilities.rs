@@ -410,6 +410,13 @@ impl HostObj for PluginHost {
         })
     }
 
+    fn secret_delete(&self, label: RString) -> AbiFuture<()> {
+        let label = self.key_label(label.as_str());
+        self.with_node("keystore", move |node| async move {
+            keystore_call(move || node.keystore.delete_secret(&label)).await
+        })
+    }
+
     fn beneficiary_secret(&self) -> AbiFuture<ROption<RVec<u8>>> {
         if &*self.instance != identity::BENEFICIARY_PLUGIN {
             let error = AbiError::from(Error::forbidden(format!(

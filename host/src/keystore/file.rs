@@ -495,6 +495,19 @@ impl Keystore for FileKeystore {
             }),
         }
     }
+
+    fn delete_secret(&self, label: &str) -> Result<(), KeystoreError> {
+        let _lock = self.label_lock(label);
+        match self.read(label)? {
+            None => Ok(()),
+            Some((EntryKind::Secret, _, _)) => remove_file(&self.dir, &self.path(label)),
+            Some((kind, _, _)) => Err(KeystoreError::WrongKind {
+                label: label.into(),
+                expected: EntryKind::Secret.name(),
+                found: kind.name(),
+            }),
+        }
+    }
 }
 
 /// Reads the master key file, creating it (0600) with a random key if absent.
@@ -581,6 +594,29 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8], replace: Replace) -> Result<
             return Err(io_err("cannot move into place", &path, e));
         }
     }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("cannot sync", dir, e))
+}
+
+/// Durably removes `path` from `dir`: its bytes are overwritten with zeros
+/// and synced first (the entry is encrypted anyway; this keeps a later
+/// theft of the master key from reading an erased share off the disk's
+/// blocks where the filesystem rewrites in place), then it is unlinked and
+/// `dir` synced.
+fn remove_file(dir: &Path, path: &Path) -> Result<(), KeystoreError> {
+    let len = fs::metadata(path)
+        .map_err(|e| io_err("cannot read", path, e))?
+        .len();
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(&vec![0u8; len as usize])?;
+            f.sync_all()
+        })
+        .map_err(|e| io_err("cannot overwrite", path, e))?;
+    fs::remove_file(path).map_err(|e| io_err("cannot remove", path, e))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err("cannot sync", dir, e))
@@ -792,6 +828,28 @@ mod tests {
             ks.get_secret("node/signing"),
             Err(KeystoreError::WrongKind { .. })
         ));
+    }
+
+    #[test]
+    fn an_erased_secret_is_gone_and_keys_cannot_be_erased_as_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = open(dir.path());
+        ks.put_secret("share/a", b"old share").unwrap();
+        ks.generate("node/signing", KeyKind::Secp256k1Signing)
+            .unwrap();
+        let entries = || fs::read_dir(dir.path()).unwrap().count();
+        let before = entries();
+        ks.delete_secret("share/a").unwrap();
+        assert_eq!(entries(), before - 1);
+        ks.delete_secret("share/a").unwrap();
+        drop(ks);
+        let ks = open(dir.path());
+        assert!(ks.get_secret("share/a").unwrap().is_none());
+        assert!(matches!(
+            ks.delete_secret("node/signing"),
+            Err(KeystoreError::WrongKind { .. })
+        ));
+        assert!(ks.public_key("node/signing").unwrap().is_some());
     }
 
     #[test]

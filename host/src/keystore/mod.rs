@@ -97,6 +97,9 @@ pub trait Keystore: Send + Sync {
     /// Stores (or replaces) a secret, encrypted at rest.
     fn put_secret(&self, label: &str, secret: &[u8]) -> Result<(), KeystoreError>;
     fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KeystoreError>;
+    /// Erases a secret (no error if there is none): custody erases a share
+    /// once a reshare has replaced it.
+    fn delete_secret(&self, label: &str) -> Result<(), KeystoreError>;
 }
 
 /// A stored signing key, usable wherever the protocol wants a [`Signer`].

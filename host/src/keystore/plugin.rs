@@ -143,4 +143,8 @@ impl Keystore for PluginKeystore {
             ROption::RNone => Ok(None),
         }
     }
+
+    fn delete_secret(&self, label: &str) -> Result<(), KeystoreError> {
+        result(label, self.object.delete_secret(RString::from(label)))
+    }
 }

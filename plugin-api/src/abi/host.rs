@@ -204,6 +204,9 @@ pub trait HostObj: Clone + Send + Sync {
         from: RVec<RString>,
         timeout_ms: u64,
     ) -> AbiFuture<RString>;
+
+    /// Erases a secret of this plugin instance (no error if there is none).
+    fn secret_delete(&self, label: RString) -> AbiFuture<()>;
 }
 
 /// A shared handle to the host facilities.

@@ -65,6 +65,16 @@ pub trait KeystoreObj: Send + Sync {
     /// A stored secret. Secret: the host zeroizes it after use.
     #[sabi(last_prefix_field)]
     fn get_secret(&self, label: RString) -> RResult<ROption<RVec<u8>>, AbiError>;
+
+    /// Erases a secret (no error if there is none). A backend built
+    /// before this method existed answers `unavailable`.
+    fn delete_secret(&self, label: RString) -> RResult<(), AbiError> {
+        let _ = label;
+        RResult::RErr(AbiError {
+            code: "unavailable".into(),
+            message: "this keystore backend cannot erase secrets: upgrade it".into(),
+        })
+    }
 }
 
 /// An owned keystore instance.

@@ -449,6 +449,11 @@ impl Keystore<'_> {
             .map(secret_from_abi))
     }
 
+    /// Erases a secret (no error if there is none).
+    pub async fn delete_secret(&self, label: &str) -> Result<(), Error> {
+        call(self.0.secret_delete(label.into())).await
+    }
+
     /// The node's beneficiary key b; see [`crate::abi::HostObj::beneficiary_secret`].
     pub async fn beneficiary_secret(&self) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         Ok(call(self.0.beneficiary_secret())

@@ -77,6 +77,9 @@ pub trait KeystoreBackend: Send + Sync + Sized + 'static {
     fn put_secret(&self, label: &str, secret: &[u8]) -> Result<(), Error>;
 
     fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error>;
+
+    /// Erases a secret; no error if there is none.
+    fn delete_secret(&self, label: &str) -> Result<(), Error>;
 }
 
 /// Runs `f`, turning a panic into an internal error.
@@ -144,6 +147,10 @@ impl<K: KeystoreBackend> KeystoreObj for KeystoreAdapter<K> {
                 .map(|secret| RVec::from(secret.as_slice()))
                 .into())
         })
+    }
+
+    fn delete_secret(&self, label: RString) -> RResult<(), AbiError> {
+        guard("delete_secret", || self.0.delete_secret(&label))
     }
 }
 

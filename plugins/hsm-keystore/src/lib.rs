@@ -145,6 +145,10 @@ impl KeystoreBackend for HsmKeystore {
     fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         Ok(self.token.get_secret(label)?)
     }
+
+    fn delete_secret(&self, label: &str) -> Result<(), Error> {
+        Ok(self.token.delete_secret(label)?)
+    }
 }
 
 milagro_plugin_api::export_keystore!(HsmKeystore);

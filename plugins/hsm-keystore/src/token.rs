@@ -786,6 +786,18 @@ impl Token {
         Ok(())
     }
 
+    /// Destroys a secret's data object, if there is one.
+    pub fn delete_secret(&self, label: &str) -> Result<(), TokenError> {
+        let object_label = self.object_label(label);
+        let _changing = self.changing();
+        self.with_session(
+            |s| match Self::find_one(s, ObjectClass::DATA, &object_label)? {
+                Some(object) => s.destroy_object(object).map_err(ck("C_DestroyObject")),
+                None => Ok(()),
+            },
+        )
+    }
+
     /// Reads and decrypts a secret, if there is one.
     pub fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, TokenError> {
         let object_label = self.object_label(label);
