@@ -29,6 +29,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use milagro_custody::SecretScalar;
 use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{self, Body, Limits};
 use milagro_plugin_api::{Envelope, Error, Host, NewEnvelope, Store, Write};
@@ -190,6 +191,20 @@ pub async fn send<T: Body>(
 /// not verify or does not fit (422). Custody errors never carry secrets.
 pub fn custody_error(e: milagro_custody::Error) -> Error {
     Error::unprocessable(e.to_string())
+}
+
+/// A 32-byte secret scalar kept in the keystore under `label`, if any.
+pub async fn get_scalar(host: &Host, label: &str) -> Result<Option<SecretScalar>, Error> {
+    let Some(bytes) = host.keystore().get_secret(label).await? else {
+        return Ok(None);
+    };
+    let bytes: &[u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::internal(format!("the secret {label} has the wrong length")))?;
+    SecretScalar::from_bytes(bytes)
+        .map(Some)
+        .map_err(custody_error)
 }
 
 /// Reads a JSON record.

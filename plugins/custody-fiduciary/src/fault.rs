@@ -23,6 +23,10 @@ use milagro_custody::{SecretScalar, shamir::Share};
 use milagro_plugin_api::{Error, Host};
 
 use crate::Config;
+#[cfg(feature = "test-faults")]
+use crate::{Fiduciary, HELD_PREFIX, Held, common};
+#[cfg(feature = "test-faults")]
+use milagro_plugin_api::{Request, Response, Route};
 
 /// A fault this fiduciary plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,5 +88,43 @@ impl Fault {
             }
             _ => Ok(share),
         }
+    }
+}
+
+/// The test-only export of this fiduciary's shares of an order.
+#[cfg(feature = "test-faults")]
+pub const EXPORT: &str = "test_export_shares";
+
+/// `GET /test/shares/{order_cid}`: the shares of an order this fiduciary
+/// still holds, by epoch (hex). Exists only in `test-faults` builds: the
+/// reshare tests keep a share from before a refresh to show it is useless
+/// after.
+#[cfg(feature = "test-faults")]
+pub fn export_route() -> Route {
+    Route::get("/test/shares/{order_cid}", EXPORT)
+        .summary("TEST BUILDS ONLY: the shares of an order held here, by epoch")
+        .response(200, "Shares by epoch", None)
+}
+
+#[cfg(feature = "test-faults")]
+impl Fiduciary {
+    pub(crate) async fn export_shares(&self, request: &Request) -> Result<Response, Error> {
+        let cid = request.param("order_cid").unwrap_or_default();
+        let held: Held = common::get_json(&self.host.store(), &format!("{HELD_PREFIX}{cid}"))
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no order {cid}")))?;
+        let mut epochs = vec![held.epoch];
+        epochs.extend(held.pending.as_ref().map(|p| p.epoch));
+        let mut shares = serde_json::Map::new();
+        for epoch in epochs {
+            if let Some(share) = common::get_scalar(&self.host, &Held::label_of(cid, epoch)).await?
+            {
+                shares.insert(
+                    epoch.to_string(),
+                    hex::encode(share.to_bytes().as_slice()).into(),
+                );
+            }
+        }
+        Response::json(200, &shares)
     }
 }

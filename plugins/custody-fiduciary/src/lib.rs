@@ -30,6 +30,9 @@
 //!   a later redeem naming anyone else is refused.
 //! - For a t-of-n order it runs its part of the joint-Feldman DKG with the
 //!   other fiduciaries ([`dkg`]) and commits to its share s_j.
+//! - It deals, takes and erases shares in refreshes and reshares of the
+//!   wallet's sharing ([`reshare`]); a redeem names the sharing (epoch)
+//!   whose share it wants.
 //! - Every refusal is recorded (`GET /refusals`); `GET /shares` lists the
 //!   orders held, never a secret.
 
@@ -37,10 +40,13 @@
 
 mod dkg;
 mod fault;
+mod reshare;
 
 use fault::Fault;
 
-use milagro_custody::messages::{self, Commitment, Deal, Limits, Order, Redeem, Release};
+use milagro_custody::messages::{
+    self, Commitment, Deal, Limits, Order, Redeem, Release, Reshare, ReshareDeal, Reshared,
+};
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks};
 use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
@@ -87,6 +93,62 @@ pub(crate) struct Held {
     released_to: Option<String>,
     redeem_cids: Vec<String>,
     release_cids: Vec<String>,
+    /// The sharing (epoch) whose share is held: 0 is the order's own, each
+    /// completed reshare adds one. The fields above describe it.
+    #[serde(default)]
+    epoch: u32,
+    /// The epoch this fiduciary joined the wallet in (0: from the order).
+    #[serde(default)]
+    joined_at_epoch: u32,
+    /// Left the fiduciaries in a reshare: its share is erased.
+    #[serde(default)]
+    retired: bool,
+    /// The reshare that made the held share (none: the order).
+    #[serde(default)]
+    reshare_cid: Option<String>,
+    /// A new share stored and reported, waiting for `custody/reshared`.
+    #[serde(default)]
+    pending: Option<Pending>,
+}
+
+/// A new share of a reshare in progress (the share is in the keystore).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Pending {
+    epoch: u32,
+    reshare_cid: String,
+    /// K'_j or S'_j, compressed, hex.
+    share_public_key: String,
+    /// The canonical `custody/reshare-commitment` body, hex.
+    report: String,
+}
+
+impl Held {
+    /// Keystore label of the share of `order_cid` in sharing `epoch`.
+    fn label_of(order_cid: &str, epoch: u32) -> String {
+        match epoch {
+            0 => share_label(order_cid),
+            e => format!("share/{order_cid}/{e}"),
+        }
+    }
+
+    /// Keystore label of the share held now.
+    fn share_label(&self) -> String {
+        Self::label_of(&self.order_cid, self.epoch)
+    }
+
+    /// Whether the share of the held epoch is here (not erased, not yet to come).
+    fn holds_current(&self) -> bool {
+        !self.retired && self.joined_at_epoch <= self.epoch
+    }
+
+    /// The stored report of reshare `cid`, if this fiduciary made its share.
+    fn reshare_report(&self, cid: &str) -> Option<&str> {
+        match &self.pending {
+            Some(p) if p.reshare_cid == cid => Some(&p.report),
+            _ if self.reshare_cid.as_deref() == Some(cid) => Some(&self.commitment),
+            _ => None,
+        }
+    }
 }
 
 /// Keystore label of the share of an order.
@@ -140,7 +202,8 @@ impl Plugin for Fiduciary {
                 )
                 .response(400, "Bad paging parameters", None)
         };
-        vec![
+        #[cfg_attr(not(feature = "test-faults"), allow(unused_mut))]
+        let mut routes = vec![
             page(
                 Route::get("/shares", "shares")
                     .summary("Orders this fiduciary holds a share of (never the share)"),
@@ -151,11 +214,21 @@ impl Plugin for Fiduciary {
                     .summary("Orders and redemptions this fiduciary refused, and why"),
             )
             .response(200, "A page of refusals", Some(json!({"type": "object"}))),
-        ]
+        ];
+        #[cfg(feature = "test-faults")]
+        routes.push(fault::export_route());
+        routes
     }
 
     fn consumes(&self) -> Vec<String> {
-        vec![Order::KIND.into(), Redeem::KIND.into(), Deal::KIND.into()]
+        vec![
+            Order::KIND.into(),
+            Redeem::KIND.into(),
+            Deal::KIND.into(),
+            Reshare::KIND.into(),
+            ReshareDeal::KIND.into(),
+            Reshared::KIND.into(),
+        ]
     }
 
     async fn handle(&self, request: Request) -> Result<Response, Error> {
@@ -174,6 +247,8 @@ impl Plugin for Fiduciary {
                 )
             }
             "refusals" => common::refusals(&self.host, &request).await,
+            #[cfg(feature = "test-faults")]
+            fault::EXPORT => self.export_shares(&request).await,
             other => Err(Error::not_found(format!("no operation {other}"))),
         }
     }
@@ -183,6 +258,9 @@ impl Plugin for Fiduciary {
             Order::KIND => self.on_order(&envelope).await?,
             Redeem::KIND => self.on_redeem(&envelope).await?,
             Deal::KIND => self.on_deal(&envelope).await?,
+            Reshare::KIND => self.on_reshare(&envelope).await?,
+            ReshareDeal::KIND => self.on_reshare_deal(&envelope).await?,
+            Reshared::KIND => self.on_reshared(&envelope).await?,
             _ => Ok(()),
         };
         match outcome {
@@ -280,14 +358,8 @@ impl Fiduciary {
     async fn draw_share(&self, order: &Order, cid: &str, me: &str) -> Result<Held, Error> {
         let keystore = self.host.keystore();
         let label = share_label(cid);
-        let share = match keystore.get_secret(&label).await? {
-            Some(bytes) => {
-                let bytes: &[u8; 32] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| Error::internal(format!("share {label} has the wrong length")))?;
-                SecretScalar::from_bytes(bytes).map_err(common::custody_error)?
-            }
+        let share = match common::get_scalar(&self.host, &label).await? {
+            Some(share) => share,
             None => {
                 let share = SecretScalar::random().map_err(common::custody_error)?;
                 keystore
@@ -324,6 +396,11 @@ impl Fiduciary {
             released_to: None,
             redeem_cids: Vec::new(),
             release_cids: Vec::new(),
+            epoch: 0,
+            joined_at_epoch: 0,
+            retired: false,
+            reshare_cid: None,
+            pending: None,
         })
     }
 
@@ -378,21 +455,24 @@ impl Fiduciary {
                 .write(vec![common::put_json(&held_key, &held)?])
                 .await?;
         }
-        let bytes = self
-            .host
-            .keystore()
-            .get_secret(&share_label(&cid))
+        let label = match redeem.epoch.unwrap_or(0) {
+            e if e == held.epoch && held.holds_current() => held.share_label(),
+            e if held.pending.as_ref().is_some_and(|p| p.epoch == e) => Held::label_of(&cid, e),
+            e => {
+                return Ok(Err(format!(
+                    "no share of sharing epoch {e} is held here (this fiduciary is at epoch {}{})",
+                    held.epoch,
+                    if held.retired { ", retired" } else { "" }
+                )));
+            }
+        };
+        let share = common::get_scalar(&self.host, &label)
             .await?
             .ok_or_else(|| Error::internal(format!("the share of order {cid} is missing")))?;
-        let bytes: &[u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::internal("a stored share has the wrong length"))?;
-        let share = SecretScalar::from_bytes(bytes).map_err(common::custody_error)?;
         let release = Release {
             order_cid: redeem.order_cid,
             share: self.fault.released(share)?,
-            epoch: None,
+            epoch: redeem.epoch.filter(|&e| e > 0),
         };
         let mut links = vec![envelope.cid.clone()];
         links.extend(held.commitment_cids.last().cloned());
@@ -424,6 +504,11 @@ fn public_view(held: &Held) -> serde_json::Value {
         "created_at_unix_ms": held.created_at_unix_ms,
         "released_to": held.released_to,
         "release_cids": held.release_cids,
+        "epoch": held.epoch,
+        "retired": held.retired,
+        "fiduciaries": held.fiduciaries,
+        "threshold": held.threshold,
+        "reshare_pending": held.pending.as_ref().map(|p| p.epoch),
     })
 }
 
