@@ -238,6 +238,25 @@ fn additive_weight(index: u32, parties: usize) -> Result<Scalar> {
     shamir::lagrange_coefficient_at_zero(index, &all)
 }
 
+/// One list of `threshold` commitments per dealer, each committing to the
+/// `expected` constant (the dealer's ω_i·(old public share)).
+pub fn check_dealer_constants(
+    dealer_commitments: &[Commitments],
+    expected: &[ProjectivePoint],
+    threshold: usize,
+) -> Result<()> {
+    let fits = dealer_commitments.len() == expected.len()
+        && dealer_commitments
+            .iter()
+            .zip(expected)
+            .all(|(c, e)| c.threshold() == threshold && c.points()[0] == *e);
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::InconsistentDealings)
+    }
+}
+
 /// The new sharing from the dealers' commitments (one list per dealer, in
 /// dealer order) and the new fiduciaries' public shares: every dealer's
 /// constant is the `expected` one, all lists have t' points, and each
@@ -253,14 +272,7 @@ pub fn new_sharing(
     let n = fiduciaries.len();
     let t = threshold as usize;
     shamir::check_threshold(t, n)?;
-    if dealer_commitments.len() != expected.len()
-        || dealer_commitments
-            .iter()
-            .zip(expected)
-            .any(|(c, e)| c.threshold() != t || c.points()[0] != *e)
-    {
-        return Err(Error::InconsistentDealings);
-    }
+    check_dealer_constants(dealer_commitments, expected, t)?;
     if share_public_keys.len() != n {
         return Err(Error::NotEnoughShares {
             have: share_public_keys.len(),

@@ -238,6 +238,41 @@ impl ReshareCommitment {
     }
 }
 
+impl ReshareCommitment {
+    /// The principal's check on arrival: it answers `reshare`, `fiduciary`
+    /// is one of its new fiduciaries, the proof verifies, and there is one
+    /// list of t' commitments per dealer with the expected constants.
+    /// Returns the fiduciary's new index. (The public share is checked
+    /// against everyone's commitments by [`Reshared::verify`].)
+    pub fn verify(&self, reshare: &Reshare, fiduciary: &str) -> Result<u32> {
+        let cid = reshare.cid()?;
+        if self.reshare_cid != cid {
+            return Err(Error::InvalidField {
+                field: "reshare_cid",
+                reason: "answers another reshare",
+            });
+        }
+        let index = reshare.new_index(fiduciary).ok_or(Error::InvalidField {
+            field: "fiduciary",
+            reason: "not a new fiduciary of this reshare",
+        })?;
+        Commitment {
+            order_cid: cid,
+            share_public_key: self.share_public_key,
+            proof: self.proof,
+            dealer_commitments: None,
+        }
+        .verify(&cid, fiduciary)?;
+        let dealers = decode_dealers(&Some(self.dealer_commitments.clone()))?.unwrap_or_default();
+        reshare::check_dealer_constants(
+            &dealers,
+            &reshare.expected_constants()?,
+            reshare.threshold as usize,
+        )?;
+        Ok(index)
+    }
+}
+
 impl Body for ReshareCommitment {
     const KIND: &'static str = "custody/reshare-commitment";
 
@@ -268,6 +303,29 @@ pub struct Reshared {
 }
 
 impl Reshared {
+    /// The announcement of `reshare` from the new fiduciaries' `reports`
+    /// (in their order), which must all carry the same dealer commitments.
+    pub fn assemble(reshare: Reshare, reports: &[ReshareCommitment]) -> Result<Self> {
+        let first = reports
+            .first()
+            .ok_or(Error::NotEnoughShares { have: 0, need: 1 })?;
+        if reports
+            .iter()
+            .any(|r| r.dealer_commitments != first.dealer_commitments)
+        {
+            return Err(Error::InconsistentDealings);
+        }
+        Ok(Reshared {
+            dealer_commitments: first.dealer_commitments.clone(),
+            share_public_keys: reports
+                .iter()
+                .map(|r| ByteArray::new(r.share_public_key))
+                .collect(),
+            proofs: reports.iter().map(|r| ByteArray::new(r.proof)).collect(),
+            reshare,
+        })
+    }
+
     /// The new sharing, after every check: each proof (bound to the reshare
     /// and to its fiduciary), each dealer's constant, each public share.
     pub fn verify(&self) -> Result<Sharing> {

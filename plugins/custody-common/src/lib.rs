@@ -187,6 +187,17 @@ pub async fn send<T: Body>(
         .await
 }
 
+/// A body's canonical encoding as hex, for a store record.
+pub fn encode_hex<T: Body>(body: &T) -> Result<String, Error> {
+    Ok(hex::encode(messages::encode(body).map_err(custody_error)?))
+}
+
+/// A body kept with [`encode_hex`], decoded strictly again.
+pub fn decode_hex<T: Body>(hex_body: &str) -> Result<T, Error> {
+    let bytes = hex::decode(hex_body).map_err(|_| Error::internal("a stored body is not hex"))?;
+    messages::decode(&bytes, &Limits::default()).map_err(custody_error)
+}
+
 /// A custody-core error as an API error: the input was well-formed but does
 /// not verify or does not fit (422). Custody errors never carry secrets.
 pub fn custody_error(e: milagro_custody::Error) -> Error {

@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 
 use milagro_custody::feldman::Commitments;
-use milagro_custody::messages::{self, Body, Reshare, ReshareCommitment, ReshareDeal, Reshared};
+use milagro_custody::messages::{Reshare, ReshareCommitment, ReshareDeal, Reshared};
 use milagro_custody::shamir::Share;
 use milagro_plugin_api::{Envelope, Error};
 use serde::{Deserialize, Serialize};
@@ -68,17 +68,6 @@ fn polynomial_label(reshare_cid: &str) -> String {
 
 fn deal_label(reshare_cid: &str, dealer: &str) -> String {
     format!("reshare-deal/{reshare_cid}/{dealer}")
-}
-
-fn decode<T: Body>(hex_body: &str) -> Result<T, Error> {
-    let bytes = hex::decode(hex_body).map_err(|_| Error::internal("a stored body is not hex"))?;
-    messages::decode(&bytes, &messages::Limits::default()).map_err(common::custody_error)
-}
-
-fn encode<T: Body>(body: &T) -> Result<String, Error> {
-    Ok(hex::encode(
-        messages::encode(body).map_err(common::custody_error)?,
-    ))
 }
 
 impl Fiduciary {
@@ -146,7 +135,7 @@ impl Fiduciary {
             });
         }
         let mut progress = self.reshare_progress(&cid).await?;
-        progress.reshare = Some(encode(&reshare)?);
+        progress.reshare = Some(common::encode_hex(&reshare)?);
         progress.envelope_cids.push(envelope.cid.clone());
         if let Some(index) = dealer {
             let Some(held) = &held else {
@@ -264,7 +253,7 @@ impl Fiduciary {
         let _all = self.locks.lock(RESHARE_LOCK).await;
         let mut progress = self.reshare_progress(&cid).await?;
         if let Some(body) = &progress.reshare
-            && decode::<Reshare>(body)?
+            && common::decode_hex::<Reshare>(body)?
                 .dealer_index(&envelope.sender)
                 .is_none()
         {
@@ -295,7 +284,7 @@ impl Fiduciary {
         let Some(body) = &progress.reshare else {
             return Ok(Ok(()));
         };
-        let reshare: Reshare = decode(body)?;
+        let reshare: Reshare = common::decode_hex(body)?;
         let dealers = reshare.dealer_ids();
         if !dealers.iter().all(|d| progress.deals.contains_key(*d)) {
             return Ok(Ok(()));
@@ -366,7 +355,7 @@ impl Fiduciary {
             epoch: reshare.epoch,
             reshare_cid: cid.to_string(),
             share_public_key: hex::encode(report.share_public_key),
-            report: encode(&report)?,
+            report: common::encode_hex(&report)?,
         });
         let reference_key = format!(
             "{REFERENCE_PREFIX}{}/{}",
@@ -378,12 +367,13 @@ impl Fiduciary {
                 common::put_json(&held_key, &held)?,
             ])
             .await?;
-        self.send_report(&reshare, &encode(&report)?, &last).await?;
+        self.send_report(&reshare, &common::encode_hex(&report)?, &last)
+            .await?;
         Ok(Ok(()))
     }
 
     async fn send_report(&self, reshare: &Reshare, report: &str, link: &str) -> Result<(), Error> {
-        let report: ReshareCommitment = decode(report)?;
+        let report: ReshareCommitment = common::decode_hex(report)?;
         common::send(
             &self.host,
             &report,

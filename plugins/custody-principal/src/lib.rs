@@ -37,6 +37,7 @@
 //! - `order`: `POST /orders`, from recording the order to the notice
 //! - `dkg`: the fiduciaries' commitments, and t-of-n deals and complaints
 //! - `redeem`: `POST /orders/{reference}/redeem`
+//! - `reshare`: `POST /orders/{reference}/refresh` and `/reshare`
 //! - `view`: the REST view of an order
 
 #![forbid(unsafe_code)]
@@ -47,6 +48,7 @@ use futures::future::join_all;
 use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{
     Commitment, Complaint, Dealt, Notice, NoticeFiduciary, Order, Redeem, Release,
+    ReshareCommitment,
 };
 use milagro_custody::verify::VerifiedCommitment;
 use milagro_custody::{Coin, PublicKey, SecretScalar, keys, messages::Body};
@@ -59,6 +61,7 @@ mod dkg;
 mod order;
 mod record;
 mod redeem;
+mod reshare;
 mod view;
 
 use record::*;
@@ -140,6 +143,28 @@ impl Plugin for Principal {
                 .summary("One order: status and every envelope CID")
                 .response(200, "The order", Some(order.clone()))
                 .response(404, "No such order", None),
+            Route::post("/orders/{reference}/refresh", "refresh")
+                .summary("Refresh the fiduciaries' shares: same fiduciaries, threshold, key and address; the old shares become useless")
+                .json_body(json!({"type": "object", "properties": {
+                    "dealers": {"type": "array", "items": text, "description": "The fiduciaries that deal (default: all; at least t)"}}}))
+                .response(200, "The order with its new sharing", Some(order.clone()))
+                .response(400, "Bad input", None)
+                .response(404, "No such order", None)
+                .response(409, "The order is not ready, or another reshare is in progress", None)
+                .response(422, "A fiduciary's report does not verify (named): the reshare is abandoned, the old sharing stays", None)
+                .response(504, "Fiduciaries (named) did not report in time; POST again to finish", None),
+            Route::post("/orders/{reference}/reshare", "reshare")
+                .summary("Move the wallet to another set of fiduciaries and threshold, same key and address; departing fiduciaries' shares become useless")
+                .json_body(json!({"type": "object", "required": ["fiduciaries"], "properties": {
+                    "fiduciaries": {"type": "array", "items": text, "minItems": 1, "maxItems": MAX_FIDUCIARIES},
+                    "threshold": {"type": "integer", "minimum": 1},
+                    "dealers": {"type": "array", "items": text, "description": "The current fiduciaries that deal (default: all; at least t)"}}}))
+                .response(200, "The order with its new sharing", Some(order.clone()))
+                .response(400, "Bad input", None)
+                .response(404, "No such order, or a new fiduciary does not resolve", None)
+                .response(409, "The order is not ready, or another reshare is in progress", None)
+                .response(422, "A fiduciary's report does not verify (named): the reshare is abandoned, the old sharing stays", None)
+                .response(504, "Fiduciaries (named) did not report in time; POST again to finish", None),
             Route::post("/orders/{reference}/redeem", "redeem")
                 .summary("Ask the fiduciaries to release the wallet to the beneficiary")
                 .json_body(json!({"type": "object", "properties": {"beneficiary": text}}))
@@ -155,6 +180,7 @@ impl Plugin for Principal {
             Commitment::KIND.into(),
             Dealt::KIND.into(),
             Complaint::KIND.into(),
+            ReshareCommitment::KIND.into(),
         ]
     }
 
@@ -182,6 +208,8 @@ impl Plugin for Principal {
                 Response::json(200, &self.view(&record).await?)
             }
             "redeem" => self.redeem(&request).await,
+            "refresh" => self.refresh(&request).await,
+            "reshare" => self.reshare(&request).await,
             other => Err(Error::not_found(format!("no operation {other}"))),
         }
     }
@@ -191,6 +219,7 @@ impl Plugin for Principal {
             Commitment::KIND => self.on_commitment(&envelope).await?,
             Dealt::KIND => self.on_dealt(&envelope).await?,
             Complaint::KIND => self.on_complaint(&envelope).await?,
+            ReshareCommitment::KIND => self.on_reshare_commitment(&envelope).await?,
             _ => Ok(()),
         };
         match outcome {

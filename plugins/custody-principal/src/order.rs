@@ -160,6 +160,10 @@ impl Principal {
             redeemed_to: None,
             redeem_cids: Vec::new(),
             release_cids: Vec::new(),
+            epoch: 0,
+            sharing: None,
+            reshare: None,
+            reshare_error: None,
         };
         self.host
             .store()

@@ -26,6 +26,8 @@ pub(crate) const BY_CID_PREFIX: &str = "by-cid/";
 pub(crate) const COMMITMENT_PREFIX: &str = "commitment/";
 pub(crate) const DEALT_PREFIX: &str = "dealt/";
 pub(crate) const COMPLAINT_PREFIX: &str = "complaint/";
+pub(crate) const RESHARE_BY_CID_PREFIX: &str = "reshare-by-cid/";
+pub(crate) const RESHARE_COMMITMENT_PREFIX: &str = "reshare-commitment/";
 /// Why a custody message about an unknown order (or from a stranger) is refused.
 pub(crate) const NOT_OURS: &str =
     "no such order from this node, or the sender is not one of its fiduciaries";
@@ -64,6 +66,42 @@ pub(crate) struct OrderRecord {
     pub(crate) redeemed_to: Option<String>,
     pub(crate) redeem_cids: Vec<String>,
     pub(crate) release_cids: Vec<String>,
+    /// The sharing in force: 0 is the order's own, each reshare adds one.
+    #[serde(default)]
+    pub(crate) epoch: u32,
+    /// The sharing in force after a reshare (none: the order's own).
+    #[serde(default)]
+    pub(crate) sharing: Option<SharingRecord>,
+    /// A reshare in progress.
+    #[serde(default)]
+    pub(crate) reshare: Option<ReshareState>,
+    /// Why the last reshare failed (the sharing in force is unchanged).
+    #[serde(default)]
+    pub(crate) reshare_error: Option<String>,
+}
+
+/// The public side of a sharing taken in a reshare.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SharingRecord {
+    pub(crate) fiduciaries: Vec<String>,
+    pub(crate) threshold: u32,
+    /// K_i or S_j, hex.
+    pub(crate) share_public_keys: Vec<String>,
+    /// Shamir only: the sharing polynomial's commitments, hex.
+    pub(crate) commitments: Option<Vec<String>>,
+    /// The canonical `custody/reshared` body that announced it, hex.
+    pub(crate) reshared: String,
+    /// Its envelopes.
+    pub(crate) reshared_cids: Vec<String>,
+}
+
+/// A reshare sent and waiting for the new fiduciaries' reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReshareState {
+    /// The canonical `custody/reshare` body, hex.
+    pub(crate) body: String,
+    pub(crate) reshare_cid: String,
+    pub(crate) envelope_cids: Vec<String>,
 }
 
 /// One fiduciary's commitment as checked on arrival.

@@ -78,22 +78,30 @@ impl Principal {
             let notice_cid = self.notify(&record, &states, &target).await?;
             record.notice_cids.push(notice_cid.clone());
             links = vec![notice_cid];
+            if let Some(sharing) = &record.sharing {
+                // The new beneficiary learns the sharing in force too.
+                let reshared: milagro_custody::messages::Reshared =
+                    common::decode_hex(&sharing.reshared)?;
+                common::send(&self.host, &reshared, vec![target.clone()], links.clone()).await?;
+            }
         }
+        let fiduciaries = match &record.sharing {
+            Some(sharing) => sharing.fiduciaries.clone(),
+            None => record.order.fiduciaries.clone(),
+        };
         let order_cid = parse_cid(&record.order_cid)?;
         let redeem = Redeem {
             order_cid,
             reference: reference.clone(),
             new_beneficiary: (target != record.order.beneficiary).then(|| target.clone()),
-            epoch: None,
+            epoch: (record.epoch > 0).then_some(record.epoch),
         };
-        let sends = record
-            .order
-            .fiduciaries
+        let sends = fiduciaries
             .iter()
             .map(|f| common::send(&self.host, &redeem, vec![f.clone()], links.clone()));
         let mut undelivered = Vec::new();
         let mut first_error = None;
-        for (f, sent) in record.order.fiduciaries.iter().zip(join_all(sends).await) {
+        for (f, sent) in fiduciaries.iter().zip(join_all(sends).await) {
             match sent {
                 Ok(cid) => record.redeem_cids.push(cid),
                 Err(e) => {
@@ -104,7 +112,7 @@ impl Principal {
         }
         // Not one redeem left this node (e.g. its IPFS node is down): that is
         // no 202. The target stays fixed; POSTing again retries.
-        let none_sent = undelivered.len() == record.order.fiduciaries.len();
+        let none_sent = undelivered.len() == fiduciaries.len();
         if let (true, Some(e)) = (none_sent, first_error) {
             return Err(e);
         }

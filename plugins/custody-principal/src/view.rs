@@ -70,12 +70,24 @@ impl Principal {
             "fiduciaries": fiduciaries,
             "redeemed_to": record.redeemed_to,
             "error": record.error,
+            "epoch": record.epoch,
+            "sharing": record.sharing.as_ref().map(|s| json!({
+                "fiduciaries": s.fiduciaries,
+                "threshold": s.threshold,
+                "share_public_keys": s.share_public_keys,
+            })),
+            "reshare": record.reshare.as_ref().map(|r| json!({
+                "reshare_cid": r.reshare_cid,
+                "envelopes": r.envelope_cids,
+            })),
+            "reshare_error": record.reshare_error,
             "envelopes": {
                 "orders": record.order_envelopes.iter().flatten().collect::<Vec<_>>(),
                 "commitments": commitments,
                 "notices": record.notice_cids,
                 "redeems": record.redeem_cids,
                 "releases": record.release_cids,
+                "reshared": record.sharing.as_ref().map(|s| &s.reshared_cids),
             },
         }))
     }
