@@ -35,7 +35,8 @@
 #![forbid(unsafe_code)]
 
 use futures::future::join_all;
-use milagro_custody::messages::{self, Limits, Notice, Redeem, Release};
+use milagro_custody::messages::{self, Notice, Redeem, Release, Reshared};
+use milagro_custody::reshare::Sharing;
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks};
 use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
@@ -90,13 +91,27 @@ struct Wallet {
     received_at: u64,
     completed_at: Option<u64>,
     error: Option<String>,
+    /// The sharing in force: 0 is the order's own, each reshare adds one.
+    #[serde(default)]
+    epoch: u32,
+    /// The canonical `custody/reshared` body of that sharing, hex.
+    #[serde(default)]
+    reshared: Option<String>,
 }
 
 impl Wallet {
     fn notice(&self) -> Result<Notice, Error> {
-        let bytes =
-            hex::decode(&self.notice).map_err(|_| Error::internal("a stored notice is not hex"))?;
-        messages::decode(&bytes, &Limits::default()).map_err(common::custody_error)
+        common::decode_hex(&self.notice)
+    }
+
+    /// The sharing in force, checked again from what announced it.
+    fn sharing(&self) -> Result<Sharing, Error> {
+        match &self.reshared {
+            Some(body) => common::decode_hex::<Reshared>(body)?
+                .verify()
+                .map_err(common::custody_error),
+            None => self.notice()?.sharing().map_err(common::custody_error),
+        }
     }
 }
 
@@ -196,7 +211,11 @@ impl Plugin for Beneficiary {
     }
 
     fn consumes(&self) -> Vec<String> {
-        vec![Notice::KIND.into(), Release::KIND.into()]
+        vec![
+            Notice::KIND.into(),
+            Release::KIND.into(),
+            Reshared::KIND.into(),
+        ]
     }
 
     async fn handle(&self, request: Request) -> Result<Response, Error> {
@@ -231,6 +250,7 @@ impl Plugin for Beneficiary {
         let outcome = match envelope.kind.as_str() {
             Notice::KIND => self.on_notice(&envelope).await?,
             Release::KIND => self.on_release(&envelope).await?,
+            Reshared::KIND => self.on_reshared(&envelope).await?,
             _ => Ok(()),
         };
         match outcome {
@@ -300,6 +320,8 @@ impl Beneficiary {
             received_at: self.host.now_unix_ms(),
             completed_at: None,
             error: None,
+            epoch: 0,
+            reshared: None,
         };
         // Releases that came first (their shares wait in the keystore).
         let early_prefix = format!("{EARLY_PREFIX}{order_cid}/");
@@ -360,6 +382,13 @@ impl Beneficiary {
                 .await?;
             return Ok(Ok(()));
         };
+        let epoch = release.epoch.unwrap_or(0);
+        if epoch != wallet.epoch {
+            return Ok(Err(format!(
+                "the share is of sharing epoch {epoch}; this wallet is at epoch {}",
+                wallet.epoch
+            )));
+        }
         // Checked even once complete: a late invalid share is still reported.
         let notice = wallet.notice()?;
         let accepted = self
@@ -376,6 +405,63 @@ impl Beneficiary {
         Ok(accepted)
     }
 
+    /// A reshare of a wallet completed: the new sharing, checked in full
+    /// and against the wallet's key, is the one releases are taken from.
+    /// Shares of the old sharing kept for a pending wallet are dropped.
+    async fn on_reshared(&self, envelope: &Envelope) -> Outcome {
+        let reshared: Reshared = match common::open(envelope) {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why)),
+        };
+        let order = &reshared.reshare.order;
+        if envelope.sender != order.principal {
+            return Ok(Err(
+                "the reshared notice is not signed by the order's principal".into(),
+            ));
+        }
+        let order_cid = order.cid().map_err(common::custody_error)?.to_string();
+        let _guard = self.locks.lock(&order_cid).await;
+        let store = self.host.store();
+        let key = format!("{WALLET_PREFIX}{order_cid}");
+        let Some(mut wallet) = common::get_json::<Wallet>(&store, &key).await? else {
+            return Ok(Err(format!("no wallet of order {order_cid} is known here")));
+        };
+        if reshared.reshare.epoch <= wallet.epoch {
+            return Ok(Ok(()));
+        }
+        let sharing = match reshared.verify() {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(format!("the new sharing does not verify: {e}"))),
+        };
+        if sharing.group_key().ok() != wallet.sharing()?.group_key().ok() {
+            return Ok(Err(
+                "the new sharing is of another key than the wallet's".into()
+            ));
+        }
+        let stale = match wallet.status {
+            Status::Pending => std::mem::take(&mut wallet.received),
+            Status::Complete => Vec::new(),
+        };
+        wallet.epoch = reshared.reshare.epoch;
+        wallet.reshared = Some(common::encode_hex(&reshared)?);
+        // The wallet first: a crash before the erasures leaves only parts
+        // nothing refers to.
+        store.write(vec![common::put_json(&key, &wallet)?]).await?;
+        for index in stale {
+            self.host
+                .keystore()
+                .delete_secret(&part_label(&wallet.order_cid, index))
+                .await?;
+        }
+        self.host.info(format!(
+            "wallet of order {order_cid}: sharing epoch {} ({} of {})",
+            wallet.epoch,
+            sharing.threshold,
+            sharing.fiduciaries.len()
+        ));
+        Ok(Ok(()))
+    }
+
     /// Checks one released share and keeps it if valid (or records why not).
     async fn accept(
         &self,
@@ -385,7 +471,7 @@ impl Beneficiary {
         release_cid: &str,
         share: SecretScalar,
     ) -> Outcome {
-        let index = match notice.check_release(sender, &share) {
+        let index = match wallet.sharing()?.check_release(sender, &share) {
             Ok(index) => index,
             Err(_)
                 if !wallet.node_key
@@ -429,7 +515,8 @@ impl Beneficiary {
 
     /// Rebuilds x once enough shares are in, checks x*G == P, stores it.
     async fn try_complete(&self, wallet: &mut Wallet, notice: &Notice) -> Result<(), Error> {
-        let enough = wallet.received.len() >= notice.threshold as usize
+        let sharing = wallet.sharing()?;
+        let enough = wallet.received.len() >= sharing.threshold as usize
             && (wallet.node_key || wallet.principal_part);
         if wallet.status == Status::Complete || !enough {
             return Ok(());
@@ -454,7 +541,8 @@ impl Beneficiary {
                 .ok_or_else(|| Error::internal("a kept share is missing"))?;
             releases.push((index, scalar(&bytes)?));
         }
-        match notice.rebuild_secret(&b, &releases) {
+        let wallet_key = notice.wallet_key().map_err(common::custody_error)?;
+        match sharing.rebuild_secret(&wallet_key, &b, &releases) {
             Ok(x) => {
                 keystore
                     .put_secret(&wallet_label(&wallet.order_cid), x.to_bytes().as_slice())
@@ -518,13 +606,14 @@ impl Beneficiary {
             .await?
             .ok_or_else(|| Error::internal("the wallet vanished"))?;
         let notice = wallet.notice()?;
+        let fiduciaries = wallet.sharing()?.fiduciaries;
         let redeem = Redeem {
             order_cid: notice.order_cid,
             reference: notice.reference.clone(),
             new_beneficiary: None,
-            epoch: None,
+            epoch: (wallet.epoch > 0).then_some(wallet.epoch),
         };
-        let sends = notice.order.fiduciaries.iter().map(|f| {
+        let sends = fiduciaries.iter().map(|f| {
             common::send(
                 &self.host,
                 &redeem,
@@ -533,7 +622,7 @@ impl Beneficiary {
             )
         });
         let mut undelivered = Vec::new();
-        for (f, sent) in notice.order.fiduciaries.iter().zip(join_all(sends).await) {
+        for (f, sent) in fiduciaries.iter().zip(join_all(sends).await) {
             match sent {
                 Ok(cid) => wallet.redeem_cids.push(cid),
                 Err(e) => undelivered.push(json!({"id": f, "error": e.message})),
@@ -551,6 +640,7 @@ impl Beneficiary {
     /// The REST view; with `secret` and once complete, the wallet key.
     async fn view(&self, wallet: &Wallet, secret: bool) -> Result<Value, Error> {
         let notice = wallet.notice()?;
+        let sharing = wallet.sharing()?;
         let mut view = json!({
             "reference": wallet.reference,
             "order_cid": wallet.order_cid,
@@ -560,8 +650,10 @@ impl Beneficiary {
             "principal": notice.order.principal,
             "status": wallet.status,
             "shares_received": wallet.received.len(),
-            "shares_needed": notice.threshold,
-            "shares_missing": (notice.threshold as usize).saturating_sub(wallet.received.len()),
+            "shares_needed": sharing.threshold,
+            "shares_missing": (sharing.threshold as usize).saturating_sub(wallet.received.len()),
+            "epoch": wallet.epoch,
+            "fiduciaries": sharing.fiduciaries,
             "beneficiary_key": if wallet.node_key { "node" } else if wallet.principal_part { "received" } else { "waiting" },
             "invalid_shares": wallet.invalid,
             "error": wallet.error,
