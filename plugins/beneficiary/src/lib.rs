@@ -119,6 +119,11 @@ fn part_label(order_cid: &str, index: u32) -> String {
     format!("part/{order_cid}/{index}")
 }
 
+/// Where a release that came early waits (store key and keystore label).
+fn kept_key(order_cid: &str, epoch: u32, release_cid: &str) -> String {
+    format!("{EARLY_PREFIX}{order_cid}/{epoch}/{release_cid}")
+}
+
 fn wallet_label(order_cid: &str) -> String {
     format!("wallet/{order_cid}")
 }
@@ -323,20 +328,7 @@ impl Beneficiary {
             epoch: 0,
             reshared: None,
         };
-        // Releases that came first (their shares wait in the keystore).
-        let early_prefix = format!("{EARLY_PREFIX}{order_cid}/");
-        let early = store.scan(early_prefix.as_bytes(), None, 1000).await?;
-        for (k, sender) in &early {
-            let release_cid = String::from_utf8_lossy(&k[early_prefix.len()..]).into_owned();
-            let sender = String::from_utf8_lossy(sender).into_owned();
-            let label = format!("{EARLY_PREFIX}{order_cid}/{release_cid}");
-            if let Some(bytes) = self.host.keystore().get_secret(&label).await? {
-                // An invalid early share is recorded in the wallet, like a late one.
-                let _ = self
-                    .accept(&mut wallet, &notice, &sender, &release_cid, scalar(&bytes)?)
-                    .await?;
-            }
-        }
+        let taken = self.take_kept(&mut wallet, &notice).await?;
         self.try_complete(&mut wallet, &notice).await?;
         let mut writes = vec![
             common::put_json(&key, &wallet)?,
@@ -346,11 +338,12 @@ impl Beneficiary {
             )?,
         ];
         writes.extend(
-            early
-                .into_iter()
-                .map(|(k, _)| milagro_plugin_api::Write::Delete(k)),
+            taken
+                .iter()
+                .map(|k| milagro_plugin_api::Write::Delete(k.clone().into_bytes())),
         );
         store.write(writes).await?;
+        self.erase_kept(&taken).await?;
         self.host.info(format!(
             "wallet {} of order {order_cid} announced by {}",
             notice.address, order.principal
@@ -367,22 +360,19 @@ impl Beneficiary {
         let _guard = self.locks.lock(&order_cid).await;
         let store = self.host.store();
         let key = format!("{WALLET_PREFIX}{order_cid}");
+        let epoch = release.epoch.unwrap_or(0);
         let Some(mut wallet) = common::get_json::<Wallet>(&store, &key).await? else {
             // The notice has not arrived (yet): keep the share for it.
-            let early = format!("{EARLY_PREFIX}{order_cid}/{}", envelope.cid);
-            self.host
-                .keystore()
-                .put_secret(&early, release.share.to_bytes().as_slice())
-                .await?;
-            store
-                .write(vec![milagro_plugin_api::Write::Put(
-                    early.into_bytes(),
-                    envelope.sender.clone().into_bytes(),
-                )])
+            self.keep_release(&order_cid, epoch, envelope, &release.share)
                 .await?;
             return Ok(Ok(()));
         };
-        let epoch = release.epoch.unwrap_or(0);
+        if epoch > wallet.epoch {
+            // The reshare of its epoch has not arrived (yet): keep it.
+            self.keep_release(&order_cid, epoch, envelope, &release.share)
+                .await?;
+            return Ok(Ok(()));
+        }
         if epoch != wallet.epoch {
             return Ok(Err(format!(
                 "the share is of sharing epoch {epoch}; this wallet is at epoch {}",
@@ -444,14 +434,26 @@ impl Beneficiary {
         };
         wallet.epoch = reshared.reshare.epoch;
         wallet.reshared = Some(common::encode_hex(&reshared)?);
-        // The wallet first: a crash before the erasures leaves only parts
+        let notice = wallet.notice()?;
+        let taken = self.take_kept(&mut wallet, &notice).await?;
+        self.try_complete(&mut wallet, &notice).await?;
+        // The wallet first: a crash before the erasures leaves only secrets
         // nothing refers to.
-        store.write(vec![common::put_json(&key, &wallet)?]).await?;
+        let mut writes = vec![common::put_json(&key, &wallet)?];
+        writes.extend(
+            taken
+                .iter()
+                .map(|k| milagro_plugin_api::Write::Delete(k.clone().into_bytes())),
+        );
+        store.write(writes).await?;
+        self.erase_kept(&taken).await?;
         for index in stale {
-            self.host
-                .keystore()
-                .delete_secret(&part_label(&wallet.order_cid, index))
-                .await?;
+            if !wallet.received.contains(&index) {
+                self.host
+                    .keystore()
+                    .delete_secret(&part_label(&wallet.order_cid, index))
+                    .await?;
+            }
         }
         self.host.info(format!(
             "wallet of order {order_cid}: sharing epoch {} ({} of {})",
@@ -460,6 +462,73 @@ impl Beneficiary {
             sharing.fiduciaries.len()
         ));
         Ok(Ok(()))
+    }
+
+    /// Keeps a release that came before what it needs (the notice, or the
+    /// reshare of its epoch): the share in the keystore, its sender in the
+    /// store, both under [`kept_key`].
+    async fn keep_release(
+        &self,
+        order_cid: &str,
+        epoch: u32,
+        envelope: &Envelope,
+        share: &SecretScalar,
+    ) -> Result<(), Error> {
+        let key = kept_key(order_cid, epoch, &envelope.cid);
+        self.host
+            .keystore()
+            .put_secret(&key, share.to_bytes().as_slice())
+            .await?;
+        self.host
+            .store()
+            .write(vec![milagro_plugin_api::Write::Put(
+                key.into_bytes(),
+                envelope.sender.clone().into_bytes(),
+            )])
+            .await
+    }
+
+    /// Takes the kept releases of the wallet's epoch (accepted, or recorded
+    /// as invalid like a late one); returns their keys and those of older
+    /// epochs, to delete. Later epochs' stay kept.
+    async fn take_kept(&self, wallet: &mut Wallet, notice: &Notice) -> Result<Vec<String>, Error> {
+        let prefix = format!("{EARLY_PREFIX}{}/", wallet.order_cid);
+        let kept = self
+            .host
+            .store()
+            .scan(prefix.as_bytes(), None, 1000)
+            .await?;
+        let mut taken = Vec::new();
+        for (k, sender) in kept {
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let rest = &key[prefix.len()..];
+            // Before epochs, the key had no epoch part: epoch 0.
+            let (epoch, release_cid) = match rest.split_once('/') {
+                Some((e, cid)) => (e.parse::<u32>().unwrap_or(u32::MAX), cid.to_string()),
+                None => (0, rest.to_string()),
+            };
+            if epoch > wallet.epoch {
+                continue;
+            }
+            if epoch == wallet.epoch
+                && let Some(share) = common::get_scalar(&self.host, &key).await?
+            {
+                let sender = String::from_utf8_lossy(&sender).into_owned();
+                let _ = self
+                    .accept(wallet, notice, &sender, &release_cid, share)
+                    .await?;
+            }
+            taken.push(key);
+        }
+        Ok(taken)
+    }
+
+    /// Erases the shares of kept releases once taken.
+    async fn erase_kept(&self, keys: &[String]) -> Result<(), Error> {
+        for key in keys {
+            self.host.keystore().delete_secret(key).await?;
+        }
+        Ok(())
     }
 
     /// Checks one released share and keeps it if valid (or records why not).
