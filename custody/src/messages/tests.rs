@@ -18,6 +18,7 @@
 //! The bodies' encodings, limits and refusals.
 
 use super::*;
+use crate::reshare::Sharing;
 
 fn node(n: u8) -> String {
     cid_of(&[n]).to_string()
@@ -336,4 +337,128 @@ fn wrong_length_keys_and_bad_shares_rejected() {
         let err = decode::<Release>(&b, &limits).unwrap_err();
         assert!(!format!("{err}").contains("ffff"), "{err}");
     }
+}
+
+/// A whole reshare of a 2-of-2 additive sharing to 2 of 3, run in memory:
+/// the reshare, its announcement, and the new fiduciaries' secrets.
+fn reshared() -> (Reshared, Vec<SecretScalar>) {
+    let ks: Vec<SecretScalar> = (0..2).map(|_| SecretScalar::random().unwrap()).collect();
+    let previous = Sharing {
+        fiduciaries: order().fiduciaries,
+        threshold: 2,
+        share_public_keys: ks.iter().map(SecretScalar::public_key).collect(),
+        commitments: None,
+    };
+    let reshare = Reshare {
+        order: order(),
+        epoch: 1,
+        previous: PublicShares::of(&previous),
+        dealers: vec![1, 2],
+        fiduciaries: vec![node(4), node(5), node(6)],
+        threshold: 2,
+    };
+    let cid = reshare.cid().unwrap();
+    let expected = reshare.expected_constants().unwrap();
+    let polys: Vec<_> = ks
+        .iter()
+        .map(|k| crate::reshare::dealer_polynomial(k, &k256::Scalar::ONE, 2).unwrap())
+        .collect();
+    let commitments: Vec<Commitments> = polys.iter().map(Commitments::of).collect();
+    let mut reports = Vec::new();
+    let mut secrets = Vec::new();
+    for (j, id) in reshare.fiduciaries.iter().enumerate() {
+        let deals: Vec<Share> = polys
+            .iter()
+            .map(|p| p.share(j as u32 + 1).unwrap())
+            .collect();
+        let pairs: Vec<(&Commitments, &Share)> = commitments.iter().zip(&deals).collect();
+        let share = crate::reshare::combine_deals(j as u32 + 1, 2, 3, &pairs, &expected).unwrap();
+        let report = ReshareCommitment::new(&cid, id, &share, &commitments).unwrap();
+        assert_eq!(report.verify(&reshare, id).unwrap(), j as u32 + 1);
+        reports.push(roundtrip(&report));
+        secrets.push(share);
+    }
+    let reports: Vec<ReshareCommitment> = reports
+        .iter()
+        .map(|b| decode(b, &Limits::default()).unwrap())
+        .collect();
+    (Reshared::assemble(reshare, &reports).unwrap(), secrets)
+}
+
+#[test]
+fn a_reshare_announcement_verifies_and_every_forgery_is_refused() {
+    let (good, secrets) = reshared();
+    roundtrip(&good.reshare);
+    roundtrip(&good);
+    let sharing = good.verify().unwrap();
+    assert_eq!(
+        sharing.group_key().unwrap(),
+        good.reshare
+            .previous
+            .sharing()
+            .unwrap()
+            .group_key()
+            .unwrap()
+    );
+    assert_eq!(sharing.check_release(&node(5), &secrets[1]).unwrap(), 2);
+
+    // A proof moved to another fiduciary, a public share replaced by one
+    // whose secret the forger knows, a dealer's constant moved: refused.
+    let mut swapped = good.clone();
+    swapped.proofs.swap(0, 1);
+    assert_eq!(swapped.verify().unwrap_err(), Error::InvalidProof);
+    let mut rogue = good.clone();
+    let forged = SecretScalar::random().unwrap();
+    let context = PokContext {
+        order_cid: &good.reshare.cid().unwrap().to_bytes(),
+        fiduciary: &node(6),
+    };
+    rogue.share_public_keys[2] = ByteArray::new(keys::encode_public_key(&forged.public_key()));
+    rogue.proofs[2] = ByteArray::new(pok::prove(&forged, &context).unwrap().to_bytes());
+    assert_eq!(
+        rogue.verify().unwrap_err(),
+        Error::ShareMismatch { index: 3 }
+    );
+    let mut moved = good.clone();
+    moved.dealer_commitments[0][0] = ByteArray::new(keys::encode_public_key(
+        &SecretScalar::random().unwrap().public_key(),
+    ));
+    assert_eq!(moved.verify().unwrap_err(), Error::InconsistentDealings);
+    // A report checked against another reshare, or from someone not in it.
+    let mut other = good.reshare.clone();
+    other.threshold = 3;
+    let cid = good.reshare.cid().unwrap();
+    let commitments = decode_dealers(&Some(good.dealer_commitments.clone()))
+        .unwrap()
+        .unwrap();
+    let report = ReshareCommitment::new(&cid, &node(4), &secrets[0], &commitments).unwrap();
+    report.verify(&good.reshare, &node(4)).unwrap();
+    assert!(report.verify(&other, &node(4)).is_err());
+    assert!(report.verify(&good.reshare, &node(3)).is_err());
+    assert!(report.verify(&good.reshare, &node(5)).is_err());
+}
+
+#[test]
+fn malformed_reshares_are_refused() {
+    let (good, _) = reshared();
+    let refused = |f: &dyn Fn(&mut Reshare)| {
+        let mut r = good.reshare.clone();
+        f(&mut r);
+        let bytes = serde_ipld_dagcbor::to_vec(&r).unwrap();
+        assert!(
+            decode::<Reshare>(&bytes, &Limits::default()).is_err(),
+            "{r:?}"
+        );
+    };
+    refused(&|r| r.epoch = 0);
+    refused(&|r| r.dealers = vec![2, 1]);
+    refused(&|r| r.dealers = vec![1]);
+    refused(&|r| r.dealers = vec![1, 3]);
+    refused(&|r| r.fiduciaries = vec![node(4), node(4)]);
+    refused(&|r| r.threshold = 4);
+    refused(&|r| r.threshold = 0);
+    refused(&|r| r.fiduciaries = Vec::new());
+    refused(&|r| r.previous.share_public_keys.pop().map(|_| ()).unwrap_or(()));
+    refused(&|r| r.previous.threshold = 3);
+    refused(&|r| r.fiduciaries = (0..40).map(|i| node(i as u8)).collect());
 }
