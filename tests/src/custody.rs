@@ -24,6 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use milagro_custody::messages::{self, Body};
 use serde_json::{Value, json as j};
 
 use crate::{Node, NodeConfig, PluginEntry, free_port, jsipfs::JsIpfs, json, plugin_library};
@@ -251,4 +252,43 @@ pub fn reply_waiters(node: &Node) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix("milagro_reply_waiters "))
         .map_or(0.0, |value| value.trim().parse().expect("a gauge value"))
+}
+
+/// The probe plugin (a node that can send any envelope), consuming `kinds`.
+pub fn probe(kinds: &[&str]) -> PluginEntry {
+    PluginEntry::new(
+        "probe",
+        &plugin_library("milagro-test-probe"),
+        &format!("{{ label = \"p\", consumes = {kinds:?} }}"),
+    )
+}
+
+/// Sends a custody body sealed to `to` from a probe node; returns its CID.
+pub fn send_sealed<T: Body>(from: &Node, body: &T, to: &str, links: &[String]) -> String {
+    let sealed = hex::encode(messages::encode(body).unwrap());
+    let request = j!({"kind": T::KIND, "recipients": [to], "links": links, "secret_hex": sealed});
+    let (status, text) = from.call(
+        "POST",
+        "/v1/probe/send",
+        Some(request.to_string().as_bytes()),
+    );
+    assert_eq!(status, 200, "{text}");
+    json(&text)["cid"].as_str().unwrap().to_string()
+}
+
+/// Waits (bounded) for the refusal of envelope `cid` in a refusals listing.
+pub fn wait_refusal(node: &Node, path: &str, cid: &str, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = all_pages(node, path, "refusals");
+        if let Some(r) = all.iter().find(|r| r["envelope_cid"] == cid) {
+            return r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{cid} not refused:\n{}",
+            node.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
 }

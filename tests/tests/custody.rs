@@ -26,15 +26,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use milagro_custody::SecretScalar;
 use milagro_custody::messages::{self, Commitment, Limits, Order, Redeem};
-use milagro_custody::{SecretScalar, messages::Body};
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry,
+    Node, NodeConfig,
     custody::{
-        self, ALL_ROLES, Role, message, node_config, order, order_ok, peers, redeem, wait_complete,
-        wait_wallet,
+        self, ALL_ROLES, Role, message, node_config, order, order_ok, peers, probe, redeem,
+        send_sealed, wait_complete, wait_refusal, wait_wallet,
     },
-    json, plugin_library,
+    json,
     wallet::check_wallets,
 };
 use serde_json::{Value, json as j};
@@ -235,7 +235,7 @@ fn four_processes_order_and_redeem_and_the_key_maps_to_the_address() {
             epoch: None,
         };
         let cid = send_sealed(&outsider, &forged, &f1.id(), &[]);
-        let refusal = wait_refusal(&f1, "/v1/fiduciary/refusals", &cid);
+        let refusal = wait_refusal(&f1, "/v1/fiduciary/refusals", &cid, WAIT);
         assert!(
             message_of(&refusal).contains("neither the order's principal nor its beneficiary"),
             "{refusal}"
@@ -252,45 +252,6 @@ fn four_processes_order_and_redeem_and_the_key_maps_to_the_address() {
 
 fn message_of(refusal: &Value) -> String {
     refusal["reason"].as_str().unwrap_or_default().to_string()
-}
-
-/// The probe plugin (a node that can send any envelope), consuming `kinds`.
-fn probe(kinds: &[&str]) -> PluginEntry {
-    PluginEntry::new(
-        "probe",
-        &plugin_library("milagro-test-probe"),
-        &format!("{{ label = \"p\", consumes = {kinds:?} }}"),
-    )
-}
-
-/// Sends a custody body sealed to `to` from a probe node; returns its CID.
-fn send_sealed<T: Body>(from: &Node, body: &T, to: &str, links: &[String]) -> String {
-    let sealed = hex::encode(messages::encode(body).unwrap());
-    let request = j!({"kind": T::KIND, "recipients": [to], "links": links, "secret_hex": sealed});
-    let (status, text) = from.call(
-        "POST",
-        "/v1/probe/send",
-        Some(request.to_string().as_bytes()),
-    );
-    assert_eq!(status, 200, "{text}");
-    json(&text)["cid"].as_str().unwrap().to_string()
-}
-
-/// Waits (bounded) for the refusal of envelope `cid` in a refusals listing.
-fn wait_refusal(node: &Node, path: &str, cid: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let all = custody::all_pages(node, path, "refusals");
-        if let Some(r) = all.iter().find(|r| r["envelope_cid"] == cid) {
-            return r.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{cid} not refused:\n{}",
-            node.log()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -34,12 +34,18 @@ use std::{
 };
 
 use milagro_custody::{
-    SecretScalar, keys,
-    shamir::{self, Share},
+    Coin, SecretScalar,
+    feldman::Commitments,
+    keys,
+    messages::{Order, PublicShares, Reshare, ReshareCommitment, Reshared},
+    reshare::Sharing,
+    shamir::{self, Polynomial, Share},
 };
 use milagro_tests::{
     Node, NodeConfig, PluginEntry,
-    custody::{self, Role, order_view, peers, redeem, wait_complete},
+    custody::{
+        self, Role, order_view, peers, probe, redeem, send_sealed, wait_complete, wait_refusal,
+    },
     free_port, json,
     wallet::check_wallets,
 };
@@ -373,4 +379,106 @@ fn a_fiduciary_killed_during_a_refresh_or_reshare_leaves_the_wallet_redeemable()
     eprintln!(
         "{WALLETS} wallets, one fiduciary killed in each refresh or reshare: {on_old} redeemed on the old sharing, {on_new} on the new"
     );
+}
+
+#[test]
+fn strangers_cannot_start_finish_or_feed_a_reshare() {
+    let net = Network::start(3);
+    let o = net.order(&[0, 1, 2], 2, "guarded");
+    let outsider = Node::start(
+        NodeConfig::new("outsider")
+            .section(&format!(
+                "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {:?}\n",
+                peers(&[&net.fiduciaries[0], &net.principal, &net.beneficiary])
+            ))
+            .plugin(probe(&[])),
+    );
+    // The real order and sharing, as anyone who saw the order could know them.
+    let order = Order {
+        reference: "guarded".into(),
+        coin: Coin::Btc,
+        principal: net.principal.id(),
+        beneficiary: net.beneficiary.id(),
+        fiduciaries: net.pick(&[0, 1, 2]),
+        threshold: 2,
+    };
+    let previous = Sharing {
+        fiduciaries: order.fiduciaries.clone(),
+        threshold: 2,
+        share_public_keys: o["fiduciaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                keys::decode_public_key(
+                    &hex::decode(f["share_public_key"].as_str().unwrap()).unwrap(),
+                )
+                .unwrap()
+            })
+            .collect(),
+        commitments: None,
+    };
+    // A reshare moving the wallet to the outsider alone, 1 of 1.
+    let reshare = Reshare {
+        order,
+        epoch: 1,
+        previous: PublicShares::of(&previous),
+        dealers: vec![1, 2, 3],
+        fiduciaries: vec![outsider.id()],
+        threshold: 1,
+    };
+    let cid = send_sealed(&outsider, &reshare, &net.ids[0], &[]);
+    let refusal = wait_refusal(&net.fiduciaries[0], "/v1/fiduciary/refusals", &cid, WAIT);
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by the order's principal"),
+        "{refusal}"
+    );
+    // Its "completion", with a share the outsider knows, told to a
+    // fiduciary (to make it erase its share) and to the beneficiary.
+    let mine = SecretScalar::random().unwrap();
+    let dealt = Commitments::of(&Polynomial::random(1).unwrap());
+    let report = ReshareCommitment::new(
+        &reshare.cid().unwrap(),
+        &outsider.id(),
+        &mine,
+        &[dealt.clone(), dealt.clone(), dealt],
+    )
+    .unwrap();
+    let forged = Reshared::assemble(reshare, std::slice::from_ref(&report)).unwrap();
+    for (node, path) in [
+        (&net.fiduciaries[0], "/v1/fiduciary/refusals"),
+        (&net.beneficiary, "/v1/beneficiary/refusals"),
+    ] {
+        let cid = send_sealed(&outsider, &forged, &node.id(), &[]);
+        let refusal = wait_refusal(node, path, &cid, WAIT);
+        assert!(
+            refusal["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not signed by the order's principal"),
+            "{refusal}"
+        );
+    }
+    // A report for a reshare the principal never made.
+    let cid = send_sealed(&outsider, &report, &net.principal.id(), &[]);
+    let refusal = wait_refusal(&net.principal, "/v1/custody/refusals", &cid, WAIT);
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no such reshare"),
+        "{refusal}"
+    );
+    // Nothing moved: every fiduciary still holds the order's own share,
+    // and the wallet is released from it.
+    let order_cid = o["order_cid"].as_str().unwrap();
+    for position in 0..3 {
+        let shares = net.exported(position, order_cid);
+        assert!(shares.as_object().unwrap().keys().eq(["0"]), "{shares}");
+    }
+    let wallet = net.redeem_and_check("guarded", &o["address"]);
+    assert_eq!(wallet["epoch"], 0, "{wallet}");
 }

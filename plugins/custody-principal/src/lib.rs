@@ -139,6 +139,12 @@ impl Plugin for Principal {
                     "orders": {"type": "array", "items": order.clone()},
                     "next_cursor": {"type": "string", "nullable": true}}})))
                 .response(400, "Bad paging parameters", None),
+            Route::get("/refusals", "refusals")
+                .summary("Commitments and reshare reports refused, and why")
+                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
+                .query("cursor", "next_cursor of the previous page", text.clone())
+                .response(200, "A page of refusals", Some(json!({"type": "object"})))
+                .response(400, "Bad paging parameters", None),
             Route::get("/orders/{reference}", "get_order")
                 .summary("One order: status and every envelope CID")
                 .response(200, "The order", Some(order.clone()))
@@ -209,6 +215,7 @@ impl Plugin for Principal {
             }
             "redeem" => self.redeem(&request).await,
             "refresh" => self.refresh(&request).await,
+            "refusals" => common::refusals(&self.host, &request).await,
             "reshare" => self.reshare(&request).await,
             other => Err(Error::not_found(format!("no operation {other}"))),
         }
