@@ -46,7 +46,7 @@ use std::{
     },
 };
 
-use age::secrecy::SecretString;
+pub use age::secrecy::SecretString;
 use bytes::Bytes;
 use milagro_proto::{Cid, EcdhKey, Limits, Signer, VerifiedIdentity};
 use serde::{Deserialize, Serialize};
