@@ -543,6 +543,55 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_sees_one_instant_and_a_new_database_is_made_from_it() {
+        let (store, dir) = temp_store("snapshot");
+        let (a, b) = (store.namespace("a"), store.namespace("b"));
+        a.write(&[Write::Put(b"k1".to_vec(), b"v1".to_vec())])
+            .unwrap();
+        b.write_volatile(&[Write::Put(b"mark".to_vec(), Vec::new())])
+            .unwrap();
+        let snapshot = store.snapshot().unwrap();
+        // Written after it: not in it, in either namespace.
+        a.write(&[
+            Write::Put(b"k2".to_vec(), b"v2".to_vec()),
+            Write::Delete(b"k1".to_vec()),
+        ])
+        .unwrap();
+        b.write(&[Write::Delete(b"mark".to_vec())]).unwrap();
+        let mut entries = Vec::new();
+        snapshot
+            .for_each(|k, v| {
+                entries.push((k.to_vec(), v.to_vec()));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                (b"a\0k1".to_vec(), b"v1".to_vec()),
+                (b"b\0mark".to_vec(), Vec::new())
+            ]
+        );
+        assert_eq!(snapshot.get("a", b"k1").unwrap(), Some(b"v1".to_vec()));
+        let copy = dir.join("copy.redb");
+        let count = Store::create_from(&copy, entries.clone().into_iter().map(Ok::<_, StoreError>))
+            .unwrap();
+        assert_eq!(count, 2);
+        let restored = Store::open(&copy).unwrap();
+        assert_eq!(
+            restored.namespace("a").get(b"k1").unwrap(),
+            Some(b"v1".to_vec())
+        );
+        assert_eq!(restored.namespace("a").get(b"k2").unwrap(), None);
+        // Never over an existing database.
+        assert!(
+            Store::create_from(&copy, std::iter::empty::<Result<Entry, StoreError>>()).is_err()
+        );
+        drop((snapshot, restored));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn data_survives_reopen() {
         let (store, dir) = temp_store("reopen");
         store

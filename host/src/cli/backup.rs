@@ -95,26 +95,37 @@ pub async fn backup(
             ))
         })?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let target = partial.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Manifest, BackupError> {
-        let sealed = backup::encrypt(passphrase, BufWriter::new(file))
-            .map_err(|e| BackupError::Refused(format!("cannot write the archive: {e}")))?;
+        let cannot_write = |source| BackupError::Io {
+            what: "cannot write",
+            path: target.clone(),
+            source,
+        };
+        let sealed = backup::encrypt(passphrase, BufWriter::new(file)).map_err(cannot_write)?;
         let mut tee = Tee {
             input: ChannelReader {
                 rx,
                 chunk: Bytes::new(),
             },
             sealed,
+            write_error: None,
         };
-        let manifest = backup::read_archive(&mut tee, |_, data| {
+        let read = backup::read_archive(&mut tee, |_, data| {
             io::copy(data, &mut io::sink())
                 .map(drop)
                 .map_err(|e| BackupError::Damaged(format!("the node's stream: {e}")))
-        })?;
+        });
+        // A full disk is this machine's failure, not the stream's.
+        if let Some(e) = tee.write_error.take() {
+            return Err(cannot_write(e));
+        }
+        let manifest = read?;
         tee.sealed
             .finish()
             .and_then(|w| w.into_inner().map_err(io::IntoInnerError::into_error))
             .and_then(|f| f.sync_all())
-            .map_err(|e| BackupError::Refused(format!("cannot write the archive: {e}")))?;
+            .map_err(cannot_write)?;
         Ok(manifest)
     });
     let fetched = node.download("/v1/backup", &tx).await;
@@ -244,16 +255,22 @@ impl Read for ChannelReader {
     }
 }
 
-/// A reader that writes what it reads into the encrypted archive.
+/// A reader that writes what it reads into the encrypted archive, keeping
+/// the first write error apart from the stream's.
 struct Tee<W: Write> {
     input: ChannelReader,
     sealed: age::stream::StreamWriter<W>,
+    write_error: Option<io::Error>,
 }
 
 impl<W: Write> Read for Tee<W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.input.read(buf)?;
-        self.sealed.write_all(&buf[..n])?;
+        if let Err(e) = self.sealed.write_all(&buf[..n]) {
+            let copy = io::Error::new(e.kind(), e.to_string());
+            self.write_error.get_or_insert(e);
+            return Err(copy);
+        }
         Ok(n)
     }
 }
