@@ -173,8 +173,9 @@ fn yes() -> bool {
 }
 
 /// Mount points the host keeps for its own routes.
-const RESERVED_MOUNTS: [&str; 7] = [
+const RESERVED_MOUNTS: [&str; 8] = [
     "/v1/status",
+    "/v1/backup",
     "/v1/plugins",
     "/v1/identity",
     "/v1/inbox",

@@ -85,7 +85,9 @@ pub const BENEFICIARY: &str = "node/beneficiary";
 /// The one plugin instance that may read b (see `HostObj::beneficiary_secret`).
 pub const BENEFICIARY_PLUGIN: &str = "beneficiary";
 
-fn label(generation: u32, what: &str) -> String {
+/// The keystore label of generation `generation`'s key `what` (`signing`,
+/// `ecdh` or `kem`).
+pub fn label(generation: u32, what: &str) -> String {
     format!("node/{generation}/{what}")
 }
 
@@ -296,8 +298,15 @@ fn beneficiary_public_key(keystore: &Arc<dyn Keystore>) -> Result<EcPublicKey, I
 }
 
 fn generation(node: &Namespace) -> Result<u32, IdentityError> {
-    Ok(node
-        .get(GENERATION)?
+    stored_generation(&|key| node.get(key))
+}
+
+/// A read of the `node` namespace (a live one, or a store snapshot's).
+pub type NodeRead<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+/// The generation of this node's current keys (1 before any rotation).
+pub fn stored_generation(get: NodeRead<'_>) -> Result<u32, IdentityError> {
+    Ok(get(GENERATION)?
         .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
         .map(u32::from_be_bytes)
         .unwrap_or(1))
@@ -305,6 +314,51 @@ fn generation(node: &Namespace) -> Result<u32, IdentityError> {
 
 fn block_key(cid_bytes: &[u8]) -> Vec<u8> {
     [b"identity/block/".as_slice(), cid_bytes].concat()
+}
+
+/// This node's identity chain as its `node` namespace holds it, read
+/// through `get`: the current document first, then each one it rotated
+/// from, every block decoded (self-signature checked) and every rotation
+/// verified. Empty when the node has no identity.
+pub fn stored_chain(
+    get: NodeRead<'_>,
+    limits: &Limits,
+) -> Result<Vec<VerifiedIdentity>, IdentityError> {
+    let Some(current) = get(CURRENT)? else {
+        return Ok(Vec::new());
+    };
+    let mut next = Cid::try_from(current.as_slice())
+        .map_err(|e| IdentityError::Other(format!("stored identity CID is invalid: {e}")))?;
+    let mut chain: Vec<VerifiedIdentity> = Vec::new();
+    loop {
+        if chain.len() > MAX_ROTATIONS {
+            return Err(IdentityError::ChainTooLong(next.to_string()));
+        }
+        let block = get(&block_key(&next.to_bytes()))?.ok_or_else(|| {
+            IdentityError::Other(format!("identity block {next} missing from the store"))
+        })?;
+        let document = VerifiedIdentity::decode(&next, &block, limits).map_err(|source| {
+            IdentityError::Invalid {
+                cid: next.to_string(),
+                source,
+            }
+        })?;
+        if let Some(newer) = chain.last() {
+            newer
+                .verify_rotation(&document)
+                .map_err(|source| IdentityError::Rotation {
+                    cid: newer.id().to_string(),
+                    previous: document.id().to_string(),
+                    source,
+                })?;
+        }
+        let previous = document.previous().copied();
+        chain.push(document);
+        match previous {
+            Some(p) => next = p,
+            None => return Ok(chain),
+        }
+    }
 }
 
 /// Puts the document on IPFS, then records it as current (one atomic write).

@@ -21,6 +21,7 @@
 pub mod api_error;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod facilities;
@@ -131,6 +132,11 @@ pub async fn start(
     let mut settings = config.node_settings();
     settings.tls_identity = server_tls.as_ref().map(|t| Arc::clone(&t.certs));
     let keystore = node::open_keystore(&settings, plugin_keystore)?;
+    let backup = Arc::new(backup::Sources::new(
+        config,
+        store.clone(),
+        Arc::clone(&keystore),
+    ));
     let node = Arc::new(Node::open(&settings, &store, keystore).await?);
     let plugins = Arc::new(plugins::construct_all(opened, &store, Some(&node))?);
     node.transport
@@ -152,6 +158,7 @@ pub async fn start(
         handler_timeout: Duration::from_millis(config.http.handler_timeout_ms),
         rate_limiter: rate_limit::RateLimiter::new(config.http.rate_limit.clone()),
         inbox_needs_client_cert: config.http.inbox_client_ca.is_some(),
+        backup,
     };
     Ok((Arc::new(app), listener, server_tls))
 }

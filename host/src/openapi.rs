@@ -145,6 +145,17 @@ fn core_paths() -> Map<String, Value> {
                         "cid": {"type": "string"}, "reason": {"type": "string"}}}}}}}},
             "400": error_response("Not a CID"),
             "401": error_response("Missing or wrong operator token")}}}));
+    paths.insert("/v1/backup".into(), json!({"get": {
+        "operationId": "backup", "summary": "Stream a consistent snapshot of this node (milagro backup)",
+        "description": "The plaintext of a backup archive (docs/backup.md): the manifest, the database read in one transaction, the file keystore and the IPFS peer key. `milagro backup` encrypts it as it arrives.",
+        "tags": ["core"],
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "The archive's members, streamed",
+            "headers": {"milagro-node-id": {"description": "The node backed up", "schema": {"type": "string"}}},
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "401": error_response("Missing or wrong operator token"),
+            "409": error_response("A backup of this node is already being taken"),
+            "500": error_response("The snapshot could not be taken")}}}));
     paths.insert(
         "/metrics".into(),
         json!({"get": {

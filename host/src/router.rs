@@ -36,6 +36,7 @@ pub enum Target {
     IdentityLookup,
     Inbox,
     Audit,
+    Backup,
     Plugin { index: usize, operation: String },
 }
 
@@ -124,6 +125,7 @@ impl Router {
             ),
             ("POST", "/v1/inbox", Target::Inbox, Access::Open),
             ("GET", "/v1/audit/{cid}", Target::Audit, Access::Operator),
+            ("GET", "/v1/backup", Target::Backup, Access::Operator),
         ];
         for (method, path, target, access) in core {
             router

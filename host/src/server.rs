@@ -30,7 +30,7 @@ use std::{
 
 use abi_stable::std_types::{RString, Tuple2};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
 use hyper::{
     StatusCode,
     body::Incoming,
@@ -48,7 +48,7 @@ use tokio::net::TcpListener;
 use crate::{
     api_error, audit,
     auth::Auth,
-    identity,
+    backup, identity,
     metrics::{self, Metrics},
     node::Node,
     plugins::LoadedPlugin,
@@ -57,7 +57,17 @@ use crate::{
     transport::inbox::{Accepted, Admission, InboxError},
 };
 
-pub type Response = hyper::Response<Full<Bytes>>;
+/// A response body: whole (every route but one), or streamed (a backup).
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+pub type Response = hyper::Response<Body>;
+
+/// A body of `bytes`, sent whole.
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// Everything a request may need, shared by all connections.
 pub struct App {
@@ -76,6 +86,8 @@ pub struct App {
     /// `[http] inbox_client_ca` is set: `POST /v1/inbox` only from clients
     /// whose certificate the TLS handshake verified.
     pub inbox_needs_client_cert: bool,
+    /// What `GET /v1/backup` reads.
+    pub backup: Arc<backup::Sources>,
 }
 
 /// Who sent a request: its address, and whether it presented a client
@@ -87,7 +99,7 @@ pub struct Client {
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    let mut response = hyper::Response::new(full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -101,6 +113,9 @@ fn error_response(error: &Error) -> Response {
         StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, error.to_json())
 }
+
+/// Header of a backup stream naming the node backed up.
+pub const BACKUP_NODE_HEADER: &str = "milagro-node-id";
 
 /// Header carrying an HTTP-delivered envelope's CID.
 pub const CID_HEADER: &str = "milagro-cid";
@@ -228,8 +243,7 @@ impl App {
             Target::Plugins => self.plugin_list(),
             Target::OpenApi => json_response(StatusCode::OK, self.openapi.to_vec()),
             Target::Metrics => {
-                let mut response =
-                    hyper::Response::new(Full::new(Bytes::from(self.metrics.render())));
+                let mut response = hyper::Response::new(full(self.metrics.render()));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -243,6 +257,7 @@ impl App {
                     .into_bytes(),
             ),
             Target::IdentityLookup => self.identity_lookup(&params, client).await,
+            Target::Backup => self.backup().await,
             Target::Inbox => match self.read_body(request).await {
                 Ok((parts, body)) => self.inbox(&parts.headers, body, client).await,
                 Err(e) => error_response(&e),
@@ -262,6 +277,37 @@ impl App {
                     Ok(abi_request) => self.call_plugin(&self.plugins[*index], abi_request).await,
                     Err(e) => error_response(&e),
                 }
+            }
+        }
+    }
+
+    /// `GET /v1/backup`: the archive's plaintext, streamed from a snapshot
+    /// of the database (see `backup`); the CLI encrypts it.
+    async fn backup(&self) -> Response {
+        match backup::stream(&self.backup).await {
+            Ok((manifest, chunks)) => {
+                let frames = futures::stream::unfold(chunks, |mut chunks| async move {
+                    let chunk = chunks.recv().await?;
+                    Some((chunk.map(hyper::body::Frame::data), chunks))
+                });
+                let mut response = hyper::Response::new(StreamBody::new(frames).boxed_unsync());
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                if let Ok(id) = HeaderValue::from_str(&manifest.node_id) {
+                    headers.insert(BACKUP_NODE_HEADER, id);
+                }
+                response
+            }
+            Err(backup::BackupError::Refused(message)) => {
+                error_response(&Error::new(ErrorCode::Conflict, message))
+            }
+            Err(e) => {
+                tracing::error!("backup refused: {e}");
+                error_response(&Error::internal(format!("cannot take a backup: {e}")))
             }
         }
     }
@@ -487,7 +533,7 @@ fn plugin_response(plugin: &str, response: AbiResponse) -> Response {
             "plugin {plugin} returned an invalid status"
         )));
     };
-    let mut out = hyper::Response::new(Full::new(Bytes::from(response.body.into_vec())));
+    let mut out = hyper::Response::new(full(response.body.into_vec()));
     *out.status_mut() = status;
     for Tuple2(name, value) in response.headers {
         let (Ok(name), Ok(value)) = (

@@ -596,3 +596,142 @@ fn signatures_per_second_hsm_vs_file_keystore() {
         );
     }
 }
+
+/// Issue 18, backup and restore: a backup of an HSM node holds no key
+/// material (no keystore member, neither secret in its plaintext) and lists
+/// what the token must hold; a restore against a token without those keys
+/// is refused with one line and writes nothing; against its own token it
+/// brings the node back with the same ID and keys.
+#[test]
+fn a_backup_of_an_hsm_node_holds_no_key_and_restores_only_onto_its_token() {
+    use std::io::Read as _;
+
+    use milagro::backup;
+
+    const PASSPHRASE: &str = "the test's backup passphrase";
+    let hsm = SoftHsm::new();
+    hsm.init_token("node-b", PIN, SO_PIN);
+    hsm.init_token("blank", PIN, SO_PIN);
+    let config = hsm_node("b", &hsm, "node-b", PIN).section("[identity]\nbeneficiary = true\n");
+    let node = Node::start_in(config.write(), &config);
+    let (id, signing_key) = (node.id(), node.identity()["signing_key"].clone());
+    let with_passphrase = |env: &[(String, String)]| {
+        let mut env = env.to_vec();
+        env.push((backup::PASSPHRASE_ENV.into(), PASSPHRASE.into()));
+        env
+    };
+    let archives = tempfile::tempdir().unwrap();
+    let archive = archives.path().join("b.age");
+    let out = run_milagro(
+        node.dir.path(),
+        &["backup", "--out", archive.to_str().unwrap()],
+        &with_passphrase(&config.env),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mut plain = Vec::new();
+    backup::decrypt(
+        &backup::SecretString::from(PASSPHRASE.to_string()),
+        std::fs::File::open(&archive).unwrap(),
+    )
+    .unwrap()
+    .read_to_end(&mut plain)
+    .unwrap();
+    let manifest = backup::read_archive(plain.as_slice(), |_, data| {
+        std::io::copy(data, &mut std::io::sink()).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    let members: Vec<&str> = manifest.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        members,
+        ["db.kv", "ipfs/identity.key"],
+        "no keystore member"
+    );
+    assert_eq!(manifest.keystore.backend, "hsm-keystore");
+    let must_hold: Vec<&str> = manifest
+        .keystore
+        .token_must_hold
+        .iter()
+        .map(|o| o.label.as_str())
+        .collect();
+    assert_eq!(
+        must_hold,
+        [
+            "node/1/signing",
+            "node/1/ecdh",
+            "node/1/kem",
+            "node/beneficiary"
+        ]
+    );
+    assert_eq!(
+        manifest.keystore.token_must_hold[0].public_key.as_deref(),
+        signing_key.as_str()
+    );
+    // SAFETY: set before this process first loads SoftHSM; nextest runs
+    // each test in its own process.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
+    unsafe { std::env::set_var(PIN_ENV, PIN) };
+    let keystore = HsmKeystore::new(HsmConfig {
+        module: softhsm::module(),
+        token_label: "node-b".into(),
+        pin_env: Some(PIN_ENV.into()),
+        pin_file: None,
+        key_prefix: "b/".into(),
+        sessions: 2,
+    })
+    .unwrap();
+    for label in ["node/1/kem", "node/beneficiary"] {
+        let secret = keystore.get_secret(label).unwrap().unwrap();
+        let secret = &secret[..32];
+        assert!(
+            !plain.windows(secret.len()).any(|w| w == secret),
+            "{label} is in the archive"
+        );
+    }
+    drop(keystore);
+    drop(node);
+
+    // A token without the node's keys: refused, nothing written.
+    let blank = hsm_node("b", &hsm, "blank", PIN);
+    let target = blank.write();
+    let out = run_milagro(
+        target.path(),
+        &["restore", "--in", archive.to_str().unwrap()],
+        &with_passphrase(&blank.env),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let errors: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .map(String::from)
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", stderr(&out));
+    assert!(
+        errors[0].contains("does not hold signing key \"node/1/signing\""),
+        "{}",
+        errors[0]
+    );
+    let left: Vec<_> = std::fs::read_dir(target.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["host.toml"], "nothing written");
+
+    // Its own token: the same node.
+    let target = config.write();
+    let out = run_milagro(
+        target.path(),
+        &["restore", "--in", archive.to_str().unwrap()],
+        &with_passphrase(&config.env),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("its token must hold"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let restored = Node::start_in(target, &config);
+    assert_eq!(restored.id(), id);
+    assert_eq!(restored.identity()["signing_key"], signing_key);
+}

@@ -24,12 +24,14 @@
 //! - [`output`]: tables, `--json`, progress, text made safe for a terminal
 //! - [`error`]: one-line failures and their exit codes (docs/cli.md)
 //! - [`identity`], [`audit`], [`status`], [`api`]: the node itself
+//! - [`backup`]: `backup` and `restore`
 //! - [`custody`], [`fiduciary`], [`beneficiary`], [`refusals`]: custody roles
 //! - [`dta`], [`mpin`]: M-Pin secrets and login
 //! - [`completions`]: shell completions and man pages
 
 pub mod api;
 pub mod audit;
+pub mod backup;
 pub mod beneficiary;
 pub mod completions;
 pub mod custody;
@@ -102,6 +104,24 @@ pub enum Command {
         /// The newest envelope of the chain.
         cid: String,
     },
+    /// Write an encrypted, checked archive of the running node (database,
+    /// file keystore, identity chain, IPFS peer key) to --out.
+    Backup {
+        /// The archive to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        passphrase: backup::PassphraseArgs,
+    },
+    /// Restore a node from a backup archive into its empty data dir (the
+    /// node stopped); the restored node keeps its node ID.
+    Restore {
+        /// The archive `milagro backup` wrote.
+        #[arg(long = "in", value_name = "FILE")]
+        archive: PathBuf,
+        #[command(flatten)]
+        passphrase: backup::PassphraseArgs,
+    },
     /// The node's name, ID, version, uptime and plugins.
     Status,
     /// The node's plugins: mount, version, pin, routes.
@@ -163,6 +183,7 @@ impl Command {
             self,
             Command::Serve
                 | Command::Init
+                | Command::Restore { .. }
                 | Command::Identity {
                     command: identity::IdentityCommand::Show | identity::IdentityCommand::Rotate
                 }
@@ -190,6 +211,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         },
         Command::Audit { cid } => audit::audit(&args.open()?, format, &cid).await,
+        Command::Backup { out, passphrase } => {
+            backup::backup(&args.open()?, format, &out, &passphrase).await
+        }
+        Command::Restore {
+            archive,
+            passphrase,
+        } => backup::restore(args.load_config()?, format, &archive, &passphrase).await,
         Command::Status => status::status(&args.open()?, format).await,
         Command::Plugins => status::plugins(&args.open()?, format).await,
         Command::Custody { command } => custody::run(&args.open()?, format, command).await,

@@ -216,6 +216,85 @@ impl NodeApi {
     /// `method path` with `body` (JSON when not empty); the answer, 2xx or
     /// not. Fails when the node cannot be reached or does not answer in time.
     pub async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Answer, CliError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let response = self.send(method, path, body, deadline).await?;
+        let status = response.status().as_u16();
+        let read = Limited::new(response.into_body(), MAX_ANSWER_BYTES).collect();
+        let body = tokio::time::timeout_at(deadline, read)
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|e| {
+                CliError::Failed(format!(
+                    "{}{path}: the answer could not be read: {e}",
+                    self.url
+                ))
+            })?
+            .to_bytes()
+            .to_vec();
+        Ok(Answer { status, body })
+    }
+
+    /// `GET path`, streamed: each chunk of a 2xx answer's body is sent to
+    /// `sink` as it arrives (each within the timeout); a broken body ends
+    /// with an `Err` item. Any other answer is the error [`NodeApi::check`]
+    /// makes of it. Returns early, `Ok`, if `sink` is closed.
+    pub async fn download(
+        &self,
+        path: &str,
+        sink: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    ) -> Result<(), CliError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let response = self.send("GET", path, Vec::new(), deadline).await?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes().to_vec())
+                .unwrap_or_default();
+            self.check("GET", path, Answer { status, body })?;
+            return Ok(());
+        }
+        let mut body = response.into_body();
+        loop {
+            let chunk = match tokio::time::timeout(self.timeout, body.frame()).await {
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data from the node within {} s", self.timeout.as_secs()),
+                )),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) => Err(std::io::Error::other(format!(
+                    "the node's answer broke off: {e}"
+                ))),
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Ok(data),
+                    Err(_) => continue,
+                },
+            };
+            let failed = chunk.is_err();
+            if sink.send(chunk).await.is_err() || failed {
+                return Ok(());
+            }
+        }
+    }
+
+    fn timed_out(&self) -> CliError {
+        CliError::TimedOut(format!(
+            "no answer from {} within {} s (--timeout SECONDS waits longer)",
+            self.url,
+            self.timeout.as_secs()
+        ))
+    }
+
+    /// Sends `method path` with `body` (JSON when not empty) and the token;
+    /// the answer's head, by `deadline`.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        deadline: tokio::time::Instant,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, CliError> {
         if !path.starts_with('/') {
             return Err(CliError::Usage(format!(
                 "path {path:?}: expected an absolute path such as /v1/status"
@@ -239,37 +318,20 @@ impl NodeApi {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| CliError::Usage(format!("{url}: {e}")))?;
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let timed_out = || {
-            CliError::TimedOut(format!(
-                "no answer from {} within {} s (--timeout SECONDS waits longer)",
-                self.url,
-                self.timeout.as_secs()
-            ))
-        };
-        let response = match self.client.request(request, deadline).await {
-            Ok(response) => response,
-            Err(OutboundError::Timeout(_)) => return Err(timed_out()),
+        match self.client.request(request, deadline).await {
+            Ok(response) => Ok(response),
+            Err(OutboundError::Timeout(_)) => Err(self.timed_out()),
             Err(e) => {
                 let hint = match e.to_string().contains("onnection refused") {
                     true => " (is it running?)",
                     false => "",
                 };
-                return Err(CliError::Unreachable(format!(
+                Err(CliError::Unreachable(format!(
                     "cannot call the node at {}{hint}: {e}",
                     self.url
-                )));
+                )))
             }
-        };
-        let status = response.status().as_u16();
-        let read = Limited::new(response.into_body(), MAX_ANSWER_BYTES).collect();
-        let body = tokio::time::timeout_at(deadline, read)
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| CliError::Failed(format!("{url}: the answer could not be read: {e}")))?
-            .to_bytes()
-            .to_vec();
-        Ok(Answer { status, body })
+        }
     }
 
     /// `method path` with a JSON `body`; the answer's JSON when it is 2xx,
