@@ -195,6 +195,18 @@ fn the_cli_drives_custody_the_dta_and_mpin_on_installed_nodes() {
         "cli-1"
     );
 
+    // Refresh the shares, then reshare to B alone: same address each time.
+    let refreshed = ok("custody refresh cli-1", &a_);
+    assert!(refreshed.contains(&address), "{refreshed}");
+    assert_eq!(ok_json("custody show cli-1", &a_)["epoch"], 1);
+    let reshared = ok_json(
+        &format!("custody reshare cli-1 --fiduciary {}", b.id()),
+        &a_,
+    );
+    assert_eq!(reshared["epoch"], 2, "{reshared}");
+    assert_eq!(reshared["address"], address.as_str(), "{reshared}");
+    assert_eq!(reshared["sharing"]["fiduciaries"], serde_json::json!([b.id()]));
+
     // Redeem; the beneficiary waits for the key.
     let redeemed = ok("custody redeem cli-1", &a_);
     assert!(redeemed.contains("cli-1"), "{redeemed}");

@@ -17,7 +17,8 @@
 
 //! `milagro custody`: the principal's side of custody (docs/custody.md):
 //! order a wallet from fiduciaries for a beneficiary, list and show orders,
-//! redeem one. Node IDs may be given as `self` (this node).
+//! refresh or reshare one's shares, redeem one. Node IDs may be given as
+//! `self` (this node).
 
 use serde_json::{Value, json};
 
@@ -60,6 +61,30 @@ pub enum CustodyCommand {
     Show {
         /// The order's reference.
         reference: String,
+    },
+    /// Give the wallet's fiduciaries fresh shares of the same key (same
+    /// address); the old shares become useless and are erased.
+    Refresh {
+        /// The order's reference.
+        reference: String,
+        /// A fiduciary that deals (repeat; default all, at least t).
+        #[arg(long = "dealer", value_name = "ID")]
+        dealers: Vec<String>,
+    },
+    /// Move the wallet to other fiduciaries and threshold (same key and
+    /// address); departing fiduciaries' shares become useless.
+    Reshare {
+        /// The order's reference.
+        reference: String,
+        /// A new fiduciary's node ID (repeat for each; `self` is this node).
+        #[arg(long = "fiduciary", value_name = "ID", required = true)]
+        fiduciaries: Vec<String>,
+        /// Shares needed to rebuild the key (t of n; default all).
+        #[arg(long, value_name = "T")]
+        threshold: Option<u32>,
+        /// A current fiduciary that deals (repeat; default all, at least t).
+        #[arg(long = "dealer", value_name = "ID")]
+        dealers: Vec<String>,
     },
     /// Ask the fiduciaries to release the wallet to its beneficiary.
     Redeem {
@@ -133,6 +158,22 @@ pub async fn run(node: &NodeApi, format: Format, command: CustodyCommand) -> Res
                 .await?;
             show_order(format, &order);
         }
+        CustodyCommand::Refresh { reference, dealers } => {
+            let body = json!({});
+            reshare(node, format, &reference, "refresh", body, dealers).await?;
+        }
+        CustodyCommand::Reshare {
+            reference,
+            fiduciaries,
+            threshold,
+            dealers,
+        } => {
+            let mut body = json!({"fiduciaries": node.resolve_self(&fiduciaries).await?});
+            if let Some(t) = threshold {
+                body["threshold"] = json!(t);
+            }
+            reshare(node, format, &reference, "reshare", body, dealers).await?;
+        }
         CustodyCommand::Redeem { reference, to } => {
             let mount = node.mount(PLUGIN).await?;
             let body = match to {
@@ -145,6 +186,28 @@ pub async fn run(node: &NodeApi, format: Format, command: CustodyCommand) -> Res
             show_order(format, &order);
         }
     }
+    Ok(())
+}
+
+/// `POST {custody}/orders/{ref}/{action}` (refresh or reshare) with the
+/// dealers named, if any; shows the order with its new sharing.
+async fn reshare(
+    node: &NodeApi,
+    format: Format,
+    reference: &str,
+    action: &str,
+    mut body: Value,
+    dealers: Vec<String>,
+) -> Result<(), CliError> {
+    let mount = node.mount(PLUGIN).await?;
+    if !dealers.is_empty() {
+        body["dealers"] = json!(node.resolve_self(&dealers).await?);
+    }
+    let bar = spinner(format!("waiting for the new shares of {reference}"));
+    let path = format!("{mount}/orders/{}/{action}", segment(reference));
+    let order = node.json("POST", &path, Some(&body)).await;
+    bar.finish_and_clear();
+    show_order(format, &order?);
     Ok(())
 }
 
@@ -166,6 +229,7 @@ fn show_order(format: Format, order: &Value) {
             ("beneficiary", "beneficiary"),
             ("redeemed to", "redeemed_to"),
             ("threshold", "threshold"),
+            ("sharing epoch", "epoch"),
             ("order", "order_cid"),
             ("created", "created_at"),
             ("error", "error"),
@@ -177,4 +241,17 @@ fn show_order(format: Format, order: &Value) {
     }
     println!();
     table.print();
+    if let Some(sharing) = order["sharing"].as_object() {
+        println!(
+            "\nsharing in force: {} of these fiduciaries",
+            cell(&sharing["threshold"])
+        );
+        let mut table = Table::new(&["FIDUCIARY", "SHARE PUBLIC KEY"]);
+        let keys = sharing["share_public_keys"].as_array();
+        for (i, id) in sharing["fiduciaries"].as_array().into_iter().flatten().enumerate() {
+            let key = keys.and_then(|k| k.get(i)).cloned().unwrap_or_default();
+            table.row(vec![cell(id), cell(&key)]);
+        }
+        table.print();
+    }
 }
