@@ -21,6 +21,7 @@
 pub mod api_error;
 pub mod audit;
 pub mod auth;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod facilities;
