@@ -744,6 +744,14 @@ impl Transport {
         if exact.is_none() && for_envelope.is_empty() {
             return; // late or repeated: the delivery already ended
         }
+        // A receipt from another ID than the one delivered to makes this
+        // node resolve it: charged to the peer like a new sender.
+        if exact.is_none()
+            && let Err(over) = self.charge_new_identity(receipt.recipient(), &message.from)
+        {
+            tracing::debug!(from = %message.from, "receipt refused: {over}");
+            return;
+        }
         let verified = match self.resolver.resolve(receipt.recipient()).await {
             Ok(recipient) => receipt.verify(&recipient).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
