@@ -196,7 +196,7 @@ impl Chains {
     /// The newest document of `id`'s chain that this node knows: its own
     /// current document, or the one a verified announcement pointed to.
     pub async fn newest(&self, id: &Cid) -> Result<VerifiedIdentity, ChainError> {
-        let target = if self.is_self(id) {
+        let mut target = if self.is_self(id) {
             *self.identity.id()
         } else {
             match self.store.get(&key(NEWEST, id))? {
@@ -204,6 +204,11 @@ impl Chains {
                 None => *id,
             }
         };
+        // A pointer to a branch refused since (a fork of a revoked chain)
+        // is not followed.
+        if target != *id && !self.is_self(id) && self.lineage(&target).await.is_err() {
+            target = *id;
+        }
         self.resolver
             .resolve(&target)
             .await
@@ -235,8 +240,10 @@ impl Chains {
     }
 
     /// Points every earlier ID of `lineage` (newest first) at its newest,
-    /// unless a pointer already goes past it on this chain.
-    fn record_newest(&self, lineage: &[Cid]) -> Result<(), ChainError> {
+    /// unless a pointer already goes past it on this chain, or to another
+    /// branch that is still valid (the first one seen stays; a branch
+    /// refused since, a fork of a revoked chain, is replaced).
+    async fn record_newest(&self, lineage: &[Cid]) -> Result<(), ChainError> {
         let Some(newest) = lineage.first() else {
             return Ok(());
         };
@@ -244,7 +251,8 @@ impl Chains {
         for earlier in &lineage[1..] {
             let current = self.store.get(&key(NEWEST, earlier))?;
             let behind = match current.as_deref().map(Cid::try_from) {
-                Some(Ok(pointed)) => lineage.contains(&pointed) && pointed != *newest,
+                Some(Ok(pointed)) if lineage.contains(&pointed) => pointed != *newest,
+                Some(Ok(pointed)) => self.lineage(&pointed).await.is_err(),
                 _ => true,
             };
             if behind {
@@ -283,7 +291,7 @@ impl Chains {
                 previous: rotated.previous.to_string(),
             });
         }
-        self.record_newest(&lineage)
+        self.record_newest(&lineage).await
     }
 
     /// Verifies a revocation (signed by a later ID of the revoked ID's
@@ -305,7 +313,7 @@ impl Chains {
             .map_err(resolve_error(&by))?;
         revocation.verify(&signer)?;
         store_revocation(&self.store, &revocation)?;
-        self.record_newest(&lineage)?;
+        self.record_newest(&lineage).await?;
         Ok(revocation)
     }
 

@@ -128,7 +128,9 @@ fn rotation_announcements_and_revocations_are_checked_and_a_revoked_key_is_refus
     let a1 = party("a1");
     let a2 = rotated(&a1, "a2");
     let stranger = party("stranger");
-    for p in [&a1, &a2, &stranger] {
+    // Another successor of a1, as a thief of a1's key can make.
+    let fork = rotated(&a1, "fork");
+    for p in [&a1, &a2, &stranger, &fork] {
         publish(&node, p.doc.block().bytes());
     }
     accepted(deliver(
@@ -155,6 +157,12 @@ fn rotation_announcements_and_revocations_are_checked_and_a_revoked_key_is_refus
     assert!(chain_view(&node, &a1.doc.id().to_string())["newest"].is_null());
     // The genuine one: the old ID now points at the new.
     accepted(announce(&a2, &rotated_body(&a1, &a2)));
+    assert_eq!(
+        chain_view(&node, &a1.doc.id().to_string())["newest"],
+        a2.doc.id().to_string()
+    );
+    // A second branch does not take the pointer over.
+    accepted(announce(&fork, &rotated_body(&a1, &fork)));
     assert_eq!(
         chain_view(&node, &a1.doc.id().to_string())["newest"],
         a2.doc.id().to_string()
@@ -214,10 +222,8 @@ fn rotation_announcements_and_revocations_are_checked_and_a_revoked_key_is_refus
         &note(&a2, &[&me], "new", None, now_ms()),
         None,
     ));
-    // A fork of the revoked document (made with the stolen key, dated
-    // before the revocation): refused.
-    let fork = rotated(&a1, "fork");
-    publish(&node, fork.doc.block().bytes());
+    // The fork of the revoked document (made with the stolen key, dated
+    // before the revocation): refused now.
     refused(
         deliver(&node, &note(&fork, &[&me], "fork", None, now_ms()), None),
         "on another branch than the revoker's",
