@@ -280,6 +280,10 @@ fn a_fiduciary_and_the_beneficiary_rotate_between_order_and_redemption() {
     let order = order_ok(&p, &fids, Some(&b_old), "btc", reference);
     assert_eq!(order["status"], "ready", "{order}");
     wait_wallet(&b, reference, WAIT, |w| w["status"] == "pending");
+    // A second wallet, which the beneficiary redeems itself.
+    let own_reference = "rotated-wallet-own";
+    let own_order = order_ok(&p, &fids, Some(&b_old), "eth", own_reference);
+    wait_wallet(&b, own_reference, WAIT, |w| w["status"] == "pending");
 
     // The fiduciary rotates and revokes its old key; the beneficiary
     // rotates. Each is stopped for it and started again.
@@ -326,7 +330,18 @@ fn a_fiduciary_and_the_beneficiary_rotate_between_order_and_redemption() {
     assert_eq!(w["shares_received"], 2, "{w}");
     let mut checked = w.clone();
     checked["legacy_address"] = order["legacy_address"].clone();
-    assert_eq!(check_wallets(&[checked]), 1);
+    // The beneficiary, under its new ID, redeems the second wallet; the
+    // fiduciaries take it as the order's beneficiary.
+    let (status, body) = b.call(
+        "POST",
+        &format!("/v1/beneficiary/wallets/{own_reference}/redeem"),
+        None,
+    );
+    assert!((200..300).contains(&status), "{status}: {body}");
+    let mut own = wait_complete(&b, own_reference, WAIT);
+    assert_eq!(own["address"], own_order["address"]);
+    own["legacy_address"] = own_order["legacy_address"].clone();
+    assert_eq!(check_wallets(&[checked, own]), 2);
 
     // An envelope signed with f1's revoked key, dated after the
     // revocation: refused by the principal and by f1 itself; dated before
