@@ -233,6 +233,24 @@ fn rotation_announcements_and_revocations_are_checked_and_a_revoked_key_is_refus
         "refusals of revoked keys are counted"
     );
     assert!(counter(&node, "milagro_inbox_refused_total", "reason=\"chain\"") >= 9);
+
+    // `milagro identity revoke` on a node that never rotated, or naming an
+    // ID not of its chain: refused, nothing signed.
+    let mut node = node;
+    node.kill();
+    let a1_id = a1.doc.id().to_string();
+    for (args, why) in [
+        (vec!["identity", "revoke"], "never rotated"),
+        (
+            vec!["identity", "revoke", "--id", &a1_id],
+            "is not an earlier ID of this node's chain",
+        ),
+    ] {
+        let out = node.command(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
 }
 
 /// Stops `node`, runs `milagro identity <args>` on it, and returns stdout.
