@@ -80,12 +80,24 @@ pub fn inbox(e: InboxError) -> Error {
     match e {
         InboxError::Replayed { .. } => Error::conflict(e.to_string()),
         InboxError::OverQuota(_) => Error::new(ErrorCode::TooManyRequests, e.to_string()),
-        InboxError::Store(_) => Error::unavailable(e.to_string()),
+        InboxError::Store(_) | InboxError::Chain(crate::chain::ChainError::Store(_)) => {
+            Error::unavailable(e.to_string())
+        }
         InboxError::Unavailable(_) => Error::unavailable(e.to_string()),
         InboxError::Invalid(milagro_proto::Error::Oversize { .. }) => {
             Error::new(ErrorCode::PayloadTooLarge, e.to_string())
         }
         _ => Error::unprocessable(e.to_string()),
+    }
+}
+
+/// A chain question (same party?) that could not be answered: the
+/// database failed (503), or an ID does not resolve or verify, or forks
+/// from a revoked chain (422).
+pub fn chain(e: crate::chain::ChainError) -> Error {
+    match e {
+        crate::chain::ChainError::Store(e) => store(e),
+        e => Error::unprocessable(e.to_string()),
     }
 }
 

@@ -350,6 +350,24 @@ impl HostObj for PluginHost {
         })
     }
 
+    fn identity_is_self(&self, id: RString) -> AbiFuture<bool> {
+        self.with_node("identity", move |node| async move {
+            let cid = api_error::parse_cid(id.as_str(), "node ID")?;
+            Ok(node.chains.is_self(&cid))
+        })
+    }
+
+    fn identity_same_party(&self, a: RString, b: RString) -> AbiFuture<bool> {
+        self.with_node("identity", move |node| async move {
+            let a = api_error::parse_cid(a.as_str(), "node ID")?;
+            let b = api_error::parse_cid(b.as_str(), "node ID")?;
+            node.chains
+                .same_party(&a, &b)
+                .await
+                .map_err(api_error::chain)
+        })
+    }
+
     fn key_generate(&self, label: RString, kind: KeyKind) -> AbiFuture<RVec<u8>> {
         let label = self.key_label(label.as_str());
         self.with_node("keystore", move |node| async move {

@@ -97,11 +97,55 @@ pub struct NodeIdentity {
     pub signer: KeystoreSigner,
     pub ecdh: KeystoreEcdh,
     pub kem: DecapsulationKey,
+    /// The earlier generations of this node's chain, newest first: envelopes
+    /// still addressed to them are opened with their keys. Their signing
+    /// keys are never used again.
+    pub earlier: Vec<EarlierGeneration>,
+}
+
+/// One earlier generation of this node: its document and decryption keys
+/// (`None` when they are gone from the keystore).
+pub struct EarlierGeneration {
+    pub document: VerifiedIdentity,
+    pub keys: Option<(KeystoreEcdh, DecapsulationKey)>,
 }
 
 impl NodeIdentity {
     pub fn id(&self) -> &Cid {
         self.document.id()
+    }
+
+    /// Every ID of this node's chain, the current one first.
+    pub fn ids(&self) -> Vec<Cid> {
+        std::iter::once(*self.id())
+            .chain(self.earlier.iter().map(|e| *e.document.id()))
+            .collect()
+    }
+
+    /// Whether `id` is one of this node's chain (current or earlier).
+    pub fn is_self(&self, id: &Cid) -> bool {
+        self.id() == id || self.earlier.iter().any(|e| e.document.id() == id)
+    }
+
+    /// The documents of this node's chain, oldest first.
+    pub fn documents(&self) -> impl Iterator<Item = &VerifiedIdentity> {
+        self.earlier
+            .iter()
+            .rev()
+            .map(|e| &e.document)
+            .chain(std::iter::once(&self.document))
+    }
+
+    /// The decryption keys of chain member `id`, if it is one.
+    pub fn decryption_keys(&self, id: &Cid) -> Option<(&KeystoreEcdh, &DecapsulationKey)> {
+        if self.id() == id {
+            return Some((&self.ecdh, &self.kem));
+        }
+        self.earlier
+            .iter()
+            .find(|e| e.document.id() == id)
+            .and_then(|e| e.keys.as_ref())
+            .map(|(ecdh, kem)| (ecdh, kem))
     }
 
     /// Loads the current identity from the store and keystore, if any.
@@ -125,18 +169,15 @@ impl NodeIdentity {
             }
         })?;
         let generation = generation(node)?;
-        let kem_seed = keystore
-            .get_secret(&label(generation, "kem"))?
+        let kem = kem_key(keystore, generation)?
             .ok_or_else(|| KeystoreError::Missing(label(generation, "kem")))?;
-        let seed: &[u8; 64] = kem_seed
-            .as_slice()
-            .try_into()
-            .map_err(|_| IdentityError::Other("ML-KEM seed has the wrong length".into()))?;
+        let earlier = load_earlier(node, keystore, limits, &document, generation)?;
         Ok(Some(NodeIdentity {
             document,
             signer: KeystoreSigner::new(Arc::clone(keystore), &label(generation, "signing"))?,
             ecdh: KeystoreEcdh::new(Arc::clone(keystore), &label(generation, "ecdh"))?,
-            kem: DecapsulationKey::from_seed(seed),
+            kem,
+            earlier,
         }))
     }
 
@@ -230,8 +271,79 @@ impl NewKeys {
             signer: self.signer,
             ecdh: self.ecdh,
             kem: self.kem,
+            earlier: Vec::new(),
         }
     }
+}
+
+/// The ML-KEM key of `generation`, if the keystore holds its seed.
+fn kem_key(
+    keystore: &Arc<dyn Keystore>,
+    generation: u32,
+) -> Result<Option<DecapsulationKey>, IdentityError> {
+    let Some(seed) = keystore.get_secret(&label(generation, "kem"))? else {
+        return Ok(None);
+    };
+    let seed: &[u8; 64] = seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| IdentityError::Other("ML-KEM seed has the wrong length".into()))?;
+    Ok(Some(DecapsulationKey::from_seed(seed)))
+}
+
+/// The earlier generations of the chain ending at `current` (generation
+/// `generation`), newest first, each checked to be rotated into the next.
+/// A generation whose keys are gone from the keystore is left out (what
+/// was addressed to it can no longer be opened) and logged.
+fn load_earlier(
+    node: &Namespace,
+    keystore: &Arc<dyn Keystore>,
+    limits: &Limits,
+    current: &VerifiedIdentity,
+    generation: u32,
+) -> Result<Vec<EarlierGeneration>, IdentityError> {
+    let mut earlier = Vec::new();
+    let mut next = current.clone();
+    let mut generation = generation;
+    while let Some(previous) = next.previous().copied() {
+        generation = generation.saturating_sub(1);
+        if generation == 0 || earlier.len() > MAX_ROTATIONS {
+            return Err(IdentityError::ChainTooLong(current.id().to_string()));
+        }
+        let block = node.get(&block_key(&previous.to_bytes()))?.ok_or_else(|| {
+            IdentityError::Other(format!("identity block {previous} missing from the store"))
+        })?;
+        let document = VerifiedIdentity::decode(&previous, &block, limits).map_err(|source| {
+            IdentityError::Invalid {
+                cid: previous.to_string(),
+                source,
+            }
+        })?;
+        next.verify_rotation(&document)
+            .map_err(|source| IdentityError::Rotation {
+                cid: next.id().to_string(),
+                previous: previous.to_string(),
+                source,
+            })?;
+        let ecdh = keystore
+            .public_key(&label(generation, "ecdh"))?
+            .map(|_| KeystoreEcdh::new(Arc::clone(keystore), &label(generation, "ecdh")))
+            .transpose()?;
+        let keys = ecdh.zip(kem_key(keystore, generation)?);
+        if keys.is_none() {
+            tracing::warn!(
+                id = %previous,
+                generation,
+                "the keys of an earlier generation are gone: envelopes addressed to it cannot be opened"
+            );
+        }
+        earlier.push(EarlierGeneration {
+            document: document.clone(),
+            keys,
+        });
+        next = document;
+    }
+    Ok(earlier)
 }
 
 fn generate_keys(
@@ -249,12 +361,8 @@ fn generate_keys(
     if keystore.public_key(&ecdh)?.is_none() {
         keystore.generate(&ecdh, KeyKind::Secp256k1Ecdh)?;
     }
-    let kem = match keystore.get_secret(&kem_label)? {
-        Some(seed) => DecapsulationKey::from_seed(
-            seed.as_slice()
-                .try_into()
-                .map_err(|_| IdentityError::Other("ML-KEM seed has the wrong length".into()))?,
-        ),
+    let kem = match kem_key(keystore, generation)? {
+        Some(kem) => kem,
         None => {
             let kem = DecapsulationKey::generate().map_err(|e| {
                 IdentityError::Other(format!("cannot generate the ML-KEM key: {e}"))
@@ -456,6 +564,46 @@ impl Resolver {
             previous = Some(document);
         }
         previous.ok_or_else(|| IdentityError::Other("empty identity chain".into()))
+    }
+
+    /// `id` and the IDs it was rotated from, newest first: its verified
+    /// rotation chain back to the first document.
+    pub async fn lineage(&self, id: &Cid) -> Result<Vec<Cid>, IdentityError> {
+        let document = self.resolve(id).await?;
+        let mut ids = vec![*document.id()];
+        let mut next = document.previous().copied();
+        while let Some(previous) = next {
+            if ids.len() > MAX_ROTATIONS + 1 {
+                return Err(IdentityError::ChainTooLong(id.to_string()));
+            }
+            ids.push(previous);
+            let known = self
+                .memory
+                .lock()
+                .expect("identity cache lock")
+                .get(&previous)
+                .map(|d| d.previous().copied());
+            next = match known {
+                Some(previous) => previous,
+                None => self.resolve(&previous).await?.previous().copied(),
+            };
+        }
+        Ok(ids)
+    }
+
+    /// The earlier IDs of `id`'s chain verified in this run, newest first
+    /// (without `id`); empty if `id` was not verified in this run.
+    pub fn known_lineage(&self, id: &Cid) -> Vec<Cid> {
+        let memory = self.memory.lock().expect("identity cache lock");
+        let mut ids = Vec::new();
+        let mut next = memory.get(id).and_then(|d| d.previous().copied());
+        while let Some(previous) = next
+            && ids.len() <= MAX_ROTATIONS
+        {
+            ids.push(previous);
+            next = memory.get(&previous).and_then(|d| d.previous().copied());
+        }
+        ids
     }
 
     /// Fetches and decodes one document (self-signature checked by decode).

@@ -22,6 +22,7 @@ pub mod api_error;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod facilities;

@@ -29,6 +29,7 @@ use milagro_ipfs::{Ipfs, IpfsConfig, IpfsError};
 use milagro_proto::{Endpoints, Limits};
 
 use crate::{
+    chain::{self, Chains},
     identity::{DraftParts, IdentityConfig, IdentityError, NodeIdentity, Resolver},
     keystore::{
         Keystore, KeystoreConfig, KeystoreError, file::FileKeystore, plugin::PluginKeystore,
@@ -78,6 +79,7 @@ pub struct Node {
     pub ipfs: Ipfs,
     pub identity: Arc<NodeIdentity>,
     pub resolver: Arc<Resolver>,
+    pub chains: Arc<Chains>,
     pub transport: Arc<Transport>,
     pub limits: Limits,
 }
@@ -156,9 +158,23 @@ pub async fn rotate_identity(
     let node_ns = store.namespace("node");
     let current =
         NodeIdentity::load(&node_ns, keystore, limits)?.ok_or(IdentityError::NotInitialised)?;
+    let previous = *current.id();
     let parts = draft_parts(settings, ipfs).await?;
-    Ok(current.rotate(&node_ns, keystore, ipfs, parts).await?)
+    let rotated = current.rotate(&node_ns, keystore, ipfs, parts).await?;
+    // Told to the counterparties at the next start.
+    let body = milagro_proto::Rotated {
+        previous,
+        current: *rotated.id(),
+    }
+    .encode()
+    .map_err(|e| IdentityError::Other(format!("cannot encode the announcement: {e}")))?;
+    chain::queue_announcement(&store.namespace(CHAINS), milagro_proto::ROTATED_KIND, &body)
+        .map_err(IdentityError::from)?;
+    Ok(rotated)
 }
+
+/// The database namespace of [`Chains`].
+pub const CHAINS: &str = "chains";
 
 /// The client HTTP-mode deliveries go out with: the configured CA bundle
 /// and the endpoint address policy of `[transport]`.
@@ -196,11 +212,19 @@ impl Node {
             store.namespace("identity-cache"),
             limits,
         ));
-        resolver.remember(&identity.document);
+        for document in identity.documents() {
+            resolver.remember(document);
+        }
+        let chains = Arc::new(Chains::new(
+            store.namespace(CHAINS),
+            Arc::clone(&resolver),
+            Arc::clone(&identity),
+        ));
         let inbox = Arc::new(Inbox::new(
             store.namespace("inbox"),
             Arc::clone(&identity),
             Arc::clone(&resolver),
+            Arc::clone(&chains),
             limits,
             settings.transport.max_clock_skew_ms,
             std::time::Duration::from_millis(settings.transport.envelope_timeout_ms),
@@ -209,6 +233,7 @@ impl Node {
             ipfs.clone(),
             Arc::clone(&identity),
             Arc::clone(&resolver),
+            Arc::clone(&chains),
             inbox,
             settings.transport.clone(),
             outbound(settings)?,
@@ -218,6 +243,7 @@ impl Node {
             ipfs,
             identity,
             resolver,
+            chains,
             transport,
             limits,
         })

@@ -106,12 +106,19 @@ fn core_paths() -> Map<String, Value> {
         "responses": {"200": {"description": "The document; its id is the node ID",
             "content": {"application/json": {"schema": identity.clone()}}}}}}),
     );
+    let mut identity_lookup = identity;
+    identity_lookup["properties"]["chain"] = json!({"type": "object",
+        "description": "What this node knows of the ID's chain: the newest ID its rotation announcements named, and the revocation of its key",
+        "properties": {
+            "newest": {"type": "string", "nullable": true},
+            "revoked": {"type": "object", "nullable": true, "properties": {
+                "by": {"type": "string"}, "time_ms": {"type": "integer"}}}}});
     paths.insert("/v1/identity/{cid}".into(), json!({"get": {
         "operationId": "identity_lookup", "summary": "Resolve and verify a node's identity by its ID",
         "tags": ["core"],
         "parameters": [{"name": "cid", "in": "path", "required": true, "schema": {"type": "string"}}],
         "responses": {"200": {"description": "The verified document",
-                              "content": {"application/json": {"schema": identity}}},
+                              "content": {"application/json": {"schema": identity_lookup}}},
                       "400": error_response("Not a CID"),
                       "404": error_response("Not found on IPFS"),
                       "422": error_response("The document does not verify"),

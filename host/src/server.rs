@@ -433,10 +433,14 @@ impl App {
             ));
         }
         match self.node.resolver.resolve(&cid).await {
-            Ok(document) => json_response(
-                StatusCode::OK,
-                identity::to_json(&document).to_string().into_bytes(),
-            ),
+            Ok(document) => {
+                let mut body = identity::to_json(&document);
+                match self.node.chains.view(&cid) {
+                    Ok(view) => body["chain"] = view,
+                    Err(e) => return error_response(&Error::unavailable(e.to_string())),
+                }
+                json_response(StatusCode::OK, body.to_string().into_bytes())
+            }
             Err(e) => error_response(&api_error::identity(&cid, e)),
         }
     }

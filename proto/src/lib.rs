@@ -79,6 +79,7 @@
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod chain;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
@@ -90,6 +91,7 @@ mod rng;
 pub mod sign;
 
 pub use block::{Block, Cid};
+pub use chain::{REVOKED_KIND, ROTATED_KIND, Revocation, Rotated};
 pub use delivery::{decode_delivery, encode_delivery, inbox_topic};
 pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, check_kind, open, seal};
 pub use error::{Error, KeyError};

@@ -567,6 +567,12 @@ impl Node {
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// Runs `milagro <args>` on this node's config and data (stop it
+    /// first for a command that needs the node stopped).
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        milagro(self.dir.path(), args, &self.env)
+    }
+
     /// Stops the node with SIGKILL (as a crash would) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -205,7 +205,10 @@ fn the_cli_drives_custody_the_dta_and_mpin_on_installed_nodes() {
     );
     assert_eq!(reshared["epoch"], 2, "{reshared}");
     assert_eq!(reshared["address"], address.as_str(), "{reshared}");
-    assert_eq!(reshared["sharing"]["fiduciaries"], serde_json::json!([b.id()]));
+    assert_eq!(
+        reshared["sharing"]["fiduciaries"],
+        serde_json::json!([b.id()])
+    );
 
     // Redeem; the beneficiary waits for the key.
     let redeemed = ok("custody redeem cli-1", &a_);

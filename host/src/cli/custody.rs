@@ -248,7 +248,12 @@ fn show_order(format: Format, order: &Value) {
         );
         let mut table = Table::new(&["FIDUCIARY", "SHARE PUBLIC KEY"]);
         let keys = sharing["share_public_keys"].as_array();
-        for (i, id) in sharing["fiduciaries"].as_array().into_iter().flatten().enumerate() {
+        for (i, id) in sharing["fiduciaries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let key = keys.and_then(|k| k.get(i)).cloned().unwrap_or_default();
             table.row(vec![cell(id), cell(&key)]);
         }

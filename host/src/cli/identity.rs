@@ -15,15 +15,16 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! `milagro init` and `milagro identity show|resolve|rotate`: this node's
-//! keys and identity document. `init`, `show` and `rotate` work on a stopped
-//! node's keystore, database and IPFS repo; `resolve` asks the running node
-//! over its REST API, so it never contends with it for them.
+//! `milagro init` and `milagro identity show|resolve|rotate|revoke`: this
+//! node's keys and identity document. `init`, `show`, `rotate` and `revoke`
+//! work on a stopped node's keystore, database and IPFS repo; `resolve` asks
+//! the running node over its REST API, so it never contends with it for them.
 
 use std::sync::Arc;
 
-use milagro_ipfs::Ipfs;
-use milagro_proto::Limits;
+use milagro_ipfs::{DAG_CBOR, Ipfs};
+use milagro_proto::{Cid, Limits, REVOKED_KIND, Revocation};
+use serde_json::json;
 
 use super::{
     CliError,
@@ -31,6 +32,7 @@ use super::{
     output::print_json,
 };
 use crate::{
+    chain,
     config::Config,
     identity::{self, IdentityError, NodeIdentity},
     keystore::Keystore,
@@ -103,6 +105,64 @@ pub async fn rotate(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// `milagro identity revoke [--id ID]...`: revokes the keys of earlier IDs
+/// of this node's chain (all of them without `--id`) from now on: each
+/// revocation is signed by the current key, put on IPFS, recorded (this
+/// node refuses envelopes signed by a revoked key after it) and queued for
+/// the counterparties, told at the next start. Prints the revocations.
+pub async fn revoke(config: &Config, ids: &[String]) -> Result<(), String> {
+    let (store, keystore, ipfs) = open_offline(config).await?;
+    let identity = NodeIdentity::load(&store.namespace("node"), &keystore, &Limits::default())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| IdentityError::NotInitialised.to_string())?;
+    let earlier: Vec<Cid> = identity.earlier.iter().map(|e| *e.document.id()).collect();
+    let targets: Vec<Cid> = if ids.is_empty() {
+        earlier.clone()
+    } else {
+        ids.iter()
+            .map(|text| {
+                let id = Cid::try_from(text.as_str())
+                    .map_err(|e| format!("--id {text}: not a node ID: {e}"))?;
+                if earlier.contains(&id) {
+                    Ok(id)
+                } else {
+                    Err(format!(
+                        "--id {text} is not an earlier ID of this node's chain (see `milagro identity show`)"
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if targets.is_empty() {
+        return Err(
+            "this node has never rotated: there is no earlier key to revoke (run `milagro identity rotate` first)"
+                .into(),
+        );
+    }
+    let chains = store.namespace(node::CHAINS);
+    let time_ms = node::now_ms();
+    let mut printed = Vec::new();
+    for revoked in targets {
+        let revocation = Revocation::sign(&identity.signer, &identity.document, &revoked, time_ms)
+            .map_err(|e| format!("cannot sign the revocation of {revoked}: {e}"))?;
+        let bytes = revocation.encode().map_err(|e| e.to_string())?;
+        let cid = ipfs
+            .put(DAG_CBOR, bytes.clone())
+            .await
+            .map_err(|e| format!("cannot put the revocation on IPFS: {e}"))?;
+        chain::store_revocation(&chains, &revocation).map_err(|e| e.to_string())?;
+        chain::queue_announcement(&chains, REVOKED_KIND, &bytes).map_err(|e| e.to_string())?;
+        printed.push(json!({
+            "revoked": revoked.to_string(),
+            "by": identity.id().to_string(),
+            "time_ms": time_ms,
+            "cid": cid.to_string(),
+        }));
+    }
+    println!("{:#}", json!(printed));
+    Ok(())
+}
+
 /// The `milagro identity` subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum IdentityCommand {
@@ -114,8 +174,19 @@ pub enum IdentityCommand {
         cid: String,
     },
     /// Replace this node's keys and publish a rotated identity document
-    /// (run while the node is stopped).
+    /// (run while the node is stopped). The node keeps the earlier keys to
+    /// open what is still addressed to them, and tells its counterparties
+    /// at the next start.
     Rotate,
+    /// Revoke the keys of earlier IDs of this node's chain, signed by the
+    /// current key (run while the node is stopped, after `rotate`): from
+    /// now on envelopes they sign are refused by this node and by every
+    /// counterparty told at the next start.
+    Revoke {
+        /// An earlier ID to revoke (repeatable); default: every earlier ID.
+        #[arg(long = "id")]
+        id: Vec<String>,
+    },
 }
 
 /// `milagro identity resolve <cid>`: the verified document, as JSON in

@@ -185,7 +185,9 @@ impl Command {
                 | Command::Init
                 | Command::Restore { .. }
                 | Command::Identity {
-                    command: identity::IdentityCommand::Show | identity::IdentityCommand::Rotate
+                    command: identity::IdentityCommand::Show
+                        | identity::IdentityCommand::Rotate
+                        | identity::IdentityCommand::Revoke { .. }
                 }
         )
     }
@@ -206,6 +208,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Identity { command } => match command {
             identity::IdentityCommand::Show => Ok(identity::show(&args.load_config()?)?),
             identity::IdentityCommand::Rotate => Ok(identity::rotate(&args.load_config()?).await?),
+            identity::IdentityCommand::Revoke { id } => {
+                Ok(identity::revoke(&args.load_config()?, &id).await?)
+            }
             identity::IdentityCommand::Resolve { cid } => {
                 identity::resolve(&args.open()?, &cid).await
             }

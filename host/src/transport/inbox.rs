@@ -53,6 +53,7 @@ use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 use crate::{
+    chain::{ChainError, Chains},
     identity::{NodeIdentity, Resolver},
     node::now_ms,
     plugins::LoadedPlugin,
@@ -74,6 +75,10 @@ pub enum InboxError {
     Sender { sender: String, reason: String },
     #[error("envelope refused: this node ({node}) is not one of its recipients")]
     NotARecipient { node: String },
+    /// The sender's key is revoked, its chain forks from a revoked one, or
+    /// an `identity/rotated` or `identity/revoked` body does not check out.
+    #[error("envelope refused: {0}")]
+    Chain(#[from] ChainError),
     #[error("inbox storage failed: {0}")]
     Store(#[from] crate::store::StoreError),
     /// The sender is over a quota (`transport/quota.rs`); nothing is stored.
@@ -119,7 +124,9 @@ pub const REPLY_WAITERS: &str = "milagro_reply_waiters";
 /// `not_processed`: its plugin refused it, so it was not indexed).
 pub const REPLY_REFUSED: &str = "milagro_reply_refused_total";
 /// Counter: envelopes the inbox refused, by reason (`kind`, `replayed`,
-/// `invalid`, `clock_skew`, `sender`, `not_recipient`).
+/// `invalid`, `clock_skew`, `sender`, `not_recipient`, `revoked`: signed by
+/// a revoked key after its revocation or by a fork of a revoked chain,
+/// `chain`: an `identity/rotated` or `identity/revoked` body refused).
 pub const INBOX_REFUSED: &str = "milagro_inbox_refused_total";
 /// Counter: envelopes whose plugin did not finish with them within
 /// `[transport] envelope_timeout_ms` (recorded as failed, the handler dropped).
@@ -162,6 +169,7 @@ pub struct Inbox {
     store: Namespace,
     identity: Arc<NodeIdentity>,
     resolver: Arc<Resolver>,
+    chains: Arc<Chains>,
     limits: Limits,
     max_skew_ms: u64,
     /// How long a plugin's `on_envelope` may take: a handler stuck on a
@@ -239,6 +247,9 @@ fn refusal_reason(e: &InboxError) -> Option<&'static str> {
         InboxError::ClockSkew { .. } => "clock_skew",
         InboxError::Sender { .. } => "sender",
         InboxError::NotARecipient { .. } => "not_recipient",
+        InboxError::Chain(ChainError::Revoked { .. } | ChainError::Fork { .. }) => "revoked",
+        InboxError::Chain(ChainError::Store(_)) => return None,
+        InboxError::Chain(_) => "chain",
         InboxError::Store(_) | InboxError::OverQuota(_) | InboxError::Unavailable(_) => {
             return None;
         }
@@ -267,6 +278,7 @@ impl Inbox {
         store: Namespace,
         identity: Arc<NodeIdentity>,
         resolver: Arc<Resolver>,
+        chains: Arc<Chains>,
         limits: Limits,
         max_skew_ms: u64,
         envelope_timeout: Duration,
@@ -275,6 +287,7 @@ impl Inbox {
             store,
             identity,
             resolver,
+            chains,
             limits,
             max_skew_ms,
             envelope_timeout,
@@ -371,19 +384,15 @@ impl Inbox {
                 reason: e.to_string(),
             })?;
         let verified = envelope.verify(&sender_doc)?;
-        if !verified.is_recipient(self.identity.id()) {
-            return Err(InboxError::NotARecipient {
-                node: self.identity.id().to_string(),
-            });
-        }
+        // A revoked key (after its revocation), or a fork of a revoked chain.
+        self.chains.admit(&sender, verified.time_ms()).await?;
         // A sealed body that does not open for us (re-signed by another
         // identity, re-addressed) is refused now, not acknowledged and then
         // dropped. The plaintext (zeroized when dropped) goes to processing.
-        let sealed = if verified.is_sealed() {
-            Some(verified.open(self.identity.id(), &self.identity.ecdh, &self.identity.kem)?)
-        } else {
-            None
-        };
+        let sealed = self.open_for_this_node(&verified)?;
+        // Rotation announcements and revocations are the host's: checked
+        // and applied now, so a bad one is refused, not stored.
+        self.chains.accept_envelope(&verified).await?;
         // The message id is checked and recorded in the transaction that
         // persists the envelope: of two deliveries at once with one sender
         // and id, only one gets in (both passed the check above).
@@ -416,6 +425,41 @@ impl Inbox {
         })
     }
 
+    /// Checks that the envelope is addressed to an ID of this node's chain
+    /// (the current one or an earlier generation whose keys it keeps) and
+    /// opens its sealed body, if any, with that generation's keys.
+    fn open_for_this_node(
+        &self,
+        verified: &VerifiedEnvelope,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, InboxError> {
+        let not_recipient = || InboxError::NotARecipient {
+            node: self.identity.id().to_string(),
+        };
+        let (id, (ecdh, kem)) = self
+            .identity
+            .ids()
+            .into_iter()
+            .filter(|id| verified.is_recipient(id))
+            .find_map(|id| Some((id, self.identity.decryption_keys(&id)?)))
+            .ok_or_else(not_recipient)?;
+        if !verified.is_sealed() {
+            return Ok(None);
+        }
+        Ok(Some(verified.open(&id, ecdh, kem)?))
+    }
+
+    /// Whether a reply from `sender` answers a wait on `from`: one of them,
+    /// or a later ID of one of their chains (already verified when its
+    /// envelope was accepted).
+    fn answers(&self, from: &[Cid], sender: &Cid) -> bool {
+        from.contains(sender)
+            || self
+                .resolver
+                .known_lineage(sender)
+                .iter()
+                .any(|id| from.contains(id))
+    }
+
     /// Envelopes persisted but not yet processed (after a restart).
     pub fn pending(&self) -> Result<Vec<Cid>, InboxError> {
         Ok(self
@@ -441,12 +485,7 @@ impl Inbox {
                 reason: e.to_string(),
             })?;
         let verified = envelope.verify(&sender)?;
-        let sealed = if verified.is_sealed() {
-            let id = self.identity.id();
-            Some(verified.open(id, &self.identity.ecdh, &self.identity.kem)?)
-        } else {
-            None
-        };
+        let sealed = self.open_for_this_node(&verified)?;
         let received = received(cid, &verified, sealed.as_deref().map(Vec::as_slice));
         Ok((verified, received))
     }
@@ -472,6 +511,12 @@ impl Inbox {
             .get()
             .and_then(|c| c.by_kind.get(&kind).map(|&i| (Arc::clone(&c.plugins), i)))
         {
+            // Applied by the host when accepted (`Chains::accept_envelope`).
+            None if [milagro_proto::ROTATED_KIND, milagro_proto::REVOKED_KIND]
+                .contains(&kind.as_str()) =>
+            {
+                Ok(())
+            }
             // Taken by a plugin's `await_reply` (e.g. the mpin plugin's
             // dta/share on a node without the dta plugin).
             None if self
@@ -518,6 +563,7 @@ impl Inbox {
         // wait: a reply its plugin refused is not indexed.
         let sender = *verified.sender();
         if outcome.is_ok() {
+            self.chains.note_counterparties(&[sender]);
             for linked in verified.links() {
                 let mut reply_key = reply_prefix(linked, &kind, Some(&sender));
                 reply_key.extend_from_slice(&cid.to_bytes());
@@ -553,7 +599,7 @@ impl Inbox {
             }
             let (taken, left): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(list)
                 .into_iter()
-                .partition(|w| w.from.contains(sender));
+                .partition(|w| self.answers(&w.from, sender));
             let refused = taken.is_empty()
                 && left
                     .iter()
@@ -636,14 +682,18 @@ impl Inbox {
                 }
             }
             let prefix = reply_prefix(&linked, kind, None);
-            let counted: Vec<Cid> = self
+            let others: Vec<(Cid, Cid)> = self
                 .store
                 .scan(&prefix, None, REFUSED_SCAN)?
                 .iter()
                 .filter_map(|(k, _)| parse_reply(&prefix, k))
                 .filter(|(sender, _)| !from.contains(sender))
-                .map(|(_, reply)| reply)
                 .collect();
+            // A later ID of an expected sender's chain answers.
+            if let Some((_, reply)) = others.iter().find(|(sender, _)| self.answers(from, sender)) {
+                return Ok(*reply);
+            }
+            let counted: Vec<Cid> = others.into_iter().map(|(_, reply)| reply).collect();
             if !counted.is_empty() {
                 metrics::counter!(REPLY_REFUSED, "reason" => "unexpected_sender")
                     .increment(counted.len() as u64);

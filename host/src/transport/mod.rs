@@ -57,7 +57,9 @@ use self::{
     receipt_wait::ReceiptWait,
 };
 use crate::{
+    chain::Chains,
     identity::{NodeIdentity, Resolver},
+    node::now_ms,
     outbound::Outbound,
 };
 
@@ -137,6 +139,7 @@ pub struct Transport {
     ipfs: Ipfs,
     identity: Arc<NodeIdentity>,
     resolver: Arc<Resolver>,
+    chains: Arc<Chains>,
     pub inbox: Arc<Inbox>,
     config: TransportConfig,
     /// HTTP-mode deliveries (see [`crate::outbound`]).
@@ -204,6 +207,7 @@ impl Transport {
         ipfs: Ipfs,
         identity: Arc<NodeIdentity>,
         resolver: Arc<Resolver>,
+        chains: Arc<Chains>,
         inbox: Arc<Inbox>,
         config: TransportConfig,
         http: Outbound,
@@ -213,6 +217,7 @@ impl Transport {
             ipfs,
             identity,
             resolver,
+            chains,
             inbox,
             config,
             http,
@@ -224,20 +229,27 @@ impl Transport {
     }
 
     /// Seals, stores and delivers an envelope; returns its CID once every
-    /// recipient has it (or the delivery timeout names who does not).
+    /// recipient has it (or the delivery timeout names who does not). A
+    /// recipient whose chain announced a newer ID gets the envelope as that
+    /// ID: sealed to its newest keys, on its newest inbox topic.
     pub async fn send(&self, outgoing: Outgoing<'_>, now_ms: u64) -> Result<Cid, TransportError> {
-        let mut recipients = Vec::with_capacity(outgoing.recipients.len());
+        let mut recipients: Vec<VerifiedIdentity> = Vec::with_capacity(outgoing.recipients.len());
         for id in outgoing.recipients {
             let doc = self
-                .resolver
-                .resolve(id)
+                .chains
+                .newest(id)
                 .await
                 .map_err(|e| TransportError::Recipient {
                     id: id.to_string(),
                     reason: e.to_string(),
                 })?;
-            recipients.push(doc);
+            // Two names of one chain are one recipient.
+            if !recipients.iter().any(|r| r.id() == doc.id()) {
+                recipients.push(doc);
+            }
         }
+        let ids: Vec<Cid> = recipients.iter().map(|r| *r.id()).collect();
+        self.chains.note_counterparties(&ids);
         let recipient_refs: Vec<&VerifiedIdentity> = recipients.iter().collect();
         let draft = EnvelopeDraft {
             links: outgoing.links,
@@ -529,22 +541,89 @@ impl Transport {
     /// receipts arrive on the receipt topic (resuming first left a restarted
     /// node deaf to its peers, and its replies unacknowledged, for as long as
     /// the backlog took at one delivery timeout per envelope).
+    ///
+    /// The node listens on the inbox topic of every ID of its chain (a peer
+    /// that has not learnt of a rotation still publishes on the old one),
+    /// and announces what `milagro identity rotate|revoke` queued once it
+    /// listens.
     pub async fn run_receiver(self: Arc<Self>) {
-        let id = self.identity.id();
-        let (inbox_ready, inbox_subscribed) = oneshot::channel();
+        let id = *self.identity.id();
+        let mut subscribed = Vec::new();
+        let mut listeners: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+        for chain_id in self.identity.ids() {
+            let (ready, ready_rx) = oneshot::channel();
+            subscribed.push(ready_rx);
+            listeners.push(Box::pin(Arc::clone(&self).listen(
+                inbox_topic(&chain_id),
+                Self::on_delivery,
+                ready,
+            )));
+        }
         let (receipts_ready, receipts_subscribed) = oneshot::channel();
+        subscribed.push(receipts_subscribed);
+        listeners.push(Box::pin(Arc::clone(&self).listen(
+            receipt_topic(&id),
+            Self::on_receipt,
+            receipts_ready,
+        )));
         let resume = {
             let this = Arc::clone(&self);
             async move {
-                let _ = tokio::join!(inbox_subscribed, receipts_subscribed);
-                this.resume_pending().await;
+                futures::future::join_all(subscribed).await;
+                tokio::join!(this.resume_pending(), this.announce());
             }
         };
-        tokio::join!(
-            Arc::clone(&self).listen(inbox_topic(id), Self::on_delivery, inbox_ready),
-            Arc::clone(&self).listen(receipt_topic(id), Self::on_receipt, receipts_ready),
-            resume,
-        );
+        tokio::join!(futures::future::join_all(listeners), resume);
+    }
+
+    /// Sends each announcement queued by `milagro identity rotate|revoke`
+    /// to every counterparty (one envelope each, so one unreachable peer
+    /// does not hold up the others), then drops it from the queue.
+    async fn announce(&self) {
+        let counterparties = match self.chains.load_counterparties() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("counterparties not loaded: {e}");
+                return;
+            }
+        };
+        let pending = match self.chains.pending_announcements() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("queued announcements not read: {e}");
+                return;
+            }
+        };
+        for announcement in pending {
+            let sends = counterparties.iter().map(|peer| {
+                let outgoing = Outgoing {
+                    kind: &announcement.kind,
+                    recipients: std::slice::from_ref(peer),
+                    links: &[],
+                    body: Some(&announcement.body),
+                    secret_body: None,
+                };
+                self.send(outgoing, now_ms())
+            });
+            let results = futures::future::join_all(sends).await;
+            let failed: Vec<String> = results
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| e.to_string()))
+                .collect();
+            let kind = &announcement.kind;
+            tracing::info!(
+                %kind,
+                told = counterparties.len() - failed.len(),
+                failed = failed.len(),
+                "announced to the counterparties"
+            );
+            for reason in failed {
+                tracing::warn!(%kind, "announcement not delivered: {reason}");
+            }
+            if let Err(e) = self.chains.announced(&announcement) {
+                tracing::warn!(%kind, "announcement not dequeued: {e}");
+            }
+        }
     }
 
     /// Processes the envelopes accepted but not processed by an earlier run,
@@ -652,18 +731,51 @@ impl Transport {
             }
         };
         let key = (*receipt.envelope(), *receipt.recipient());
-        let Some(notify) = self
-            .awaiting_receipts
-            .lock()
-            .expect("receipts lock")
-            .get(&key)
-            .cloned()
-        else {
-            return; // late or repeated: the delivery already ended
+        let (exact, for_envelope) = {
+            let awaiting = self.awaiting_receipts.lock().expect("receipts lock");
+            let exact = awaiting.get(&key).cloned();
+            let for_envelope: Vec<(Cid, Arc<Notify>)> = awaiting
+                .iter()
+                .filter(|((envelope, _), _)| envelope == receipt.envelope())
+                .map(|((_, recipient), notify)| (*recipient, Arc::clone(notify)))
+                .collect();
+            (exact, for_envelope)
         };
+        if exact.is_none() && for_envelope.is_empty() {
+            return; // late or repeated: the delivery already ended
+        }
+        // A receipt from another ID than the one delivered to makes this
+        // node resolve it: charged to the peer like a new sender.
+        if exact.is_none()
+            && let Err(over) = self.charge_new_identity(receipt.recipient(), &message.from)
+        {
+            tracing::debug!(from = %message.from, "receipt refused: {over}");
+            return;
+        }
         let verified = match self.resolver.resolve(receipt.recipient()).await {
             Ok(recipient) => receipt.verify(&recipient).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
+        };
+        // A recipient that rotated signs with its newest key, as its newest
+        // ID: the receipt answers the delivery to any earlier ID of it.
+        let notify = match exact {
+            Some(notify) => notify,
+            None => {
+                let lineage = match self.chains.lineage(receipt.recipient()).await {
+                    Ok(lineage) => lineage,
+                    Err(e) => {
+                        tracing::debug!(from = %message.from, "receipt refused: {e}");
+                        return;
+                    }
+                };
+                match for_envelope
+                    .into_iter()
+                    .find(|(recipient, _)| lineage.contains(recipient))
+                {
+                    Some((_, notify)) => notify,
+                    None => return,
+                }
+            }
         };
         match verified {
             Ok(()) => {

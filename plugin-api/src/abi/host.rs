@@ -207,6 +207,15 @@ pub trait HostObj: Clone + Send + Sync {
 
     /// Erases a secret of this plugin instance (no error if there is none).
     fn secret_delete(&self, label: RString) -> AbiFuture<()>;
+
+    /// Whether node ID `id` is one of this node's: its current ID or an
+    /// earlier generation's of its rotation chain.
+    fn identity_is_self(&self, id: RString) -> AbiFuture<bool>;
+
+    /// Whether node IDs `a` and `b` are one party: IDs of one verified
+    /// rotation chain (same first document; a fork of a revoked chain is
+    /// refused with an error).
+    fn identity_same_party(&self, a: RString, b: RString) -> AbiFuture<bool>;
 }
 
 /// A shared handle to the host facilities.

@@ -296,6 +296,52 @@ impl Identities<'_> {
     pub async fn resolve(&self, id: &str) -> Result<Identity, Error> {
         Ok(call(self.0.identity_resolve(id.into())).await?.into())
     }
+
+    /// Whether `id` is one of this node's IDs: its current one, or an
+    /// earlier one of its rotation chain (`milagro identity rotate` gives a
+    /// node a new ID; what names an earlier one still names this node).
+    /// Compare with this, never with `this_node().id`.
+    pub async fn is_self(&self, id: &str) -> Result<bool, Error> {
+        call(self.0.identity_is_self(id.into())).await
+    }
+
+    /// Whether node IDs `a` and `b` name one party: equal, or IDs of one
+    /// verified rotation chain. Compare a sender with a stored ID with
+    /// this, never with `==`.
+    pub async fn same_party(&self, a: &str, b: &str) -> Result<bool, Error> {
+        if a == b {
+            return Ok(true);
+        }
+        call(self.0.identity_same_party(a.into(), b.into())).await
+    }
+
+    /// The first of `ids` that is one of this node's IDs ([`Self::is_self`]).
+    pub async fn self_among<'a>(&self, ids: &'a [String]) -> Result<Option<&'a str>, Error> {
+        for id in ids {
+            if self.is_self(id).await? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The one of `ids` that names the same party as `id` ([`Self::same_party`]),
+    /// `id` itself first: how a sender is matched to a stored list of IDs.
+    pub async fn party_among<'a>(
+        &self,
+        ids: &'a [String],
+        id: &str,
+    ) -> Result<Option<&'a str>, Error> {
+        if let Some(exact) = ids.iter().find(|i| *i == id) {
+            return Ok(Some(exact));
+        }
+        for candidate in ids {
+            if self.same_party(candidate, id).await? {
+                return Ok(Some(candidate));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// An envelope to sign, seal and deliver.

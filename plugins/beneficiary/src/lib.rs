@@ -280,14 +280,17 @@ impl Beneficiary {
             Err(why) => return Ok(Err(why)),
         };
         let order = &notice.order;
-        if envelope.sender != order.principal {
+        let identity = self.host.identity();
+        if !identity
+            .same_party(&envelope.sender, &order.principal)
+            .await?
+        {
             return Ok(Err(
                 "the notice is not signed by the order's principal".into()
             ));
         }
-        let me = self.host.identity().this_node().await?.id;
         let principal_is_beneficiary = order.beneficiary == order.principal;
-        if order.beneficiary != me && !principal_is_beneficiary {
+        if !principal_is_beneficiary && !identity.is_self(&order.beneficiary).await? {
             return Ok(Err("the order names another beneficiary".into()));
         }
         let b = match notice.beneficiary_public_key() {
@@ -381,14 +384,22 @@ impl Beneficiary {
         }
         // Checked even once complete: a late invalid share is still reported.
         let notice = wallet.notice()?;
+        // The sender as the sharing names it (it may have rotated since).
+        let named: Vec<String> = wallet
+            .sharing()?
+            .fiduciaries
+            .into_iter()
+            .chain([notice.order.principal.clone()])
+            .collect();
+        let sender = self
+            .host
+            .identity()
+            .party_among(&named, &envelope.sender)
+            .await?
+            .unwrap_or(&envelope.sender)
+            .to_string();
         let accepted = self
-            .accept(
-                &mut wallet,
-                &notice,
-                &envelope.sender,
-                &envelope.cid,
-                release.share,
-            )
+            .accept(&mut wallet, &notice, &sender, &envelope.cid, release.share)
             .await?;
         self.try_complete(&mut wallet, &notice).await?;
         store.write(vec![common::put_json(&key, &wallet)?]).await?;
@@ -404,7 +415,12 @@ impl Beneficiary {
             Err(why) => return Ok(Err(why)),
         };
         let order = &reshared.reshare.order;
-        if envelope.sender != order.principal {
+        if !self
+            .host
+            .identity()
+            .same_party(&envelope.sender, &order.principal)
+            .await?
+        {
             return Ok(Err(
                 "the reshared notice is not signed by the order's principal".into(),
             ));

@@ -280,13 +280,20 @@ impl Fiduciary {
             Ok(o) => o,
             Err(why) => return Ok(Err(why)),
         };
-        if envelope.sender != order.principal {
+        let identity = self.host.identity();
+        if !identity
+            .same_party(&envelope.sender, &order.principal)
+            .await?
+        {
             return Ok(Err("the order is not signed by its principal".into()));
         }
-        let me = self.host.identity().this_node().await?.id;
-        if order.fiduciary_index(&me).is_none() {
+        let Some(me) = identity
+            .self_among(&order.fiduciaries)
+            .await?
+            .map(str::to_string)
+        else {
             return Ok(Err("this node is not a fiduciary of the order".into()));
-        }
+        };
         if let Some(allowed) = &self.principals
             && !allowed.contains(&order.principal)
         {
@@ -419,8 +426,15 @@ impl Fiduciary {
         if redeem.reference != held.reference {
             return Ok(Err("the reference does not match the order".into()));
         }
-        let sender = envelope.sender.as_str();
-        if sender != held.principal && sender != held.beneficiary {
+        let identity = self.host.identity();
+        let by_principal = identity
+            .same_party(&envelope.sender, &held.principal)
+            .await?;
+        if !by_principal
+            && !identity
+                .same_party(&envelope.sender, &held.beneficiary)
+                .await?
+        {
             return Ok(Err(
                 "the redeem is signed by neither the order's principal nor its beneficiary".into(),
             ));
@@ -431,7 +445,7 @@ impl Fiduciary {
                     "the order names its beneficiary: nobody can change it".into()
                 ));
             }
-            Some(_) if sender != held.principal => {
+            Some(_) if !by_principal => {
                 return Ok(Err("only the principal may name a new beneficiary".into()));
             }
             Some(new) => new.clone(),

@@ -94,17 +94,25 @@ impl Fiduciary {
             Ok(r) => r,
             Err(why) => return Ok(Err(why)),
         };
-        if envelope.sender != reshare.order.principal {
+        let identity = self.host.identity();
+        if !identity
+            .same_party(&envelope.sender, &reshare.order.principal)
+            .await?
+        {
             return Ok(Err(
                 "the reshare is not signed by the order's principal".into()
             ));
         }
-        let me = self.host.identity().this_node().await?.id;
-        let dealer = reshare.dealer_index(&me);
-        let member = reshare.new_index(&me);
+        // This node as the reshare names it (it may have rotated since).
+        let old_me = identity.self_among(&reshare.previous.fiduciaries).await?;
+        let new_me = identity.self_among(&reshare.fiduciaries).await?;
+        let dealer = old_me.and_then(|id| reshare.dealer_index(id));
+        let member = new_me.and_then(|id| reshare.new_index(id));
         if dealer.is_none() && member.is_none() {
             return Ok(Err("this node neither deals nor is a new fiduciary".into()));
         }
+        // Its own deal is kept under its ID among the dealers.
+        let me = old_me.or(new_me).unwrap_or_default().to_string();
         if let Some(allowed) = &self.principals
             && !allowed.contains(&reshare.order.principal)
         {
@@ -150,7 +158,7 @@ impl Fiduciary {
         }
         self.save_reshare_progress(&cid, &progress).await?;
         match member {
-            Some(_) => self.finish_reshare(&cid, &me, progress).await,
+            Some(_) => self.finish_reshare(&cid, progress).await,
             None => Ok(Ok(())),
         }
     }
@@ -210,7 +218,7 @@ impl Fiduciary {
             let share = polynomial
                 .share(position as u32 + 1)
                 .map_err(common::custody_error)?;
-            if fiduciary == me {
+            if self.host.identity().is_self(fiduciary).await? {
                 keystore
                     .put_secret(&deal_label(cid, me), share.value_bytes().as_slice())
                     .await?;
@@ -252,43 +260,75 @@ impl Fiduciary {
         let cid = deal.reshare_cid.to_string();
         let _all = self.locks.lock(RESHARE_LOCK).await;
         let mut progress = self.reshare_progress(&cid).await?;
-        if let Some(body) = &progress.reshare
-            && common::decode_hex::<Reshare>(body)?
-                .dealer_index(&envelope.sender)
-                .is_none()
-        {
-            return Ok(Err("the sender does not deal in this reshare".into()));
-        }
-        if progress.deals.contains_key(&envelope.sender) {
+        // The dealer as the reshare names it (it may have rotated since);
+        // before the reshare is known, as it signed.
+        let dealer = match &progress.reshare {
+            Some(body) => {
+                let reshare: Reshare = common::decode_hex(body)?;
+                let dealers: Vec<String> =
+                    reshare.dealer_ids().into_iter().map(String::from).collect();
+                match self
+                    .host
+                    .identity()
+                    .party_among(&dealers, &envelope.sender)
+                    .await?
+                {
+                    Some(id) => id.to_string(),
+                    None => return Ok(Err("the sender does not deal in this reshare".into())),
+                }
+            }
+            None => envelope.sender.clone(),
+        };
+        if progress.deals.contains_key(&dealer) {
             return Ok(Ok(()));
         }
         let commitments = deal.commitments().map_err(common::custody_error)?;
         self.host
             .keystore()
-            .put_secret(
-                &deal_label(&cid, &envelope.sender),
-                deal.share.to_bytes().as_slice(),
-            )
+            .put_secret(&deal_label(&cid, &dealer), deal.share.to_bytes().as_slice())
             .await?;
         progress
             .deals
-            .insert(envelope.sender.clone(), common::hex_points(&commitments)?);
+            .insert(dealer, common::hex_points(&commitments)?);
         self.save_reshare_progress(&cid, &progress).await?;
-        let me = self.host.identity().this_node().await?.id;
-        self.finish_reshare(&cid, &me, progress).await
+        self.finish_reshare(&cid, progress).await
     }
 
     /// With the reshare and every dealer's deal in: check, store the new
     /// share, report it. Sends the stored report again once done.
-    async fn finish_reshare(&self, cid: &str, me: &str, progress: Progress) -> Outcome {
-        let Some(body) = &progress.reshare else {
+    async fn finish_reshare(&self, cid: &str, mut progress: Progress) -> Outcome {
+        let Some(body) = progress.reshare.clone() else {
             return Ok(Ok(()));
         };
-        let reshare: Reshare = common::decode_hex(body)?;
+        let reshare: Reshare = common::decode_hex(&body)?;
         let dealers = reshare.dealer_ids();
-        if !dealers.iter().all(|d| progress.deals.contains_key(*d)) {
-            return Ok(Ok(()));
+        // Deals that came before the reshare are kept under their signer's
+        // ID: find each dealer's, whatever ID of its chain it signed with.
+        let identity = self.host.identity();
+        for dealer in &dealers {
+            if progress.deals.contains_key(*dealer) {
+                continue;
+            }
+            let signers: Vec<String> = progress.deals.keys().cloned().collect();
+            let Some(signer) = identity.party_among(&signers, dealer).await? else {
+                return Ok(Ok(()));
+            };
+            let signer = signer.to_string();
+            let points = progress.deals.remove(&signer).unwrap_or_default();
+            if let Some(share) = common::get_scalar(&self.host, &deal_label(cid, &signer)).await? {
+                self.host
+                    .keystore()
+                    .put_secret(&deal_label(cid, dealer), share.to_bytes().as_slice())
+                    .await?;
+            }
+            progress.deals.insert(dealer.to_string(), points);
         }
+        let me = identity
+            .self_among(&reshare.fiduciaries)
+            .await?
+            .ok_or_else(|| Error::internal("not a new fiduciary of the reshare"))?
+            .to_string();
+        let me = me.as_str();
         let index = reshare
             .new_index(me)
             .ok_or_else(|| Error::internal("not a new fiduciary of the reshare"))?;
@@ -419,7 +459,12 @@ impl Fiduciary {
             Err(why) => return Ok(Err(why)),
         };
         let reshare = &reshared.reshare;
-        if envelope.sender != reshare.order.principal {
+        if !self
+            .host
+            .identity()
+            .same_party(&envelope.sender, &reshare.order.principal)
+            .await?
+        {
             return Ok(Err(
                 "the reshared notice is not signed by the order's principal".into(),
             ));
@@ -444,10 +489,14 @@ impl Fiduciary {
         if held.principal != reshare.order.principal || held.epoch >= reshare.epoch {
             return Ok(Ok(()));
         }
-        let me = self.host.identity().this_node().await?.id;
+        let me = self
+            .host
+            .identity()
+            .self_among(&reshare.fiduciaries)
+            .await?;
         let old_label =
             (held.joined_at_epoch <= held.epoch && !held.retired).then(|| held.share_label());
-        match reshare.new_index(&me) {
+        match me.and_then(|id| reshare.new_index(id)) {
             Some(index) => {
                 let Some(pending) = held.pending.take_if(|p| p.reshare_cid == cid) else {
                     return Ok(Err(format!(

@@ -178,9 +178,13 @@ impl Principal {
             return Ok(None);
         };
         let record = self.record(&reference).await?;
-        Ok(record
-            .order
-            .fiduciary_index(sender)
-            .map(|index| (record, index)))
+        // The sender as the order names it (it may have rotated since).
+        let named = self
+            .host
+            .identity()
+            .party_among(&record.order.fiduciaries, sender)
+            .await?;
+        let index = named.and_then(|named| record.order.fiduciary_index(named));
+        Ok(index.map(|index| (record, index)))
     }
 }

@@ -464,18 +464,28 @@ impl Principal {
             return Ok(Ok(()));
         }
         let reshare: Reshare = common::decode_hex(&state.body)?;
-        let Some(index) = reshare.new_index(&envelope.sender) else {
+        // The sender as the reshare names it (it may have rotated since).
+        let Some(named) = self
+            .host
+            .identity()
+            .party_among(&reshare.fiduciaries, &envelope.sender)
+            .await?
+            .map(str::to_string)
+        else {
             return Ok(Err(
                 "the sender is not a new fiduciary of the reshare".into()
             ));
         };
+        let index = reshare
+            .new_index(&named)
+            .ok_or_else(|| Error::internal("a named fiduciary has no index"))?;
         let key = report_key(&cid, index);
         if let Some(ReportState { body: Some(_), .. }) =
             common::get_json::<ReportState>(&store, &key).await?
         {
             return Ok(Ok(()));
         }
-        let state = match report.verify(&reshare, &envelope.sender) {
+        let state = match report.verify(&reshare, &named) {
             Ok(_) => ReportState {
                 commitment_cid: envelope.cid.clone(),
                 body: Some(common::encode_hex(&report)?),

@@ -111,7 +111,7 @@ pub async fn ask(
         })?;
     let bad = |what: &str| Error::unprocessable(format!("D-TA {dta} sent {what}"));
     // The host waits only for a reply signed by `dta`; checked again here.
-    if reply.sender != dta {
+    if !host.identity().same_party(&reply.sender, dta).await? {
         return Err(bad("a reply signed by another node"));
     }
     let body = ShareReply::parse(&reply.body).map_err(|e| bad(&format!("a bad reply ({e})")))?;
