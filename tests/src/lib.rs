@@ -101,6 +101,20 @@ static PORT_CLAIMS: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new
 /// lock on a file in a directory all test processes share (flock: released
 /// by the kernel when the process exits, however it exits). A port some
 /// other program listens on fails the bind check and is skipped.
+/// A small seeded generator for the random points of crash tests (their
+/// seed is printed, so a failing schedule can be run again).
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value below `bound`.
+    pub fn next(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}
+
 pub fn free_port() -> u16 {
     let dir = std::env::temp_dir().join(PORT_CLAIMS_DIR);
     std::fs::create_dir_all(&dir).expect("create the port claims directory");

@@ -33,7 +33,7 @@ use std::{
 };
 
 use milagro_tests::{
-    Node,
+    Node, XorShift,
     custody::{self, Role, order, peers, redeem, restartable_node_config as node_config},
     wallet::check_wallets,
 };
@@ -51,17 +51,6 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 const REDEEM_AGAIN_AFTER: Duration = Duration::from_secs(10);
 
 /// A small deterministic generator (the seed is printed to replay a run).
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 /// The four processes; each behind a lock so the killer can restart one
 /// while clients hold the others (a crash itself needs only a read lock, so
 /// it lands in the middle of requests).

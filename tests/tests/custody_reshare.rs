@@ -37,12 +37,12 @@ use milagro_custody::{
     Coin, SecretScalar,
     feldman::Commitments,
     keys,
-    messages::{Order, PublicShares, Reshare, ReshareCommitment, Reshared},
+    messages::{Order, PublicShares, Reshare, ReshareCommitment, Reshared, ResharedNotice},
     reshare::Sharing,
     shamir::{self, Polynomial, Share},
 };
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry,
+    Node, NodeConfig, PluginEntry, XorShift,
     custody::{
         self, Role, order_view, peers, probe, redeem, send_sealed, wait_complete, wait_refusal,
     },
@@ -310,17 +310,6 @@ fn a_2_of_3_wallet_reshared_to_3_of_4_with_one_fiduciary_replaced() {
     assert_eq!(wallet["shares_needed"], 3, "{wallet}");
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 #[test]
 fn a_fiduciary_killed_during_a_refresh_or_reshare_leaves_the_wallet_redeemable() {
     const WALLETS: usize = 6;
@@ -448,11 +437,14 @@ fn strangers_cannot_start_finish_or_feed_a_reshare() {
     )
     .unwrap();
     let forged = Reshared::assemble(reshare, std::slice::from_ref(&report)).unwrap();
-    for (node, path) in [
-        (&net.fiduciaries[0], "/v1/fiduciary/refusals"),
-        (&net.beneficiary, "/v1/beneficiary/refusals"),
+    for (node, path, beneficiary) in [
+        (&net.fiduciaries[0], "/v1/fiduciary/refusals", false),
+        (&net.beneficiary, "/v1/beneficiary/refusals", true),
     ] {
-        let cid = send_sealed(&outsider, &forged, &node.id(), &[]);
+        let cid = match beneficiary {
+            false => send_sealed(&outsider, &forged, &node.id(), &[]),
+            true => send_sealed(&outsider, &ResharedNotice(forged.clone()), &node.id(), &[]),
+        };
         let refusal = wait_refusal(node, path, &cid, WAIT);
         assert!(
             refusal["reason"]

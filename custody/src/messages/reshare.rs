@@ -19,7 +19,8 @@
 //! (principal -> old and new fiduciaries), `custody/reshare-deal` (dealer ->
 //! new fiduciary, sealed), `custody/reshare-commitment` (new fiduciary ->
 //! principal) and `custody/reshared` (principal -> every fiduciary, old and
-//! new, and the beneficiary: the new sharing, checkable by each).
+//! new; to the beneficiary as `custody/reshared-notice`: the new sharing,
+//! checkable by each).
 
 use super::*;
 use crate::reshare::{self, Sharing};
@@ -375,6 +376,21 @@ impl Body for Reshared {
         self.reshare.validate(limits)?;
         check_dealer_lists(&self.dealer_commitments, limits)?;
         check_points("share_public_keys", &self.share_public_keys)
+    }
+}
+
+/// `custody/reshared-notice`: the same announcement, to the beneficiary.
+/// A kind of its own because one plugin consumes each kind, and a node may
+/// be a fiduciary and the beneficiary of one wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResharedNotice(pub Reshared);
+
+impl Body for ResharedNotice {
+    const KIND: &'static str = "custody/reshared-notice";
+
+    fn validate(&self, limits: &Limits) -> Result<()> {
+        self.0.validate(limits)
     }
 }
 

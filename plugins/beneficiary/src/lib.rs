@@ -35,7 +35,7 @@
 #![forbid(unsafe_code)]
 
 use futures::future::join_all;
-use milagro_custody::messages::{self, Notice, Redeem, Release, Reshared};
+use milagro_custody::messages::{self, Notice, Redeem, Release, Reshared, ResharedNotice};
 use milagro_custody::reshare::Sharing;
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks};
@@ -219,7 +219,7 @@ impl Plugin for Beneficiary {
         vec![
             Notice::KIND.into(),
             Release::KIND.into(),
-            Reshared::KIND.into(),
+            ResharedNotice::KIND.into(),
         ]
     }
 
@@ -255,7 +255,7 @@ impl Plugin for Beneficiary {
         let outcome = match envelope.kind.as_str() {
             Notice::KIND => self.on_notice(&envelope).await?,
             Release::KIND => self.on_release(&envelope).await?,
-            Reshared::KIND => self.on_reshared(&envelope).await?,
+            ResharedNotice::KIND => self.on_reshared(&envelope).await?,
             _ => Ok(()),
         };
         match outcome {
@@ -333,20 +333,14 @@ impl Beneficiary {
         };
         let taken = self.take_kept(&mut wallet, &notice).await?;
         self.try_complete(&mut wallet, &notice).await?;
-        let mut writes = vec![
+        let writes = vec![
             common::put_json(&key, &wallet)?,
             common::put_json(
                 &format!("{REFERENCE_PREFIX}{}/{order_cid}", order.reference),
                 &order_cid,
             )?,
         ];
-        writes.extend(
-            taken
-                .iter()
-                .map(|k| milagro_plugin_api::Write::Delete(k.clone().into_bytes())),
-        );
-        store.write(writes).await?;
-        self.erase_kept(&taken).await?;
+        self.write_taking(writes, &taken).await?;
         self.host.info(format!(
             "wallet {} of order {order_cid} announced by {}",
             notice.address, order.principal
@@ -410,8 +404,8 @@ impl Beneficiary {
     /// and against the wallet's key, is the one releases are taken from.
     /// Shares of the old sharing kept for a pending wallet are dropped.
     async fn on_reshared(&self, envelope: &Envelope) -> Outcome {
-        let reshared: Reshared = match common::open(envelope) {
-            Ok(r) => r,
+        let reshared: Reshared = match common::open::<ResharedNotice>(envelope) {
+            Ok(r) => r.0,
             Err(why) => return Ok(Err(why)),
         };
         let order = &reshared.reshare.order;
@@ -455,14 +449,8 @@ impl Beneficiary {
         self.try_complete(&mut wallet, &notice).await?;
         // The wallet first: a crash before the erasures leaves only secrets
         // nothing refers to.
-        let mut writes = vec![common::put_json(&key, &wallet)?];
-        writes.extend(
-            taken
-                .iter()
-                .map(|k| milagro_plugin_api::Write::Delete(k.clone().into_bytes())),
-        );
-        store.write(writes).await?;
-        self.erase_kept(&taken).await?;
+        self.write_taking(vec![common::put_json(&key, &wallet)?], &taken)
+            .await?;
         for index in stale {
             if !wallet.received.contains(&index) {
                 self.host
@@ -539,9 +527,21 @@ impl Beneficiary {
         Ok(taken)
     }
 
-    /// Erases the shares of kept releases once taken.
-    async fn erase_kept(&self, keys: &[String]) -> Result<(), Error> {
-        for key in keys {
+    /// Writes `writes` with the deletion of the kept releases `taken`,
+    /// then erases their shares (a crash in between leaves only secrets
+    /// nothing refers to).
+    async fn write_taking(
+        &self,
+        mut writes: Vec<milagro_plugin_api::Write>,
+        taken: &[String],
+    ) -> Result<(), Error> {
+        writes.extend(
+            taken
+                .iter()
+                .map(|k| milagro_plugin_api::Write::Delete(k.clone().into_bytes())),
+        );
+        self.host.store().write(writes).await?;
+        for key in taken {
             self.host.keystore().delete_secret(key).await?;
         }
         Ok(())

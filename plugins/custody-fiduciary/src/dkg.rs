@@ -150,26 +150,9 @@ impl Fiduciary {
                 .map_err(common::custody_error)?;
             deals.push((fiduciary, deal));
         }
-        // All at once: a fiduciary that is down costs one delivery timeout,
-        // not one per fiduciary down (sent one after the other, three down
-        // in a 3-of-5 held the `dealt` below past the principal's wait).
-        let sent = futures::future::join_all(deals.iter().map(|(fiduciary, deal)| {
-            common::send(
-                &self.host,
-                deal,
-                vec![(*fiduciary).clone()],
-                vec![envelope.cid.clone()],
-            )
-        }))
-        .await;
-        for ((fiduciary, _), result) in deals.iter().zip(sent) {
-            if let Err(e) = result {
-                self.host.warn(format!(
-                    "order {cid}: deal not delivered to fiduciary {fiduciary}: {}",
-                    e.message
-                ));
-            }
-        }
+        // Before `dealt`: the other fiduciaries' deals must not wait for it.
+        self.send_deals(&format!("order {cid}"), &deals, &envelope.cid)
+            .await;
         let dealt = Dealt::new(&order_cid, &commitments).map_err(common::custody_error)?;
         common::send(
             &self.host,

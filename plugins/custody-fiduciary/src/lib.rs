@@ -123,6 +123,32 @@ pub(crate) struct Pending {
 }
 
 impl Held {
+    /// A new record of `order` (no share committed to yet).
+    fn new(order: &Order, order_cid: &str, now_unix_ms: u64) -> Held {
+        Held {
+            order_cid: order_cid.to_string(),
+            reference: order.reference.clone(),
+            coin: order.coin.to_string(),
+            principal: order.principal.clone(),
+            beneficiary: order.beneficiary.clone(),
+            fiduciaries: order.fiduciaries.clone(),
+            threshold: order.threshold,
+            share_public_key: String::new(),
+            commitment: String::new(),
+            order_envelope_cids: Vec::new(),
+            commitment_cids: Vec::new(),
+            created_at_unix_ms: now_unix_ms,
+            released_to: None,
+            redeem_cids: Vec::new(),
+            release_cids: Vec::new(),
+            epoch: 0,
+            joined_at_epoch: 0,
+            retired: false,
+            reshare_cid: None,
+            pending: None,
+        }
+    }
+
     /// Keystore label of the share of `order_cid` in sharing `epoch`.
     fn label_of(order_cid: &str, epoch: u32) -> String {
         match epoch {
@@ -388,26 +414,9 @@ impl Fiduciary {
         commitment: &Commitment,
     ) -> Result<Held, Error> {
         Ok(Held {
-            order_cid: cid.to_string(),
-            reference: order.reference.clone(),
-            coin: order.coin.to_string(),
-            principal: order.principal.clone(),
-            beneficiary: order.beneficiary.clone(),
-            fiduciaries: order.fiduciaries.clone(),
-            threshold: order.threshold,
             share_public_key: hex::encode(commitment.share_public_key),
             commitment: hex::encode(messages::encode(commitment).map_err(common::custody_error)?),
-            order_envelope_cids: Vec::new(),
-            commitment_cids: Vec::new(),
-            created_at_unix_ms: self.host.now_unix_ms(),
-            released_to: None,
-            redeem_cids: Vec::new(),
-            release_cids: Vec::new(),
-            epoch: 0,
-            joined_at_epoch: 0,
-            retired: false,
-            reshare_cid: None,
-            pending: None,
+            ..Held::new(order, cid, self.host.now_unix_ms())
         })
     }
 
@@ -502,6 +511,33 @@ impl Fiduciary {
             .write_volatile(vec![common::put_json(&held_key, &held)?])
             .await?;
         Ok(Ok(()))
+    }
+}
+
+impl Fiduciary {
+    /// Sends each deal sealed to its fiduciary, linked to `link`, all at
+    /// once: a fiduciary that is down costs one delivery timeout, not one
+    /// per fiduciary down (sent one after the other, three down in a 3-of-5
+    /// held what follows past the principal's wait). An undelivered deal is
+    /// logged; the next copy of the request deals again.
+    pub(crate) async fn send_deals<T: Body>(&self, what: &str, deals: &[(&String, T)], link: &str) {
+        let sent = futures::future::join_all(deals.iter().map(|(fiduciary, deal)| {
+            common::send(
+                &self.host,
+                deal,
+                vec![(*fiduciary).clone()],
+                vec![link.to_string()],
+            )
+        }))
+        .await;
+        for ((fiduciary, _), result) in deals.iter().zip(sent) {
+            if let Err(e) = result {
+                self.host.warn(format!(
+                    "{what}: deal not delivered to fiduciary {fiduciary}: {}",
+                    e.message
+                ));
+            }
+        }
     }
 }
 

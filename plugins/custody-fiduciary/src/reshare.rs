@@ -62,6 +62,13 @@ struct Progress {
     deals: BTreeMap<String, Vec<String>>,
 }
 
+/// The reshare's CID and its order's, as text.
+fn cids(reshare: &Reshare) -> Result<(String, String), Error> {
+    let cid = reshare.cid().map_err(common::custody_error)?;
+    let order_cid = reshare.order.cid().map_err(common::custody_error)?;
+    Ok((cid.to_string(), order_cid.to_string()))
+}
+
 fn polynomial_label(reshare_cid: &str) -> String {
     format!("reshare-polynomial/{reshare_cid}")
 }
@@ -120,12 +127,7 @@ impl Fiduciary {
                 "the principal is not in this fiduciary's allowlist".into()
             ));
         }
-        let cid = reshare.cid().map_err(common::custody_error)?.to_string();
-        let order_cid = reshare
-            .order
-            .cid()
-            .map_err(common::custody_error)?
-            .to_string();
+        let (cid, order_cid) = cids(&reshare)?;
         let _all = self.locks.lock(RESHARE_LOCK).await;
         let _order = self.locks.lock(&order_cid).await;
         let held: Option<Held> =
@@ -231,23 +233,8 @@ impl Fiduciary {
                 .map_err(common::custody_error)?;
             deals.push((fiduciary, deal));
         }
-        let sent = futures::future::join_all(deals.iter().map(|(fiduciary, deal)| {
-            common::send(
-                &self.host,
-                deal,
-                vec![(*fiduciary).clone()],
-                vec![envelope.cid.clone()],
-            )
-        }))
-        .await;
-        for ((fiduciary, _), result) in deals.iter().zip(sent) {
-            if let Err(e) = result {
-                self.host.warn(format!(
-                    "reshare {cid}: deal not delivered to fiduciary {fiduciary}: {}",
-                    e.message
-                ));
-            }
-        }
+        self.send_deals(&format!("reshare {cid}"), &deals, &envelope.cid)
+            .await;
         Ok(Ok(()))
     }
 
@@ -382,7 +369,7 @@ impl Fiduciary {
             .map_err(common::custody_error)?;
         let mut held = match held {
             Some(held) => held,
-            None => self.held_record_for_reshare(&reshare, &order_cid)?,
+            None => self.held_record_for_reshare(&reshare, &order_cid),
         };
         let label = Held::label_of(&order_cid, reshare.epoch);
         // Stored before anything leaves: the principal takes the new sharing
@@ -425,30 +412,13 @@ impl Fiduciary {
     }
 
     /// The record of an order this fiduciary joins through a reshare.
-    fn held_record_for_reshare(&self, reshare: &Reshare, order_cid: &str) -> Result<Held, Error> {
-        let order = &reshare.order;
-        Ok(Held {
-            order_cid: order_cid.to_string(),
-            reference: order.reference.clone(),
-            coin: order.coin.to_string(),
-            principal: order.principal.clone(),
-            beneficiary: order.beneficiary.clone(),
+    fn held_record_for_reshare(&self, reshare: &Reshare, order_cid: &str) -> Held {
+        Held {
             fiduciaries: reshare.fiduciaries.clone(),
             threshold: reshare.threshold,
-            share_public_key: String::new(),
-            commitment: String::new(),
-            order_envelope_cids: Vec::new(),
-            commitment_cids: Vec::new(),
-            created_at_unix_ms: self.host.now_unix_ms(),
-            released_to: None,
-            redeem_cids: Vec::new(),
-            release_cids: Vec::new(),
-            epoch: 0,
             joined_at_epoch: reshare.epoch,
-            retired: false,
-            reshare_cid: None,
-            pending: None,
-        })
+            ..Held::new(&reshare.order, order_cid, self.host.now_unix_ms())
+        }
     }
 
     /// The principal's announcement of a completed reshare: checked in
@@ -473,12 +443,7 @@ impl Fiduciary {
             Ok(s) => s,
             Err(e) => return Ok(Err(format!("the new sharing does not verify: {e}"))),
         };
-        let cid = reshare.cid().map_err(common::custody_error)?.to_string();
-        let order_cid = reshare
-            .order
-            .cid()
-            .map_err(common::custody_error)?
-            .to_string();
+        let (cid, order_cid) = cids(reshare)?;
         let _all = self.locks.lock(RESHARE_LOCK).await;
         let _order = self.locks.lock(&order_cid).await;
         let store = self.host.store();

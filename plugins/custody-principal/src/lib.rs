@@ -236,6 +236,32 @@ impl Plugin for Principal {
     }
 }
 
+/// The fiduciaries a request names (1 to [`MAX_FIDUCIARIES`] distinct node
+/// IDs) and its threshold (default: all of them); returns the threshold.
+fn check_fiduciaries(fiduciaries: &[String], threshold: Option<u32>) -> Result<u32, Error> {
+    let n = fiduciaries.len();
+    if n == 0 || n > MAX_FIDUCIARIES {
+        return Err(Error::bad_request(format!(
+            "fiduciaries must list 1 to {MAX_FIDUCIARIES} node IDs"
+        )));
+    }
+    for (i, id) in fiduciaries.iter().enumerate() {
+        common::check_node_id("fiduciaries", id)?;
+        if fiduciaries[..i].contains(id) {
+            return Err(Error::bad_request(format!(
+                "fiduciary {id} is listed twice"
+            )));
+        }
+    }
+    let threshold = threshold.unwrap_or(n as u32);
+    if threshold == 0 || threshold as usize > n {
+        return Err(Error::bad_request(format!(
+            "threshold must be from 1 to the number of fiduciaries ({n})"
+        )));
+    }
+    Ok(threshold)
+}
+
 fn reference_param(request: &Request) -> Result<&str, Error> {
     let reference = request.param("reference").unwrap_or_default();
     common::check_reference(reference)?;

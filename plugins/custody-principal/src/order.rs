@@ -45,28 +45,9 @@ impl Principal {
                 body.coin
             ))
         })?;
-        let n = body.fiduciaries.len();
-        if n == 0 || n > MAX_FIDUCIARIES {
-            return Err(Error::bad_request(format!(
-                "fiduciaries must list 1 to {MAX_FIDUCIARIES} node IDs"
-            )));
-        }
-        for (i, id) in body.fiduciaries.iter().enumerate() {
-            common::check_node_id("fiduciaries", id)?;
-            if body.fiduciaries[..i].contains(id) {
-                return Err(Error::bad_request(format!(
-                    "fiduciary {id} is listed twice"
-                )));
-            }
-        }
+        let threshold = check_fiduciaries(&body.fiduciaries, body.threshold)?;
         if let Some(b) = &body.beneficiary {
             common::check_node_id("beneficiary", b)?;
-        }
-        let threshold = body.threshold.unwrap_or(n as u32);
-        if threshold == 0 || threshold as usize > n {
-            return Err(Error::bad_request(format!(
-                "threshold must be from 1 to the number of fiduciaries ({n})"
-            )));
         }
         let reference = match &body.reference {
             Some(r) => {

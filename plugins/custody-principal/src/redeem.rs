@@ -80,8 +80,9 @@ impl Principal {
             links = vec![notice_cid];
             if let Some(sharing) = &record.sharing {
                 // The new beneficiary learns the sharing in force too.
-                let reshared: milagro_custody::messages::Reshared =
-                    common::decode_hex(&sharing.reshared)?;
+                let reshared = milagro_custody::messages::ResharedNotice(common::decode_hex(
+                    &sharing.reshared,
+                )?);
                 common::send(&self.host, &reshared, vec![target.clone()], links.clone()).await?;
             }
         }
@@ -122,7 +123,9 @@ impl Principal {
                 share: self
                     .own_beneficiary_secret(&record.order_cid, false)
                     .await?,
-                epoch: None,
+                // Not a share of any sharing, but sent with the epoch its
+                // beneficiary takes releases of now.
+                epoch: (record.epoch > 0).then_some(record.epoch),
             };
             let cid = common::send(&self.host, &release, vec![target.clone()], links).await?;
             record.release_cids.push(cid);

@@ -22,7 +22,9 @@
 //! once every new fiduciary's report verified, and only then announced
 //! (`custody/reshared`), which is what lets the old fiduciaries erase.
 
-use milagro_custody::messages::{PublicShares, Reshare, ReshareCommitment, Reshared};
+use milagro_custody::messages::{
+    PublicShares, Reshare, ReshareCommitment, Reshared, ResharedNotice,
+};
 use milagro_custody::reshare::{self, Sharing};
 
 use super::*;
@@ -77,26 +79,7 @@ impl Principal {
 
     pub(crate) async fn reshare(&self, request: &Request) -> Result<Response, Error> {
         let body: ReshareBody = request.json()?;
-        let n = body.fiduciaries.len();
-        if n == 0 || n > MAX_FIDUCIARIES {
-            return Err(Error::bad_request(format!(
-                "fiduciaries must list 1 to {MAX_FIDUCIARIES} node IDs"
-            )));
-        }
-        for (i, id) in body.fiduciaries.iter().enumerate() {
-            common::check_node_id("fiduciaries", id)?;
-            if body.fiduciaries[..i].contains(id) {
-                return Err(Error::bad_request(format!(
-                    "fiduciary {id} is listed twice"
-                )));
-            }
-        }
-        let threshold = body.threshold.unwrap_or(n as u32);
-        if threshold == 0 || threshold as usize > n {
-            return Err(Error::bad_request(format!(
-                "threshold must be from 1 to the number of fiduciaries ({n})"
-            )));
-        }
+        let threshold = check_fiduciaries(&body.fiduciaries, body.threshold)?;
         self.run_reshare(
             reference_param(request)?,
             Some((body.fiduciaries, threshold)),
@@ -399,12 +382,7 @@ impl Principal {
         };
         let reshared: Reshared = common::decode_hex(&sharing.reshared)?;
         let mut to: Vec<String> = reshared.reshare.previous.fiduciaries.clone();
-        for f in reshared
-            .reshare
-            .fiduciaries
-            .iter()
-            .chain([&record.order.beneficiary])
-        {
+        for f in &reshared.reshare.fiduciaries {
             if !to.contains(f) {
                 to.push(f.clone());
             }
@@ -412,8 +390,20 @@ impl Principal {
         let sends = to
             .iter()
             .map(|f| common::send(&self.host, &reshared, vec![f.clone()], Vec::new()));
+        let mut results = join_all(sends).await;
+        let beneficiary = record.order.beneficiary.clone();
+        results.push(
+            common::send(
+                &self.host,
+                &ResharedNotice(reshared.clone()),
+                vec![beneficiary.clone()],
+                Vec::new(),
+            )
+            .await,
+        );
+        to.push(beneficiary);
         let mut cids = Vec::new();
-        for (f, result) in to.iter().zip(join_all(sends).await) {
+        for (f, result) in to.iter().zip(results) {
             match result {
                 Ok(cid) => cids.push(cid),
                 Err(e) => self.host.warn(format!(
