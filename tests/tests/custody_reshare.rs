@@ -37,7 +37,9 @@ use milagro_custody::{
     Coin, SecretScalar,
     feldman::Commitments,
     keys,
-    messages::{Order, PublicShares, Reshare, ReshareCommitment, Reshared, ResharedNotice},
+    messages::{
+        Order, PublicShares, RefreshRequest, Reshare, ReshareCommitment, Reshared, ResharedNotice,
+    },
     reshare::Sharing,
     shamir::{self, Polynomial, Share},
 };
@@ -473,4 +475,54 @@ fn strangers_cannot_start_finish_or_feed_a_reshare() {
     }
     let wallet = net.redeem_and_check("guarded", &o["address"]);
     assert_eq!(wallet["epoch"], 0, "{wallet}");
+}
+
+#[test]
+fn the_beneficiary_asks_for_a_refresh_and_a_stranger_cannot() {
+    let net = Network::start(2);
+    let o = net.order(&[0, 1], 2, "asked");
+    let (status, body) =
+        net.beneficiary
+            .call("POST", "/v1/beneficiary/wallets/asked/refresh", None);
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, view) = order_view(&net.principal, "asked");
+        let (_, w) = custody::wallet(&net.beneficiary, "asked");
+        if view["epoch"] == 1 && w["epoch"] == 1 {
+            assert_eq!(view["address"], o["address"]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{view}\n{w}\n{}",
+            net.principal.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    // A fiduciary of the wallet is not its beneficiary: refused.
+    let outsider = Node::start(
+        NodeConfig::new("outsider")
+            .section(&format!(
+                "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {:?}\n",
+                peers(&[&net.principal])
+            ))
+            .plugin(probe(&[])),
+    );
+    let request = RefreshRequest {
+        order_cid: o["order_cid"].as_str().unwrap().try_into().unwrap(),
+    };
+    let cid = send_sealed(&outsider, &request, &net.principal.id(), &[]);
+    let refusal = wait_refusal(&net.principal, "/v1/custody/refusals", &cid, WAIT);
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .unwrap()
+            .contains("only the order's beneficiary"),
+        "{refusal}"
+    );
+    let (_, view) = order_view(&net.principal, "asked");
+    assert_eq!(view["epoch"], 1, "{view}");
+    let wallet = net.redeem_and_check("asked", &o["address"]);
+    assert_eq!(wallet["epoch"], 1, "{wallet}");
 }

@@ -394,6 +394,24 @@ impl Body for ResharedNotice {
     }
 }
 
+/// `custody/refresh-request`: beneficiary -> the order's principal: asks
+/// for a refresh of the wallet's shares (the principal runs it as if its
+/// operator had asked; only the order's beneficiary may ask).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The order whose wallet is to be refreshed.
+    pub order_cid: Cid,
+}
+
+impl Body for RefreshRequest {
+    const KIND: &'static str = "custody/refresh-request";
+
+    fn validate(&self, _limits: &Limits) -> Result<()> {
+        check_order_cid("order_cid", &self.order_cid)
+    }
+}
+
 /// 1 to the fiduciary limit lists of equally many (1..=255) valid points
 /// (t' may exceed the number of dealers).
 fn check_dealer_lists(lists: &[Vec<ByteArray<PUBLIC_KEY_LEN>>], limits: &Limits) -> Result<()> {

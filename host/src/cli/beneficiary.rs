@@ -59,6 +59,12 @@ pub enum BeneficiaryCommand {
         /// The order's reference or CID.
         reference: String,
     },
+    /// Ask the wallet's principal to refresh the fiduciaries' shares (same
+    /// key and address; the old shares become useless).
+    Refresh {
+        /// The order's reference or CID.
+        reference: String,
+    },
     /// Notices and releases this node refused, and why.
     Refusals,
 }
@@ -107,6 +113,19 @@ pub async fn run(
             let wallet = node.json("POST", &path, None).await?;
             warn_undelivered(&wallet);
             show_wallet(format, &wallet, false);
+        }
+        BeneficiaryCommand::Refresh { reference } => {
+            let mount = node.mount(PLUGIN).await?;
+            let path = format!("{mount}/wallets/{}/refresh", segment(&reference));
+            let sent = node.json("POST", &path, None).await?;
+            match format {
+                Format::Json => print_json(&sent),
+                _ => println!(
+                    "refresh of {} asked of its principal (envelope {}); `beneficiary wallet {reference}` shows the new epoch",
+                    cell(&sent["order_cid"]),
+                    cell(&sent["request_cid"])
+                ),
+            }
         }
         BeneficiaryCommand::Refusals => super::refusals::list(node, format, PLUGIN).await?,
     }

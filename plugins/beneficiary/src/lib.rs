@@ -35,7 +35,9 @@
 #![forbid(unsafe_code)]
 
 use futures::future::join_all;
-use milagro_custody::messages::{self, Notice, Redeem, Release, Reshared, ResharedNotice};
+use milagro_custody::messages::{
+    self, Notice, Redeem, RefreshRequest, Release, Reshared, ResharedNotice,
+};
 use milagro_custody::reshare::Sharing;
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks};
@@ -207,6 +209,15 @@ impl Plugin for Beneficiary {
                     "Several principals used this reference: ask by order CID",
                     None,
                 ),
+            Route::post("/wallets/{reference}/refresh", "refresh")
+                .summary("Ask the wallet's principal to refresh the fiduciaries' shares (same key and address; old shares become useless)")
+                .response(202, "Request sent to the principal", Some(json!({"type": "object"})))
+                .response(404, "No such wallet", None)
+                .response(
+                    409,
+                    "Several principals used this reference: ask by order CID",
+                    None,
+                ),
             page(
                 Route::get("/refusals", "refusals")
                     .summary("Notices and releases refused, and why"),
@@ -246,6 +257,24 @@ impl Plugin for Beneficiary {
                 Response::json(200, &self.view(&wallet, true).await?)
             }
             "redeem" => self.redeem(&request).await,
+            "refresh" => {
+                let wallet = self.find(&request).await?;
+                let notice = wallet.notice()?;
+                let request = RefreshRequest {
+                    order_cid: notice.order_cid,
+                };
+                let cid = common::send(
+                    &self.host,
+                    &request,
+                    vec![notice.order.principal.clone()],
+                    vec![wallet.notice_cid.clone()],
+                )
+                .await?;
+                Response::json(
+                    202,
+                    &json!({"order_cid": wallet.order_cid, "epoch": wallet.epoch, "request_cid": cid}),
+                )
+            }
             "refusals" => common::refusals(&self.host, &request).await,
             other => Err(Error::not_found(format!("no operation {other}"))),
         }

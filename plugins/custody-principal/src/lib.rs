@@ -47,7 +47,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{
-    Commitment, Complaint, Dealt, Notice, NoticeFiduciary, Order, Redeem, Release,
+    Commitment, Complaint, Dealt, Notice, NoticeFiduciary, Order, Redeem, RefreshRequest, Release,
     ReshareCommitment,
 };
 use milagro_custody::verify::VerifiedCommitment;
@@ -187,6 +187,7 @@ impl Plugin for Principal {
             Dealt::KIND.into(),
             Complaint::KIND.into(),
             ReshareCommitment::KIND.into(),
+            RefreshRequest::KIND.into(),
         ]
     }
 
@@ -227,6 +228,7 @@ impl Plugin for Principal {
             Dealt::KIND => self.on_dealt(&envelope).await?,
             Complaint::KIND => self.on_complaint(&envelope).await?,
             ReshareCommitment::KIND => self.on_reshare_commitment(&envelope).await?,
+            RefreshRequest::KIND => self.on_refresh_request(&envelope).await?,
             _ => Ok(()),
         };
         match outcome {

@@ -23,7 +23,7 @@
 //! (`custody/reshared`), which is what lets the old fiduciaries erase.
 
 use milagro_custody::messages::{
-    PublicShares, Reshare, ReshareCommitment, Reshared, ResharedNotice,
+    PublicShares, RefreshRequest, Reshare, ReshareCommitment, Reshared, ResharedNotice,
 };
 use milagro_custody::reshare::{self, Sharing};
 
@@ -428,6 +428,47 @@ impl Principal {
         record.reshare_error = Some(why.clone());
         self.save(record).await?;
         Err(Error::unprocessable(why))
+    }
+
+    /// The beneficiary asks for a refresh: run it, as `POST .../refresh`
+    /// would. Only the order's beneficiary may ask, and only of a ready
+    /// wallet; a failure is logged (the beneficiary may ask again).
+    pub(crate) async fn on_refresh_request(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<Result<(), String>, Error> {
+        let request: RefreshRequest = match common::open(envelope) {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why)),
+        };
+        let store = self.host.store();
+        let Some(reference) =
+            common::get_json::<String>(&store, &format!("{BY_CID_PREFIX}{}", request.order_cid))
+                .await?
+        else {
+            return Ok(Err("no such order from this node".into()));
+        };
+        let record = self.record(&reference).await?;
+        if !self
+            .host
+            .identity()
+            .same_party(&envelope.sender, &record.order.beneficiary)
+            .await?
+        {
+            return Ok(Err(
+                "only the order's beneficiary may ask for a refresh".into()
+            ));
+        }
+        match self.run_reshare(&reference, None, None).await {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => {
+                self.host.warn(format!(
+                    "order {reference}: the refresh the beneficiary asked for did not complete: {}",
+                    e.message
+                ));
+                Ok(Ok(()))
+            }
+        }
     }
 
     /// Checks a new fiduciary's reshare report as it arrives and records it.
