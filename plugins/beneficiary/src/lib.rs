@@ -360,8 +360,9 @@ impl Beneficiary {
             epoch: 0,
             reshared: None,
         };
-        let taken = self.take_kept(&mut wallet, &notice).await?;
-        self.try_complete(&mut wallet, &notice).await?;
+        let sharing = notice.sharing().map_err(common::custody_error)?;
+        let taken = self.take_kept(&mut wallet, &notice, &sharing).await?;
+        self.try_complete(&mut wallet, &notice, &sharing).await?;
         let writes = vec![
             common::put_json(&key, &wallet)?,
             common::put_json(
@@ -408,11 +409,12 @@ impl Beneficiary {
         // Checked even once complete: a late invalid share is still reported.
         let notice = wallet.notice()?;
         // The sender as the sharing names it (it may have rotated since).
-        let named: Vec<String> = wallet
-            .sharing()?
+        let sharing = wallet.sharing()?;
+        let named: Vec<String> = sharing
             .fiduciaries
-            .into_iter()
-            .chain([notice.order.principal.clone()])
+            .iter()
+            .chain([&notice.order.principal])
+            .cloned()
             .collect();
         let sender = self
             .host
@@ -422,9 +424,16 @@ impl Beneficiary {
             .unwrap_or(&envelope.sender)
             .to_string();
         let accepted = self
-            .accept(&mut wallet, &notice, &sender, &envelope.cid, release.share)
+            .accept(
+                &mut wallet,
+                &notice,
+                &sharing,
+                &sender,
+                &envelope.cid,
+                release.share,
+            )
             .await?;
-        self.try_complete(&mut wallet, &notice).await?;
+        self.try_complete(&mut wallet, &notice, &sharing).await?;
         store.write(vec![common::put_json(&key, &wallet)?]).await?;
         Ok(accepted)
     }
@@ -474,8 +483,8 @@ impl Beneficiary {
         wallet.epoch = reshared.reshare.epoch;
         wallet.reshared = Some(common::encode_hex(&reshared)?);
         let notice = wallet.notice()?;
-        let taken = self.take_kept(&mut wallet, &notice).await?;
-        self.try_complete(&mut wallet, &notice).await?;
+        let taken = self.take_kept(&mut wallet, &notice, &sharing).await?;
+        self.try_complete(&mut wallet, &notice, &sharing).await?;
         // The wallet first: a crash before the erasures leaves only secrets
         // nothing refers to.
         self.write_taking(vec![common::put_json(&key, &wallet)?], &taken)
@@ -524,7 +533,12 @@ impl Beneficiary {
     /// Takes the kept releases of the wallet's epoch (accepted, or recorded
     /// as invalid like a late one); returns their keys and those of older
     /// epochs, to delete. Later epochs' stay kept.
-    async fn take_kept(&self, wallet: &mut Wallet, notice: &Notice) -> Result<Vec<String>, Error> {
+    async fn take_kept(
+        &self,
+        wallet: &mut Wallet,
+        notice: &Notice,
+        sharing: &Sharing,
+    ) -> Result<Vec<String>, Error> {
         let prefix = format!("{EARLY_PREFIX}{}/", wallet.order_cid);
         let kept = self
             .host
@@ -548,7 +562,7 @@ impl Beneficiary {
             {
                 let sender = String::from_utf8_lossy(&sender).into_owned();
                 let _ = self
-                    .accept(wallet, notice, &sender, &release_cid, share)
+                    .accept(wallet, notice, sharing, &sender, &release_cid, share)
                     .await?;
             }
             taken.push(key);
@@ -576,16 +590,18 @@ impl Beneficiary {
         Ok(())
     }
 
-    /// Checks one released share and keeps it if valid (or records why not).
+    /// Checks one released share against `sharing` (the wallet's, in
+    /// force) and keeps it if valid (or records why not).
     async fn accept(
         &self,
         wallet: &mut Wallet,
         notice: &Notice,
+        sharing: &Sharing,
         sender: &str,
         release_cid: &str,
         share: SecretScalar,
     ) -> Outcome {
-        let index = match wallet.sharing()?.check_release(sender, &share) {
+        let index = match sharing.check_release(sender, &share) {
             Ok(index) => index,
             Err(_)
                 if !wallet.node_key
@@ -628,8 +644,12 @@ impl Beneficiary {
     }
 
     /// Rebuilds x once enough shares are in, checks x*G == P, stores it.
-    async fn try_complete(&self, wallet: &mut Wallet, notice: &Notice) -> Result<(), Error> {
-        let sharing = wallet.sharing()?;
+    async fn try_complete(
+        &self,
+        wallet: &mut Wallet,
+        notice: &Notice,
+        sharing: &Sharing,
+    ) -> Result<(), Error> {
         let enough = wallet.received.len() >= sharing.threshold as usize
             && (wallet.node_key || wallet.principal_part);
         if wallet.status == Status::Complete || !enough {
