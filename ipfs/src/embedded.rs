@@ -20,9 +20,14 @@
 //! The node keeps its blocks, pins and libp2p identity in the repo directory
 //! (`blockstore/`, `datastore/` and `identity.key`, written by us: rust-ipfs
 //! does not persist the keypair itself), listens on the configured tcp
-//! multiaddrs, and runs identify, ping, bitswap and gossipsub only: no mDNS,
-//! no Kademlia, no public bootstrap, no relay or autonat. Peers are reached
-//! only by dialing them ([`Backend::connect`], or `bootstrap` in the config).
+//! multiaddrs, and runs identify, ping, bitswap and gossipsub; with a DHT
+//! routing also Kademlia ([`crate::dht`]). Never mDNS, public bootstrap
+//! peers of its own, relays or autonat. Without the DHT, peers are reached
+//! only by dialing them ([`Backend::connect`], or `bootstrap` in the
+//! config). With it, the node joins the DHT through its bootstrap peers,
+//! provides every block it stores (again at every start), fetches a block
+//! it lacks from the providers the DHT names as well as from its connected
+//! peers, and finds a peer's addresses by ID ([`Backend::connect_peer`]).
 //!
 //! Blocks fetched from peers are cached unpinned; no garbage collector runs.
 //! Pins are direct (this facility stores single blocks; it never asks a node
@@ -42,19 +47,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use connexa::prelude::ConnexaSwarmEvent;
-use futures::{Stream, StreamExt, stream::BoxStream};
+use connexa::prelude::{ConnexaSwarmEvent, swarm::behaviour::toggle::Toggle};
+use futures::{FutureExt, Stream, StreamExt, stream::BoxStream};
 use libp2p_gossipsub::PublishError;
 use rust_ipfs::{
     Block, ConnectedPoint, ConnectionId, DialOpts, Ipfs as RustIpfs, Keypair, Multiaddr, PeerId,
     Protocol,
-    builder::DefaultIpfsBuilder,
+    builder::IpfsBuilder,
     p2p::{IdentifyConfiguration, PubsubConfig},
     repo::LockError,
 };
 use tokio::sync::Mutex;
 
-use crate::{Backend, Cid, IpfsConfig, IpfsError, NodeInfo, PubsubMessage, cid_of};
+use crate::{
+    Backend, Cid, IpfsConfig, IpfsError, NodeInfo, PubsubMessage, Routing, cid_of,
+    dht::{self, Dht, DhtBehaviour},
+};
 
 /// File in the repo holding the node's libp2p keypair (protobuf encoding).
 const IDENTITY_FILE: &str = "identity.key";
@@ -77,6 +85,8 @@ pub struct EmbeddedNode {
     peer_id: PeerId,
     /// Bound on `connect` and on fetching a block for `pin`.
     timeout: Duration,
+    /// The DHT, when routing is on.
+    dht: Option<Dht>,
     /// Live subscription streams per topic: the node subscribes on the first
     /// and unsubscribes when the last one is dropped.
     topics: Arc<Mutex<HashMap<String, usize>>>,
@@ -100,14 +110,18 @@ impl EmbeddedNode {
         let keypair = load_or_create_identity(&repo.join(IDENTITY_FILE))?;
         let peer_id = keypair.public().to_peer_id();
 
-        let ipfs = start_node(&keypair, repo, &listen).await?;
+        let (ipfs, dht) = start_node(&keypair, repo, &listen, config.routing).await?;
         let node = EmbeddedNode {
             ipfs,
             peer_id,
             timeout: Duration::from_millis(config.timeout_ms),
+            dht,
             topics: Arc::default(),
         };
         node.wait_listening(listen.len()).await?;
+        if node.dht.is_some() {
+            node.announce_listen_addresses().await?;
+        }
         let events = node
             .ipfs
             .swarm_events()
@@ -146,6 +160,27 @@ impl EmbeddedNode {
     }
 }
 
+impl EmbeddedNode {
+    /// Makes the listen addresses the ones the DHT tells others: Kademlia
+    /// puts only confirmed external addresses in provider records and peer
+    /// answers, and Kubo drops a provider record without addresses. Nothing
+    /// here runs autonat, so nothing else would confirm them.
+    async fn announce_listen_addresses(&self) -> Result<(), IpfsError> {
+        let addrs = self
+            .ipfs
+            .listening_addresses()
+            .await
+            .map_err(|e| backend("listening_addresses", e))?;
+        for addr in addrs {
+            self.ipfs
+                .add_external_address(addr)
+                .await
+                .map_err(|e| backend("add_external_address", e))?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for EmbeddedNode {
     /// Stops the node so that its repo lock and ports are released.
     fn drop(&mut self) {
@@ -172,24 +207,48 @@ impl Backend for EmbeddedNode {
             .await
             .map_err(|e| backend("put_block", format!("{cid}: {e:#}")))?;
         self.pin_local(&stored).await?;
+        if let Some(dht) = &self.dht {
+            // In the background: a provider record takes a DHT query, and a
+            // block stored is usable at once by peers already connected.
+            let dht = dht.clone();
+            tokio::spawn(async move {
+                if let Err(e) = dht.provide(stored).await {
+                    tracing::debug!(cid = %stored, "providing to the DHT: {e}");
+                }
+            });
+        }
         Ok(stored)
     }
 
     async fn get_block(&self, cid: &Cid, timeout: Duration) -> Result<Vec<u8>, IpfsError> {
+        let Some(dht) = &self.dht else {
+            return self.fetch(cid, &[], timeout).await;
+        };
+        // From the connected peers, and from the providers the DHT names,
+        // whichever answers first.
         let started = Instant::now();
-        let fetch = self.ipfs.get_block(cid).timeout(timeout);
-        match tokio::time::timeout(timeout, fetch).await {
-            Ok(Ok(block)) => Ok(block.into_inner().1.to_vec()),
-            // rust-ipfs' own deadline fired first (it reports that as an error).
-            Ok(Err(_)) if started.elapsed() >= timeout => Err(IpfsError::NotFound(Box::new(*cid))),
-            Ok(Err(e)) => Err(backend("get_block", format!("{cid}: {e:#}"))),
-            Err(_) => Err(IpfsError::NotFound(Box::new(*cid))),
-        }
+        let connected = self.fetch(cid, &[], timeout);
+        let routed = async {
+            let providers = self.dial_providers(dht, cid, started + timeout).await;
+            if providers.is_empty() {
+                return Err(IpfsError::NotFound(Box::new(*cid)));
+            }
+            self.fetch(cid, &providers, timeout.saturating_sub(started.elapsed()))
+                .await
+        };
+        futures::future::select_ok([connected.boxed(), routed.boxed()])
+            .await
+            .map(|(block, _)| block)
     }
 
     async fn pin(&self, cid: &Cid) -> Result<(), IpfsError> {
         if self.is_pinned(cid).await? {
             return Ok(());
+        }
+        if self.dht.is_some() {
+            // rust-ipfs' pin asks the connected peers only.
+            self.get_block(cid, self.timeout).await?;
+            return self.pin_local(cid).await;
         }
         let started = Instant::now();
         let pin = self.ipfs.insert_pin(cid).timeout(self.timeout);
@@ -285,6 +344,64 @@ impl Backend for EmbeddedNode {
         }
     }
 
+    async fn join_routing(&self, bootstrap: &[String]) -> Result<(), IpfsError> {
+        let Some(dht) = &self.dht else {
+            return Ok(());
+        };
+        for address in bootstrap {
+            let (addr, peer) = self.peer_address(address)?;
+            let addr: Multiaddr = addr
+                .iter()
+                .filter(|p| !matches!(p, Protocol::P2p(_)))
+                .collect();
+            dht.add_address(peer, addr)
+                .map_err(|e| backend("dht bootstrap", e))?;
+        }
+        match tokio::time::timeout(self.timeout, dht.bootstrap()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(backend("dht bootstrap", e)),
+            Err(_) => {
+                return Err(backend(
+                    "dht bootstrap",
+                    format!("not done after {:?}", self.timeout),
+                ));
+            }
+        }
+        // Provider records live in the DHT's memory: announce the blocks
+        // kept from earlier runs again, in the background.
+        let (ipfs, dht) = (self.ipfs.clone(), dht.clone());
+        tokio::spawn(async move {
+            for cid in ipfs.refs_local().await {
+                if let Err(e) = dht.provide(cid).await {
+                    tracing::debug!(%cid, "providing to the DHT: {e}");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn connect_peer(&self, peer_id: &str) -> Result<(), IpfsError> {
+        let peer: PeerId = peer_id
+            .parse()
+            .map_err(|e| IpfsError::Config(format!("{peer_id:?} is not a peer ID: {e}")))?;
+        let Some(dht) = &self.dht else {
+            return Err(IpfsError::Config(format!(
+                "cannot look peer {peer} up: routing is off"
+            )));
+        };
+        if self
+            .reach_peer(dht, peer, Instant::now() + self.timeout)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(backend(
+                "find_peer",
+                format!("{peer}: the DHT knows no address that answers as it"),
+            ))
+        }
+    }
+
     async fn reconnect(&self, address: &str) -> Result<(), IpfsError> {
         let (_, peer) = self.peer_address(address)?;
         if self.is_connected(peer).await? {
@@ -326,6 +443,83 @@ impl EmbeddedNode {
             )));
         }
         Ok((addr, peer))
+    }
+
+    /// Fetches a block through bitswap from the connected peers and from
+    /// `providers`, giving up after `timeout`.
+    async fn fetch(
+        &self,
+        cid: &Cid,
+        providers: &[PeerId],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, IpfsError> {
+        let started = Instant::now();
+        let fetch = self
+            .ipfs
+            .get_block(cid)
+            .providers(providers)
+            .timeout(timeout);
+        match tokio::time::timeout(timeout, fetch).await {
+            Ok(Ok(block)) => Ok(block.into_inner().1.to_vec()),
+            // rust-ipfs' own deadline fired first (it reports that as an error).
+            Ok(Err(_)) if started.elapsed() >= timeout => Err(IpfsError::NotFound(Box::new(*cid))),
+            Ok(Err(e)) => Err(backend("get_block", format!("{cid}: {e:#}"))),
+            Err(_) => Err(IpfsError::NotFound(Box::new(*cid))),
+        }
+    }
+
+    /// Asks the DHT for providers of `cid` and connects to those it can
+    /// reach by `deadline`; returns the connected ones.
+    async fn dial_providers(&self, dht: &Dht, cid: &Cid, deadline: Instant) -> Vec<PeerId> {
+        let providers = match tokio::time::timeout_at(deadline.into(), dht.providers(*cid)).await {
+            Ok(Ok(providers)) => providers,
+            Ok(Err(e)) => {
+                tracing::debug!(%cid, "finding providers: {e}");
+                return Vec::new();
+            }
+            Err(_) => return Vec::new(),
+        };
+        let reached = providers
+            .into_iter()
+            .filter(|peer| *peer != self.peer_id)
+            .map(|peer| async move {
+                match self.reach_peer(dht, peer, deadline).await {
+                    Ok(true) => Some(peer),
+                    _ => None,
+                }
+            });
+        futures::future::join_all(reached)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Connects to `peer` at the addresses the DHT knows for it, by
+    /// `deadline`; `Ok(false)` if it knows none that answer. The noise
+    /// handshake proves the peer ID, so a forged address yields nothing.
+    async fn reach_peer(
+        &self,
+        dht: &Dht,
+        peer: PeerId,
+        deadline: Instant,
+    ) -> Result<bool, IpfsError> {
+        if peer == self.peer_id || self.is_connected(peer).await? {
+            return Ok(true);
+        }
+        let addresses = match tokio::time::timeout_at(deadline.into(), dht.find_peer(peer)).await {
+            Ok(Ok(addresses)) => addresses,
+            Ok(Err(e)) => return Err(backend("find_peer", format!("{peer}: {e}"))),
+            Err(_) => return Ok(false),
+        };
+        if addresses.is_empty() {
+            return Ok(false);
+        }
+        let dial = DialOpts::peer_id(peer).addresses(addresses).build();
+        match tokio::time::timeout_at(deadline.into(), self.ipfs.connect(dial)).await {
+            Ok(Ok(_)) => Ok(true),
+            _ => self.is_connected(peer).await,
+        }
     }
 
     async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {
@@ -482,14 +676,27 @@ async fn start_node(
     keypair: &Keypair,
     repo: &Path,
     listen: &[Multiaddr],
-) -> Result<RustIpfs, IpfsError> {
+    routing: Routing,
+) -> Result<(RustIpfs, Option<Dht>), IpfsError> {
     let deadline = Instant::now() + REPO_LOCK_WAIT;
     loop {
         let pubsub = PubsubConfig {
             max_transmit_size: MAX_PUBSUB_MESSAGE,
             ..Default::default()
         };
-        let builder = DefaultIpfsBuilder::with_keypair(keypair)
+        let protocol = match routing {
+            Routing::None => None,
+            Routing::Dht => Some(dht::PUBLIC_PROTOCOL),
+            Routing::LanDht => Some(dht::LAN_PROTOCOL),
+        };
+        let (handle, behaviour) = match protocol {
+            Some(protocol) => {
+                let (handle, behaviour) = dht::new(keypair.public().to_peer_id(), protocol);
+                (Some(handle), Toggle::from(behaviour))
+            }
+            None => (None, None.into()),
+        };
+        let builder = IpfsBuilder::<Toggle<DhtBehaviour>>::with_keypair(keypair)
             .map_err(|e| IpfsError::Config(format!("identity key: {e}")))?
             .set_path(repo)
             .enable_tcp()
@@ -501,9 +708,10 @@ async fn start_node(
             .with_bitswap()
             .with_pubsub(pubsub)
             .set_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT_SECS)
-            .set_listening_addrs(listen.to_vec());
+            .set_listening_addrs(listen.to_vec())
+            .with_custom_behaviour(move |_| Ok(behaviour));
         match builder.start().await {
-            Ok(ipfs) => return Ok(ipfs),
+            Ok(ipfs) => return Ok((ipfs, handle)),
             Err(e) if matches!(e.downcast_ref::<LockError>(), Some(LockError::RepoInUse)) => {
                 if Instant::now() >= deadline {
                     return Err(IpfsError::Unavailable(format!(

@@ -374,6 +374,20 @@ impl Backend for KuboClient {
         Ok(())
     }
 
+    /// The external node bootstraps its own routing from its own config.
+    async fn join_routing(&self, _bootstrap: &[String]) -> Result<(), IpfsError> {
+        Ok(())
+    }
+
+    /// Kubo resolves a bare `/p2p/<peer id>` through its routing (the DHT
+    /// when it runs one) and dials what it finds.
+    async fn connect_peer(&self, peer_id: &str) -> Result<(), IpfsError> {
+        if peer_id.is_empty() || !peer_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(IpfsError::Config(format!("{peer_id:?} is not a peer ID")));
+        }
+        self.connect(&format!("/p2p/{peer_id}")).await
+    }
+
     async fn reconnect(&self, address: &str) -> Result<(), IpfsError> {
         // Refused when the peer is not connected, which is as good.
         if let Err(e) = self

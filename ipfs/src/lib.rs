@@ -25,7 +25,16 @@
 //! [`Ipfs`] wraps whichever backend is configured and does what must not
 //! depend on the backend: it computes CIDs itself and checks that every
 //! block it returns hashes to the CID that was asked for.
+//!
+//! Routing (`[ipfs] routing`): with `"none"` a node reaches only the peers it
+//! dials; with `"dht"` it joins the IPFS Kademlia DHT through its bootstrap
+//! peers, provides the blocks it stores, finds providers of the blocks it
+//! lacks and finds peers by ID ([`Ipfs::reach`]). Nothing the DHT says is
+//! trusted: a provider is only a place to ask, and every block is still
+//! checked against its CID here.
 
+#[cfg(feature = "embedded")]
+pub mod dht;
 #[cfg(feature = "embedded")]
 mod embedded;
 mod kubo;
@@ -114,6 +123,12 @@ pub trait Backend: Send + Sync {
     async fn id(&self) -> Result<NodeInfo, IpfsError>;
     /// Dials a peer by multiaddr (with `/p2p/<peer_id>`).
     async fn connect(&self, address: &str) -> Result<(), IpfsError>;
+    /// Joins the routing (the DHT) through the peers already dialled from
+    /// `bootstrap`; called once at start when `routing = "dht"`.
+    async fn join_routing(&self, bootstrap: &[String]) -> Result<(), IpfsError>;
+    /// Connects to a peer known only by its peer ID, finding its addresses
+    /// through the routing; a no-op when it is connected already.
+    async fn connect_peer(&self, peer_id: &str) -> Result<(), IpfsError>;
     /// Closes every connection to the peer at `address` (a multiaddr with
     /// `/p2p/<peer_id>`) and dials it again, so that both ends exchange
     /// their pubsub subscriptions afresh.
@@ -129,8 +144,11 @@ pub struct IpfsConfig {
     pub api: String,
     /// Embedded mode: listen multiaddrs.
     pub listen: Vec<String>,
-    /// Peers to dial at start (multiaddrs with `/p2p/<peer_id>`).
+    /// Peers to dial at start (multiaddrs with `/p2p/<peer_id>`); with
+    /// `routing = "dht"`, where the node joins the DHT.
     pub bootstrap: Vec<String>,
+    /// How peers and blocks are found beyond the dialled peers.
+    pub routing: Routing,
     /// How often the bootstrap peers are dialled again while the node runs
     /// (a peer, or the IPFS node itself in kubo mode, may have restarted);
     /// 0 dials them only at start.
@@ -139,6 +157,30 @@ pub struct IpfsConfig {
     pub repo: Option<std::path::PathBuf>,
     /// How long a block fetch may take.
     pub timeout_ms: u64,
+}
+
+/// `[ipfs] routing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Only the peers dialled (bootstrap, or named by identity documents).
+    #[default]
+    None,
+    /// The public IPFS Kademlia DHT (`/ipfs/kad/1.0.0`): in the embedded
+    /// node, a DHT server; in kubo mode, whatever routing the external node
+    /// runs.
+    Dht,
+    /// Kubo's LAN DHT (`/ipfs/lan/kad/1.0.0`), the one Kubo nodes on
+    /// private or loopback addresses form (the public one keeps only peers
+    /// with public addresses). Embedded mode only.
+    LanDht,
+}
+
+impl Routing {
+    /// Whether the node runs a DHT.
+    pub fn is_dht(self) -> bool {
+        self != Routing::None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -155,6 +197,7 @@ impl Default for IpfsConfig {
             api: "http://127.0.0.1:5001".into(),
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             bootstrap: Vec::new(),
+            routing: Routing::None,
             reconnect_ms: 5_000,
             repo: None,
             timeout_ms: 10_000,
@@ -178,6 +221,7 @@ pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Ipfs {
     backend: Arc<dyn Backend>,
     timeout: Duration,
+    routing: Routing,
     /// When each peer (by the text of its `/p2p/` address suffix) was last
     /// reconnected.
     reconnected: Arc<Mutex<HashMap<String, Instant>>>,
@@ -187,6 +231,20 @@ impl Ipfs {
     /// Starts (embedded) or connects to (kubo) the configured node and dials
     /// the bootstrap peers.
     pub async fn open(config: &IpfsConfig, data_dir: &Path) -> Result<Ipfs, IpfsError> {
+        if config.routing.is_dht() && config.bootstrap.is_empty() {
+            return Err(IpfsError::Config(
+                "a DHT routing needs at least one bootstrap peer: the node joins the DHT through them \
+                 (docs/ipfs.md lists the public IPFS bootstrap peers)"
+                    .into(),
+            ));
+        }
+        if config.mode == Mode::Kubo && config.routing == Routing::LanDht {
+            return Err(IpfsError::Config(
+                "routing = \"lan-dht\" is for the embedded node; in kubo mode the external node routes \
+                 (use routing = \"dht\")"
+                    .into(),
+            ));
+        }
         let backend: Arc<dyn Backend> = match config.mode {
             Mode::Kubo => Arc::new(kubo::KuboClient::new(&config.api)?),
             #[cfg(feature = "embedded")]
@@ -202,10 +260,17 @@ impl Ipfs {
                 ));
             }
         };
-        let ipfs = Ipfs::with_backend(backend, Duration::from_millis(config.timeout_ms));
+        let mut ipfs = Ipfs::with_backend(backend, Duration::from_millis(config.timeout_ms));
+        ipfs.routing = config.routing;
         for peer in &config.bootstrap {
             if let Err(e) = ipfs.backend.connect(peer).await {
                 tracing::warn!(peer = %peer, "bootstrap peer not reached: {e}");
+            }
+        }
+        if config.routing.is_dht() {
+            // Not fatal: the DHT fills in as peers come and go.
+            if let Err(e) = ipfs.backend.join_routing(&config.bootstrap).await {
+                tracing::warn!("joining the DHT: {e}");
             }
         }
         Ok(ipfs)
@@ -242,6 +307,7 @@ impl Ipfs {
         Ipfs {
             backend,
             timeout,
+            routing: Routing::None,
             reconnected: Arc::default(),
         }
     }
@@ -299,6 +365,25 @@ impl Ipfs {
 
     pub async fn connect(&self, address: &str) -> Result<(), IpfsError> {
         self.backend.connect(address).await
+    }
+
+    /// The routing this node runs.
+    pub fn routing(&self) -> Routing {
+        self.routing
+    }
+
+    /// Makes sure this node is connected to the peer `peer_id`, looking its
+    /// addresses up in the DHT if it is not; `Ok` at once when routing is
+    /// off (the caller then dials the addresses it was given). Whoever
+    /// answers at the addresses found must prove the peer ID in the
+    /// transport handshake, so a forged DHT record yields no connection,
+    /// never a connection to the wrong peer.
+    pub async fn reach(&self, peer_id: &str) -> Result<(), IpfsError> {
+        if self.routing.is_dht() {
+            self.backend.connect_peer(peer_id).await
+        } else {
+            Ok(())
+        }
     }
 
     /// Drops the connection to a peer and dials it again at the first of

@@ -217,6 +217,12 @@ impl Backend for Tampering {
     async fn connect(&self, address: &str) -> Result<(), IpfsError> {
         self.0.connect(address).await
     }
+    async fn join_routing(&self, bootstrap: &[String]) -> Result<(), IpfsError> {
+        self.0.join_routing(bootstrap).await
+    }
+    async fn connect_peer(&self, peer_id: &str) -> Result<(), IpfsError> {
+        self.0.connect_peer(peer_id).await
+    }
     async fn reconnect(&self, address: &str) -> Result<(), IpfsError> {
         self.0.reconnect(address).await
     }

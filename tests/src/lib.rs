@@ -38,6 +38,7 @@ pub mod craft;
 pub mod custody;
 pub mod installed;
 pub mod jsipfs;
+pub mod kubo;
 pub mod pki;
 pub mod softhsm;
 pub mod test_plugins;
