@@ -169,6 +169,7 @@ struct IpfsSection<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     listen: Vec<String>,
     bootstrap: &'a [String],
+    routing: &'static str,
 }
 
 #[derive(Serialize)]
@@ -230,6 +231,7 @@ pub fn host_toml(
             api: m.network.ipfs_api.as_deref(),
             listen: ipfs_listen(loaded).map(tcp_multiaddr).into_iter().collect(),
             bootstrap,
+            routing: m.network.routing.as_str(),
         },
         keystore: KeystoreSection {
             backend: m.keystore.backend.get_ref(),

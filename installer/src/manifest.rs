@@ -128,6 +128,29 @@ pub enum IpfsMode {
     Kubo,
 }
 
+/// `[network] routing`: host.toml `[ipfs] routing` (see docs/install.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Only the bootstrap peers and the peers identity documents name.
+    #[default]
+    None,
+    /// The public IPFS DHT, joined through the bootstrap peers.
+    Dht,
+    /// Kubo's LAN DHT (private networks; embedded IPFS only).
+    LanDht,
+}
+
+impl Routing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Routing::None => "none",
+            Routing::Dht => "dht",
+            Routing::LanDht => "lan-dht",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportMode {
@@ -161,6 +184,9 @@ pub struct Network {
     /// `http://host:port` of a running node, resolved when installing.
     #[serde(default)]
     pub bootstrap: Vec<Spanned<String>>,
+    /// How peers and blocks are found beyond the bootstrap peers.
+    #[serde(default)]
+    pub routing: Routing,
     /// HTTP URLs peers reach this node at (identity document); default the
     /// listen address.
     #[serde(default)]

@@ -99,6 +99,25 @@ fn embedded_config(
     roles_config(name, roles, &ipfs, reply_timeout_ms)
 }
 
+/// The same on a DHT: the embedded node's only bootstrap peer is the
+/// (Kubo) DHT server at `dht_server`; it speaks Kubo's LAN DHT, the one Kubo
+/// runs on loopback.
+pub fn dht_node_config(
+    name: &str,
+    roles: &[Role],
+    dht_server: &str,
+    reply_timeout_ms: u64,
+) -> NodeConfig {
+    roles_config(name, roles, &dht_ipfs_section(dht_server), reply_timeout_ms)
+}
+
+/// `[ipfs]` of a node whose only bootstrap peer is `dht_server`.
+pub fn dht_ipfs_section(dht_server: &str) -> String {
+    format!(
+        "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = [\"{dht_server}\"]\nrouting = \"lan-dht\"\n"
+    )
+}
+
 /// The same in kubo mode: the node uses `daemon`'s RPC API, which dials
 /// the `others` daemons.
 pub fn kubo_config(

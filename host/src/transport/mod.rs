@@ -303,6 +303,9 @@ impl Transport {
             )),
             TransportMode::Http => None,
         };
+        if pubsub.is_some() {
+            self.reach(recipient).await;
+        }
         let mut receipt_wait = self.receipt_wait.first();
         let mut published = 0;
         let mut missed_receipts = 0;
@@ -387,6 +390,22 @@ impl Transport {
             Plan::RateLimited => {
                 metrics::counter!(peers::RESETS_REFUSED, "reason" => "rate_limited").increment(1);
             }
+        }
+    }
+
+    /// With a DHT, connects to the recipient's node before publishing to its
+    /// inbox, found by the peer ID its document names (the addresses it
+    /// advertises may be stale: a node restarted on another port keeps its
+    /// document). Dialling a peer ID is safe on the word of a document:
+    /// the transport handshake proves the peer ID, and nothing is closed.
+    /// A failure only logs: the delivery's retries dial the advertised
+    /// addresses too.
+    async fn reach(&self, recipient: &VerifiedIdentity) {
+        let Some(peer) = &recipient.endpoints().peer_id else {
+            return;
+        };
+        if let Err(e) = self.ipfs.reach(peer).await {
+            tracing::debug!(id = %recipient.id(), %peer, "finding the recipient's node: {e}");
         }
     }
 
