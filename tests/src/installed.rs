@@ -80,18 +80,28 @@ impl Installed {
         self._dir.path()
     }
 
-    /// Runs the installer on this prefix with its port.
-    pub fn install(&self, manifest: &Path, extra: &[&str]) -> Output {
-        let out = Command::new(artifact("milagro-install"))
+    /// The installer, with `leading` arguments (a subcommand), then this
+    /// prefix, its ports and the debug artefacts.
+    pub fn command(&self, leading: &[&str], manifest: &Path) -> Command {
+        let mut command = Command::new(artifact("milagro-install"));
+        command
+            .args(leading)
             .arg("--manifest")
             .arg(manifest)
             .arg("--prefix")
             .arg(&self.prefix)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--ipfs-listen", &format!("127.0.0.1:{}", self.ipfs_port)])
-            .args(extra)
             .env("MILAGRO_INSTALL_ARTIFACTS", artefacts())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        command
+    }
+
+    /// Runs the installer on this prefix with its port.
+    pub fn install(&self, manifest: &Path, extra: &[&str]) -> Output {
+        let out = self
+            .command(&[], manifest)
+            .args(extra)
             .output()
             .expect("run milagro-install");
         let _ = std::fs::write(
