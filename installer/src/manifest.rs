@@ -621,4 +621,69 @@ mod tests {
         assert_eq!(l.plugins[2].kind, "dta");
         assert_eq!(l.plugins[2].mount, None);
     }
+
+    #[test]
+    fn sources_are_pinned_and_checked() {
+        let sha = "AB".repeat(32);
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        let entry = |keys: &str| format!("{NODE}[[plugins]]\nname = \"ext\"\n{keys}\n");
+        let l = load_str(&entry(&format!(
+            "url = \"https://example.org/x.so\"\nsha256 = \"{sha}\""
+        )))
+        .unwrap();
+        assert_eq!(
+            l.plugins[0].source.pin(),
+            format!("url+https://example.org/x.so#sha256={}", "ab".repeat(32))
+        );
+        assert_eq!(l.plugins[0].library, "ext.so");
+        assert!(l.plugins[0].source.is_fetched());
+        let l = load_str(&entry(&format!(
+            "git = \"file:///srv/ext\"\nrev = \"{}\"",
+            rev.to_uppercase()
+        )))
+        .unwrap();
+        assert_eq!(
+            l.plugins[0].source.pin(),
+            format!("git+file:///srv/ext#{rev}")
+        );
+        let l = load_str(&entry("crate = \"ext-plugin\"\nversion = \"1.2.3-rc.1\"")).unwrap();
+        assert_eq!(
+            l.plugins[0].source.pin(),
+            "registry+crates-io:ext-plugin@1.2.3-rc.1"
+        );
+        let l = load_str(&entry(
+            "url = \"http://127.0.0.1:8000/x.so\"\nsha256 = \"00\"",
+        ))
+        .unwrap_err();
+        assert!(l.contains(":6:10: sha256: expected 64 hex digits"), "{l}");
+        for (keys, expected) in [
+            (
+                "crate = \"a\"\nversion = \"1.0.0\"\ngit = \"https://e.org/a\"",
+                "give one source, not git and crate",
+            ),
+            ("url = \"http://[::1]:80/x.so\"", "needs sha256"),
+            (
+                "url = \"http://10.0.0.1/x.so\"\nsha256 = \"00\"",
+                "plain http is allowed to loopback only",
+            ),
+            (
+                "git = \"http://10.0.0.1/x\"\nrev = \"0123456789abcdef0123456789abcdef01234567\"",
+                "plain http is allowed to loopback only",
+            ),
+            (
+                "git = \"https://e.org/x\"\nrev = \"v1.0.0\"",
+                "rev \"v1.0.0\": expected a full commit ID",
+            ),
+            ("crate = \"a\"\nversion = \"~1.2.3\"", "not a range"),
+            ("crate = \"a\"\nversion = \"1.2.3.4\"", "not a range"),
+            (
+                "signature = \"https://e.org/x.minisig\"",
+                "signature goes with url",
+            ),
+        ] {
+            let err = load_str(&entry(keys)).unwrap_err();
+            assert!(err.contains(expected), "{keys:?}\n -> {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
 }

@@ -99,11 +99,14 @@ impl Installed {
 
     /// Runs the installer on this prefix with its port.
     pub fn install(&self, manifest: &Path, extra: &[&str]) -> Output {
-        let out = self
-            .command(&[], manifest)
-            .args(extra)
-            .output()
-            .expect("run milagro-install");
+        let mut command = self.command(&[], manifest);
+        command.args(extra);
+        self.run(command)
+    }
+
+    /// Runs an installer command, keeping its output in `install.log`.
+    pub fn run(&self, mut command: Command) -> Output {
+        let out = command.output().expect("run milagro-install");
         let _ = std::fs::write(
             self.dir().join("install.log"),
             [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
@@ -113,6 +116,11 @@ impl Installed {
 
     pub fn install_ok(&self, manifest: &Path, extra: &[&str]) -> String {
         let out = self.install(manifest, extra);
+        self.succeeded(&out)
+    }
+
+    /// The stdout of an install that must have succeeded.
+    pub fn succeeded(&self, out: &Output) -> String {
         assert!(
             out.status.success(),
             "milagro-install failed:\n{}{}\nnode log:\n{}",

@@ -52,32 +52,18 @@ fn sha256(bytes: &[u8]) -> String {
 /// 127.0.0.1) and one target dir for every build of these tests, so the
 /// plugin's dependencies are compiled once.
 fn installer(node: &Installed, leading: &[&str], manifest: &Path, extra: &[&str]) -> Output {
-    let out = node
-        .command(leading, manifest)
+    let mut command = node.command(leading, manifest);
+    command
         .args(extra)
         .env("CARGO_NET_OFFLINE", "true")
         .env("CARGO_TARGET_DIR", target_dir().join("installer-sources"))
         // A third party's crate is not linted with this workspace's clippy.
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .output()
-        .expect("run milagro-install");
-    let _ = std::fs::write(
-        node.dir().join("install.log"),
-        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
-    );
-    out
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    node.run(command)
 }
 
 fn installed_ok(node: &Installed, leading: &[&str], manifest: &Path, extra: &[&str]) -> String {
-    let out = installer(node, leading, manifest, extra);
-    assert!(
-        out.status.success(),
-        "milagro-install failed:\n{}{}\nnode log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        node.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    node.succeeded(&installer(node, leading, manifest, extra))
 }
 
 /// A third-party plugin crate in a git repository of its own.

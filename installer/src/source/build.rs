@@ -131,11 +131,8 @@ pub fn build_library(source: &Path, context: &FetchContext<'_>) -> Result<Fetche
                 .filter(|p| p.is_file())
         });
     if let Some(seed) = seed {
-        std::fs::copy(&seed, &lockfile).map_err(|source| SourceError::Io {
-            name: name.into(),
-            what: format!("seed the lockfile from {}", seed.display()),
-            source,
-        })?;
+        std::fs::copy(&seed, &lockfile)
+            .map_err(context.io_error(format!("seed the lockfile from {}", seed.display())))?;
     }
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -184,12 +181,9 @@ pub fn build_library(source: &Path, context: &FetchContext<'_>) -> Result<Fetche
         })?;
     // The target dir may be shared (CARGO_TARGET_DIR): keep this build's
     // library apart until it is staged.
-    let kept = context.scratch.join(format!("{name}.so"));
-    std::fs::copy(&library, &kept).map_err(|source| SourceError::Io {
-        name: name.into(),
-        what: format!("copy {}", library.display()),
-        source,
-    })?;
+    let kept = context.scratch_library();
+    std::fs::copy(&library, &kept)
+        .map_err(context.io_error(format!("copy {}", library.display())))?;
     Ok(Fetched {
         library: kept,
         lockfile: Some(lockfile),

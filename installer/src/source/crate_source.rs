@@ -23,7 +23,7 @@
 
 use std::process::{Command, Stdio};
 
-use super::{FetchContext, Fetched, SourceError, build, copy_tree};
+use super::{FetchContext, Fetched, SourceError, build, copy_tree, required_pin};
 use crate::manifest::{Loaded, ManifestError, Plugin};
 
 /// A registry crate at an exact version.
@@ -65,21 +65,14 @@ impl CrateSource {
                 format!("crate {:?}: not a crate name", crate_name.get_ref()),
             ));
         }
-        let version = entry.version.as_ref().ok_or_else(|| {
-            loaded.error_at(
-                crate_name.span(),
-                "a crate source needs version = \"x.y.z\" (one exact version)",
-            )
-        })?;
-        if !is_exact_version(version.get_ref()) {
-            return Err(loaded.error_at(
-                version.span(),
-                format!(
-                    "version {:?}: expected one exact version x.y.z, not a range",
-                    version.get_ref()
-                ),
-            ));
-        }
+        let version = required_pin(
+            loaded,
+            crate_name.span(),
+            entry.version.as_ref(),
+            "a crate source needs version = \"x.y.z\" (one exact version)",
+            is_exact_version,
+            |version| format!("version {version:?}: expected one exact version x.y.z, not a range"),
+        )?;
         if let Some(registry) = &entry.registry
             && !is_crate_name(registry.get_ref())
         {
@@ -93,7 +86,7 @@ impl CrateSource {
         }
         Ok(CrateSource {
             crate_name: crate_name.get_ref().clone(),
-            version: version.get_ref().clone(),
+            version,
             registry: entry.registry.as_ref().map(|r| r.get_ref().clone()),
         })
     }
@@ -115,20 +108,12 @@ impl CrateSource {
             name: name.into(),
             reason,
         };
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |source| SourceError::Io {
-                name: name.into(),
-                what,
-                source,
-            }
-        };
         context.progress.step(&format!(
             "plugin {name}: fetching crate {} {}",
             self.crate_name, self.version
         ));
         let stub = context.scratch.join(format!("{name}-fetch"));
-        std::fs::create_dir_all(&stub).map_err(io("create the fetch stub"))?;
+        std::fs::create_dir_all(&stub).map_err(context.io_error("create the fetch stub"))?;
         let mut dependency = toml::Table::new();
         dependency.insert("version".into(), format!("={}", self.version).into());
         if let Some(registry) = &self.registry {
@@ -140,8 +125,10 @@ impl CrateSource {
             "[package]\nname = \"milagro-install-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[lib]\npath = \"lib.rs\"\n\n[dependencies]\n{}",
             toml::to_string(&dependencies).map_err(|e| fail(e.to_string()))?
         );
-        std::fs::write(stub.join("Cargo.toml"), manifest).map_err(io("write the fetch stub"))?;
-        std::fs::write(stub.join("lib.rs"), "").map_err(io("write the fetch stub"))?;
+        std::fs::write(stub.join("Cargo.toml"), manifest)
+            .map_err(context.io_error("write the fetch stub"))?;
+        std::fs::write(stub.join("lib.rs"), "")
+            .map_err(context.io_error("write the fetch stub"))?;
         let mut metadata = Command::new(build::cargo());
         metadata
             .args(["metadata", "--format-version", "1", "--manifest-path"])
@@ -180,7 +167,8 @@ impl CrateSource {
             .unwrap_or(std::path::Path::new("/"));
         // Cargo's registry cache is shared: build a copy.
         let copy = context.scratch.join(format!("{name}-src"));
-        copy_tree(source_dir, &copy, &["target"]).map_err(io("copy the crate's source"))?;
+        copy_tree(source_dir, &copy, &["target"])
+            .map_err(context.io_error("copy the crate's source"))?;
         build::build_library(&copy, context)
     }
 }

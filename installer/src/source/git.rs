@@ -25,7 +25,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use super::{FetchContext, Fetched, SourceError, build, check_url};
+use super::{FetchContext, Fetched, SourceError, build, check_url, required_pin};
 use crate::manifest::{Loaded, ManifestError, Plugin};
 
 /// A repository at a commit.
@@ -45,24 +45,21 @@ impl GitSource {
     pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Self, ManifestError> {
         let url = entry.git.as_ref().expect("a git entry has git");
         check_url(url.get_ref(), &["ssh", "file"]).map_err(|m| loaded.error_at(url.span(), m))?;
-        let rev = entry.rev.as_ref().ok_or_else(|| {
-            loaded.error_at(
-                url.span(),
-                "a git source needs rev = \"<full commit ID>\" (40 hex digits)",
-            )
-        })?;
-        if !is_full_commit(rev.get_ref()) {
-            return Err(loaded.error_at(
-                rev.span(),
+        let rev = required_pin(
+            loaded,
+            url.span(),
+            entry.rev.as_ref(),
+            "a git source needs rev = \"<full commit ID>\" (40 hex digits)",
+            is_full_commit,
+            |rev| {
                 format!(
-                    "rev {:?}: expected a full commit ID (40 hex digits), not a branch, tag or short ID",
-                    rev.get_ref()
-                ),
-            ));
-        }
+                    "rev {rev:?}: expected a full commit ID (40 hex digits), not a branch, tag or short ID"
+                )
+            },
+        )?;
         Ok(GitSource {
             url: url.get_ref().clone(),
-            rev: rev.get_ref().to_ascii_lowercase(),
+            rev: rev.to_ascii_lowercase(),
         })
     }
 

@@ -195,6 +195,38 @@ pub struct FetchContext<'a> {
     pub progress: &'a Progress,
 }
 
+impl FetchContext<'_> {
+    /// Where this plugin's library is kept until it is staged.
+    pub fn scratch_library(&self) -> PathBuf {
+        self.scratch.join(format!("{}.so", self.name))
+    }
+
+    /// An I/O error while fetching this plugin.
+    pub fn io_error(&self, what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SourceError {
+        let name = self.name.to_string();
+        let what = what.into();
+        move |source| SourceError::Io { name, what, source }
+    }
+}
+
+/// A required key of a source kind (`rev` of git, `version` of crate):
+/// `missing` when absent (at the source key's `anchor`), `invalid` when it
+/// is not `valid`.
+pub fn required_pin(
+    loaded: &Loaded,
+    anchor: std::ops::Range<usize>,
+    value: Option<&toml::Spanned<String>>,
+    missing: &str,
+    valid: fn(&str) -> bool,
+    invalid: impl FnOnce(&str) -> String,
+) -> Result<String, ManifestError> {
+    let value = value.ok_or_else(|| loaded.error_at(anchor, missing))?;
+    if !valid(value.get_ref()) {
+        return Err(loaded.error_at(value.span(), invalid(value.get_ref())));
+    }
+    Ok(value.get_ref().clone())
+}
+
 /// A fetched and checked library, and the lockfile of its build if it was
 /// built.
 #[derive(Debug)]

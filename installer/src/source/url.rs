@@ -176,12 +176,9 @@ impl UrlSource {
         context
             .progress
             .step(&format!("plugin {name}: sha256 {actual} verified"));
-        let file = context.scratch.join(format!("{name}.so"));
-        std::fs::write(&file, &bytes).map_err(|source| SourceError::Io {
-            name: name.into(),
-            what: format!("write {}", file.display()),
-            source,
-        })?;
+        let file = context.scratch_library();
+        std::fs::write(&file, &bytes)
+            .map_err(context.io_error(format!("write {}", file.display())))?;
         Ok(file)
     }
 }
