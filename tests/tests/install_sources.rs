@@ -31,7 +31,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread,
@@ -49,17 +49,21 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// The installer on `node`, with cargo offline (no test reaches beyond
-/// 127.0.0.1) and one target dir for every build of these tests, so the
-/// plugin's dependencies are compiled once.
+/// 127.0.0.1).
 fn installer(node: &Installed, leading: &[&str], manifest: &Path, extra: &[&str]) -> Output {
-    let mut command = node.command(leading, manifest);
+    let mut command = building(node.command(leading, manifest));
+    command.args(extra).env("CARGO_NET_OFFLINE", "true");
+    node.run(command)
+}
+
+/// One target dir for every build of these tests, so the plugin's
+/// dependencies are compiled once.
+fn building(mut command: Command) -> Command {
     command
-        .args(extra)
-        .env("CARGO_NET_OFFLINE", "true")
         .env("CARGO_TARGET_DIR", target_dir().join("installer-sources"))
         // A third party's crate is not linted with this workspace's clippy.
         .env_remove("RUSTC_WORKSPACE_WRAPPER");
-    node.run(command)
+    command
 }
 
 fn installed_ok(node: &Installed, leading: &[&str], manifest: &Path, extra: &[&str]) -> String {
@@ -74,7 +78,7 @@ struct ThirdParty {
 impl ThirdParty {
     fn new(dir: &Path) -> ThirdParty {
         let repo = dir.join("hello-milagro");
-        std::fs::create_dir_all(repo.join("src")).unwrap();
+        std::fs::create_dir_all(&repo).unwrap();
         let party = ThirdParty { repo };
         party.git(&["init", "--quiet"]);
         party
@@ -102,14 +106,7 @@ impl ThirdParty {
 
     /// Writes version `version` of the crate and commits it; its commit ID.
     fn release(&self, version: &str) -> String {
-        std::fs::write(
-            self.repo.join("Cargo.toml"),
-            format!(
-                "[package]\nname = \"hello-milagro\"\nversion = \"{version}\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nmilagro-plugin-api = \"0.1\"\nserde_json = \"1\"\n"
-            ),
-        )
-        .unwrap();
-        std::fs::write(self.repo.join("src/lib.rs"), PLUGIN_SOURCE).unwrap();
+        write_crate(&self.repo, version);
         self.git(&["add", "-A"]);
         self.git(&["commit", "--quiet", "-m", version]);
         self.git(&["rev-parse", "HEAD"])
@@ -118,6 +115,19 @@ impl ThirdParty {
     fn url(&self) -> String {
         format!("file://{}", self.repo.display())
     }
+}
+
+/// Writes the third party's crate, at `version`, into `dir`.
+fn write_crate(dir: &Path, version: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"hello-milagro\"\nversion = \"{version}\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nmilagro-plugin-api = \"0.1\"\nserde_json = \"1\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/lib.rs"), PLUGIN_SOURCE).unwrap();
 }
 
 /// The third party's plugin: one route answering with its version.
@@ -156,10 +166,13 @@ enum Serve {
     Truncated(Vec<u8>),
 }
 
-/// A plain HTTP server on 127.0.0.1 serving fixed files; stopped when
-/// dropped.
+type Files = Arc<Mutex<BTreeMap<String, Serve>>>;
+
+/// A plain HTTP server on 127.0.0.1 serving files it is given; stopped
+/// when dropped.
 struct FileServer {
     port: u16,
+    files: Files,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -169,22 +182,32 @@ impl FileServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
+        let files = Arc::new(Mutex::new(files));
+        let (stopping, serving) = (stop.clone(), files.clone());
         let thread = thread::spawn(move || {
             for stream in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    answer(stream, &files);
+                    answer(stream, &serving);
                 }
             }
         });
         FileServer {
             port,
+            files,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Serves `bytes` at `/path` from now on.
+    fn serve(&self, path: &str, bytes: Vec<u8>) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), Serve::Whole(bytes));
     }
 
     fn url(&self, file: &str) -> String {
@@ -203,7 +226,7 @@ impl Drop for FileServer {
     }
 }
 
-fn answer(mut stream: TcpStream, files: &BTreeMap<String, Serve>) {
+fn answer(mut stream: TcpStream, files: &Files) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut request = Vec::new();
     let mut byte = [0u8; 1];
@@ -215,12 +238,16 @@ fn answer(mut stream: TcpStream, files: &BTreeMap<String, Serve>) {
     }
     let text = String::from_utf8_lossy(&request);
     let path = text.split_whitespace().nth(1).unwrap_or("/");
-    let (status, announced, body): (&str, usize, &[u8]) =
-        match files.get(path.trim_start_matches('/')) {
-            Some(Serve::Whole(bytes)) => ("200 OK", bytes.len(), bytes),
-            Some(Serve::Truncated(bytes)) => ("200 OK", bytes.len(), &bytes[..bytes.len() / 2]),
-            None => ("404 Not Found", 0, b""),
-        };
+    let file = files
+        .lock()
+        .unwrap()
+        .get(path.trim_start_matches('/'))
+        .cloned();
+    let (status, announced, body): (&str, usize, &[u8]) = match &file {
+        Some(Serve::Whole(bytes)) => ("200 OK", bytes.len(), bytes),
+        Some(Serve::Truncated(bytes)) => ("200 OK", bytes.len(), &bytes[..bytes.len() / 2]),
+        None => ("404 Not Found", 0, b""),
+    };
     let _ = stream.write_all(
         format!("HTTP/1.1 {status}\r\nContent-Length: {announced}\r\nConnection: close\r\n\r\n")
             .as_bytes(),
@@ -705,4 +732,114 @@ fn bad_source_entries_fail_with_one_clear_line() {
         std::fs::read_to_string(&m).unwrap(),
         "[node]\nname = \"x\"\n"
     );
+}
+
+/// A cargo registry of the third party's own on 127.0.0.1 (the sparse
+/// protocol: `config.json`, the index file, `.crate` downloads).
+struct Registry {
+    server: FileServer,
+    dir: PathBuf,
+    index: Vec<String>,
+}
+
+impl Registry {
+    fn new(dir: &Path) -> Registry {
+        let server = FileServer::start(BTreeMap::new());
+        let config = serde_json::json!({
+            "dl": format!("http://127.0.0.1:{}/dl/{{crate}}/{{version}}/download", server.port),
+        });
+        server.serve("index/config.json", config.to_string().into_bytes());
+        Registry {
+            server,
+            dir: dir.join("registry"),
+            index: Vec::new(),
+        }
+    }
+
+    /// `sparse+http://.../index/`, for `CARGO_REGISTRIES_<NAME>_INDEX`.
+    fn index_url(&self) -> String {
+        format!("sparse+{}", self.server.url("index/"))
+    }
+
+    /// Packages the crate at `version` (a `.crate` is a gzipped tar of
+    /// `<name>-<version>/`) and adds it to the index.
+    fn publish(&mut self, version: &str) {
+        let package = format!("hello-milagro-{version}");
+        write_crate(&self.dir.join(&package), version);
+        let file = self.dir.join(format!("{package}.crate"));
+        let status = Command::new("tar")
+            .arg("-czf")
+            .arg(&file)
+            .arg("-C")
+            .arg(&self.dir)
+            .arg(&package)
+            .status()
+            .expect("run tar");
+        assert!(status.success(), "tar");
+        let bytes = std::fs::read(&file).unwrap();
+        let crates_io = |name: &str, req: &str| {
+            serde_json::json!({"name": name, "req": req, "features": [], "optional": false,
+                "default_features": true, "target": null, "kind": "normal",
+                "registry": "https://github.com/rust-lang/crates.io-index"})
+        };
+        self.index.push(
+            serde_json::json!({
+                "name": "hello-milagro", "vers": version,
+                "deps": [crates_io("milagro-plugin-api", "^0.1"), crates_io("serde_json", "^1")],
+                "cksum": sha256(&bytes), "features": {}, "yanked": false,
+            })
+            .to_string(),
+        );
+        self.server
+            .serve(&format!("dl/hello-milagro/{version}/download"), bytes);
+        self.server.serve(
+            "index/he/ll/hello-milagro",
+            self.index.join("\n").into_bytes(),
+        );
+    }
+}
+
+/// A `crate` source from a registry (the third party's own, on 127.0.0.1):
+/// installs and serves; a new pinned version upgrades it, and the build's
+/// lockfile is kept. Cargo is online here (the plugin's crates.io
+/// dependencies resolve through the crates.io index, seeded from the
+/// host's lockfile).
+#[test]
+fn a_registry_crate_installs_at_its_pinned_version_and_upgrades_when_the_pin_moves() {
+    let node = Installed::new();
+    let mut registry = Registry::new(node.dir());
+    registry.publish("1.0.0");
+    let text = "[node]\nname = \"crate\"\n\n[[plugins]]\nname = \"hello\"\ncrate = \"hello-milagro\"\nversion = \"1.0.0\"\nregistry = \"third-party\"\n";
+    let m = manifest(node.dir(), "node.toml", text);
+    let index = registry.index_url();
+    let install = || {
+        let mut command = building(node.command(&[], &m));
+        command
+            .arg("--start")
+            .env("CARGO_REGISTRIES_THIRD_PARTY_INDEX", &index);
+        node.succeeded(&node.run(command))
+    };
+    let out = install();
+    assert!(out.contains("fetching crate hello-milagro 1.0.0"), "{out}");
+    assert_eq!(call_hello(&node, "hello")["version"], "1.0.0");
+    let record = std::fs::read_to_string(node.prefix.join("etc/milagro/plugins.lock")).unwrap();
+    assert!(
+        record.contains("registry+third-party:hello-milagro@1.0.0"),
+        "{record}"
+    );
+    let lock =
+        std::fs::read_to_string(node.prefix.join("etc/milagro/locks/hello.Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"hello-milagro\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let out = install();
+    assert!(out.contains("plugin hello: unchanged"), "{out}");
+
+    registry.publish("2.0.0");
+    std::fs::write(&m, text.replace("1.0.0", "2.0.0")).unwrap();
+    let out = install();
+    assert!(out.contains("fetching crate hello-milagro 2.0.0"), "{out}");
+    assert_eq!(call_hello(&node, "hello")["version"], "2.0.0");
 }

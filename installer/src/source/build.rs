@@ -107,19 +107,10 @@ pub fn run_cargo(mut command: Command, what: &str, progress: &Progress) -> Resul
     Ok(stdout)
 }
 
-/// Builds the crate whose manifest is `<source>/Cargo.toml` (release,
-/// library only) and returns its cdylib and the lockfile of the build.
-pub fn build_library(source: &Path, context: &FetchContext<'_>) -> Result<Fetched, SourceError> {
-    let name = context.name;
-    let fail = |reason: String| SourceError::Build {
-        name: name.into(),
-        reason,
-    };
-    let manifest = source.join("Cargo.toml");
-    if !manifest.is_file() {
-        return Err(fail("the source has no Cargo.toml at its root".into()));
-    }
-    let lockfile = source.join("Cargo.lock");
+/// Writes `<dir>/Cargo.lock` from the plugin's previous build, else from
+/// the host's own lockfile (when either is there); returns its path.
+pub fn seed_lockfile(dir: &Path, context: &FetchContext<'_>) -> Result<PathBuf, SourceError> {
+    let lockfile = dir.join("Cargo.lock");
     let seed = context
         .previous_lock
         .clone()
@@ -134,6 +125,22 @@ pub fn build_library(source: &Path, context: &FetchContext<'_>) -> Result<Fetche
         std::fs::copy(&seed, &lockfile)
             .map_err(context.io_error(format!("seed the lockfile from {}", seed.display())))?;
     }
+    Ok(lockfile)
+}
+
+/// Builds the crate whose manifest is `<source>/Cargo.toml` (release,
+/// library only) and returns its cdylib and the lockfile of the build.
+pub fn build_library(source: &Path, context: &FetchContext<'_>) -> Result<Fetched, SourceError> {
+    let name = context.name;
+    let fail = |reason: String| SourceError::Build {
+        name: name.into(),
+        reason,
+    };
+    let manifest = source.join("Cargo.toml");
+    if !manifest.is_file() {
+        return Err(fail("the source has no Cargo.toml at its root".into()));
+    }
+    let lockfile = seed_lockfile(source, context)?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| context.scratch.join("target"));

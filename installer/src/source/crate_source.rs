@@ -18,8 +18,9 @@
 //! `crate = "name", version = "x.y.z"` (optional `registry`): a plugin
 //! crate published to crates.io or a named cargo registry, at one exact
 //! version. Cargo downloads the crate's source (checked against the
-//! registry's checksum) through a stub package that depends on it; the
-//! installer builds a copy of that source (`build`).
+//! registry's checksum) through a stub package that depends on it, with the
+//! lockfile the build starts from; the installer builds a copy of that
+//! source (`build`).
 
 use std::process::{Command, Stdio};
 
@@ -119,12 +120,15 @@ impl CrateSource {
         if let Some(registry) = &self.registry {
             dependency.insert("registry".into(), registry.clone().into());
         }
-        let mut dependencies = toml::Table::new();
-        dependencies.insert(self.crate_name.clone(), dependency.into());
-        let manifest = format!(
-            "[package]\nname = \"milagro-install-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[lib]\npath = \"lib.rs\"\n\n[dependencies]\n{}",
-            toml::to_string(&dependencies).map_err(|e| fail(e.to_string()))?
+        let mut manifest: toml::Table = toml::from_str(
+            "[package]\nname = \"milagro-install-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[lib]\npath = \"lib.rs\"\n",
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        manifest.insert(
+            "dependencies".into(),
+            toml::Table::from_iter([(self.crate_name.clone(), dependency.into())]).into(),
         );
+        let manifest = toml::to_string(&manifest).map_err(|e| fail(e.to_string()))?;
         std::fs::write(stub.join("Cargo.toml"), manifest)
             .map_err(context.io_error("write the fetch stub"))?;
         std::fs::write(stub.join("lib.rs"), "")
