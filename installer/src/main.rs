@@ -152,7 +152,9 @@ impl SourceArgs {
             }
         } else {
             SourceArg::Path {
-                path: self.path.unwrap_or_default(),
+                // The manifest reads `path` relative to itself, not to
+                // where this command runs.
+                path: milagro_install::layout::absolute(&self.path.unwrap_or_default()),
                 sha256: pins.sha256,
             }
         }

@@ -520,6 +520,10 @@ fn failed_fetches_and_checks_leave_the_prefix_as_it_was() {
         ),
         ("cut.so".to_string(), Serve::Truncated(good.clone())),
         ("odd.so".to_string(), Serve::Whole(odd.clone())),
+        (
+            "huge.minisig".to_string(),
+            Serve::Whole(vec![b'#'; 1 << 20]),
+        ),
     ]));
     let unreachable = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -577,6 +581,14 @@ fn failed_fetches_and_checks_leave_the_prefix_as_it_was() {
             vec!["plugin \"fetched\": cannot download", "404"],
         ),
         (
+            entry(
+                &server.url("good.so"),
+                &good_sha,
+                &signed_by("huge.minisig", &signer),
+            ),
+            vec!["huge.minisig", "more than the 65536 expected"],
+        ),
+        (
             entry(&server.url("odd.so"), &sha256(&odd), ""),
             vec![
                 "plugin \"fetched\" refused",
@@ -604,6 +616,25 @@ fn failed_fetches_and_checks_leave_the_prefix_as_it_was() {
     );
     assert!(line.contains("truncated download"), "{line}");
     assert_eq!(std::fs::read_to_string(&m).unwrap(), before);
+
+    // A damaged install record is named, not trusted or overwritten.
+    let record = node.prefix.join("etc/milagro/plugins.lock");
+    std::fs::write(&record, "[[plugins]]\nname = 1\n").unwrap();
+    let line = refused(&node, &[], &m, &[]);
+    assert!(
+        line.contains("plugins.lock") && line.contains("invalid type"),
+        "{line}"
+    );
+    let out = Command::new(milagro_tests::artifact("milagro-install"))
+        .args(["plugins", "list", "--prefix"])
+        .arg(node.dir().join("nothing-here"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("has no install"),
+        "{stderr}"
+    );
 }
 
 /// Hostile source entries: each refused with one line naming the file,
