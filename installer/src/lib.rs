@@ -20,12 +20,16 @@
 //! One run validates the manifest completely (syntax, unknown keys and
 //! plugins, values, free ports, available artefacts) before it builds or
 //! writes anything; builds (or takes) the `milagro` binary and the plugin
-//! libraries; stages `bin/`, `lib/milagro/plugins/`, `etc/milagro/` (and a
-//! systemd unit) in a scratch directory inside the prefix and renames them
-//! into place; runs `milagro init`; and on any failure puts the previous
-//! install back (or removes a new one), so nothing is left half-installed.
-//! Re-running keeps the node's data and identity; only
-//! `--force-new-identity` replaces the identity (`milagro identity rotate`).
+//! libraries, fetching third-party ones from the source their entry pins
+//! (`source`: url, git, registry crate) and checking them (hash, signature,
+//! this host's plugin-api) outside the prefix; stages `bin/`,
+//! `lib/milagro/plugins/`, `etc/milagro/` (with the install record,
+//! `record`, and a systemd unit) in a scratch directory inside the prefix
+//! and renames them into place; runs `milagro init`; and on any failure
+//! puts the previous install back (or removes a new one), so nothing is
+//! left half-installed. Re-running keeps the node's data and identity, and
+//! every fetched plugin whose pin is unchanged; only `--force-new-identity`
+//! replaces the identity (`milagro identity rotate`).
 
 pub mod artifacts;
 pub mod catalog;

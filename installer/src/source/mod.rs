@@ -257,8 +257,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The entry's `sha256`, checked; required when `required`.
+pub fn pinned_sha256(
+    loaded: &Loaded,
+    entry: &Plugin,
+    required: bool,
+) -> Result<Option<String>, ManifestError> {
+    match &entry.sha256 {
+        Some(sha) if is_sha256(sha.get_ref()) => Ok(Some(sha.get_ref().to_ascii_lowercase())),
+        Some(sha) => Err(loaded.error_at(sha.span(), "sha256: expected 64 hex digits")),
+        None if required => Err(loaded.error_at(
+            entry.name.span(),
+            format!(
+                "plugin {:?}: a url source needs sha256 (the library's SHA-256, 64 hex digits)",
+                entry.name.get_ref()
+            ),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Whether `text` is 64 hex digits.
-pub fn is_sha256(text: &str) -> bool {
+fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

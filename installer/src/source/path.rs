@@ -45,7 +45,7 @@ impl PathSource {
         }
         Ok(PathSource {
             file,
-            sha256: super::url::pinned_sha256(loaded, entry, false)?,
+            sha256: super::pinned_sha256(loaded, entry, false)?,
         })
     }
 

@@ -25,7 +25,7 @@ use std::{io::Read, path::PathBuf, time::Duration};
 
 use minisign_verify::{PublicKey, Signature};
 
-use super::{FetchContext, SourceError, check_url, is_sha256, sha256_hex};
+use super::{FetchContext, SourceError, check_url, pinned_sha256, sha256_hex};
 use crate::manifest::{Loaded, ManifestError, Plugin};
 
 /// A prebuilt library at a URL.
@@ -47,26 +47,6 @@ pub struct SignatureSource {
 
 /// The longest signature file read (a minisign signature is ~300 bytes).
 const MAX_SIGNATURE: u64 = 64 * 1024;
-
-/// The entry's `sha256`, checked; required when `required`.
-pub fn pinned_sha256(
-    loaded: &Loaded,
-    entry: &Plugin,
-    required: bool,
-) -> Result<Option<String>, ManifestError> {
-    match &entry.sha256 {
-        Some(sha) if is_sha256(sha.get_ref()) => Ok(Some(sha.get_ref().to_ascii_lowercase())),
-        Some(sha) => Err(loaded.error_at(sha.span(), "sha256: expected 64 hex digits")),
-        None if required => Err(loaded.error_at(
-            entry.name.span(),
-            format!(
-                "plugin {:?}: a url source needs sha256 (the library's SHA-256, 64 hex digits)",
-                entry.name.get_ref()
-            ),
-        )),
-        None => Ok(None),
-    }
-}
 
 impl UrlSource {
     pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Self, ManifestError> {
