@@ -175,7 +175,7 @@ pub fn obtain(
                     // not when the node first starts.
                     open_library(&p.name, Path::new(&fetched.pin()), &fetched_library.library)?;
                     progress.step(&format!(
-                        "plugin {}: built against this host's plugin-api",
+                        "plugin {}: compatible with this host's plugin-api",
                         p.name
                     ));
                     if let Some(lock) = fetched_library.lockfile {
