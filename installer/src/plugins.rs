@@ -134,7 +134,9 @@ fn layout_of(prefix: &Path) -> Layout {
     }
 }
 
-/// One line per installed plugin: name, plugin, source, sha256, library.
+/// One line per installed plugin: name, plugin, sha256 and pinned source;
+/// a plugin host.toml lists that the record does not (an install made
+/// before records) with host.toml's hash and an unknown source.
 pub fn list(prefix: &Path) -> Result<Vec<String>, InstallError> {
     let layout = layout_of(prefix);
     let installed = Record::read(&layout).map_err(InstallError::Usage)?;
@@ -153,6 +155,18 @@ pub fn list(prefix: &Path) -> Result<Vec<String>, InstallError> {
         lines.push(format!(
             "{:<20} {:<20} {:<64} {}",
             p.name, p.plugin, p.sha256, p.source
+        ));
+    }
+    for p in configured(&layout)?
+        .into_iter()
+        .filter(|p| installed.find(&p.name).is_none())
+    {
+        lines.push(format!(
+            "{:<20} {:<20} {:<64} unknown (no install record): {}",
+            p.name,
+            "?",
+            p.sha256,
+            p.path.display()
         ));
     }
     Ok(lines)

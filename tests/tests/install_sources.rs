@@ -625,6 +625,18 @@ fn failed_fetches_and_checks_leave_the_prefix_as_it_was() {
         line.contains("plugins.lock") && line.contains("invalid type"),
         "{line}"
     );
+    // An install made before records: listed from host.toml.
+    std::fs::remove_file(&record).unwrap();
+    let out = Command::new(milagro_tests::artifact("milagro-install"))
+        .args(["plugins", "list", "--prefix"])
+        .arg(&node.prefix)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("example") && stdout.contains("no install record"),
+        "{stdout}"
+    );
     let out = Command::new(milagro_tests::artifact("milagro-install"))
         .args(["plugins", "list", "--prefix"])
         .arg(node.dir().join("nothing-here"))
