@@ -41,13 +41,13 @@ use std::{
 };
 
 use abi_stable::{
-    library::{LibraryError, lib_header_from_path},
     sabi_trait::TD_Opaque,
     std_types::{RArc, RResult},
 };
 use milagro_plugin_api::{
     Error,
     abi::{HostObj_TO, PluginBox, PluginDescriptor, PluginModRef},
+    library::{LibraryError, open_library},
 };
 use sha2::{Digest, Sha256};
 
@@ -72,25 +72,14 @@ pub enum LoadError {
         expected: String,
         actual: String,
     },
-    #[error(
-        "plugin {name:?} refused: {path} was built against an incompatible plugin-api: {summary}"
-    )]
-    Incompatible {
-        name: String,
-        path: PathBuf,
-        summary: String,
-    },
+    /// Not a plugin library, or built against an incompatible plugin-api.
+    #[error(transparent)]
+    Library(#[from] LibraryError),
     #[error("plugin {name:?} refused: cannot seal {path} in memory: {source}")]
     Seal {
         name: String,
         path: PathBuf,
         source: std::io::Error,
-    },
-    #[error("plugin {name:?} refused: cannot load {path}: {reason}")]
-    Load {
-        name: String,
-        path: PathBuf,
-        reason: String,
     },
     #[error("plugin {name:?} refused: its constructor failed: {error}")]
     Construct { name: String, error: Error },
@@ -319,10 +308,7 @@ fn open_module(
         source,
     })?;
     let fd_path = PathBuf::from(format!("/proc/self/fd/{}", sealed.as_raw_fd()));
-    let header = lib_header_from_path(&fd_path).map_err(|e| load_error(name, path, e))?;
-    let module = header
-        .init_root_module::<PluginModRef>()
-        .map_err(|e| load_error(name, path, e))?;
+    let module = open_library(name, path, &fd_path)?;
     // The memory file stays open for the life of the process, like the
     // library abi_stable never unloads: were its descriptor number reused,
     // the loader would take a later `/proc/self/fd/N` for the library it
@@ -384,111 +370,6 @@ mod test_hooks {
         while !go.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-fn load_error(name: &str, path: &Path, error: LibraryError) -> LoadError {
-    match error {
-        LibraryError::AbiInstability(details) => LoadError::Incompatible {
-            name: name.into(),
-            path: path.into(),
-            summary: summarise_abi_instability(&details.to_string()),
-        },
-        other => LoadError::Load {
-            name: name.into(),
-            path: path.into(),
-            reason: one_line(&other.to_string()),
-        },
-    }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Reduces abi_stable's layout report (often over a thousand lines) to the
-/// mismatching type, where it sits, and the first expected/found pair.
-///
-/// The report is a list of sections, each opening with "<n> error(s)",
-/// then the field path from the root module down to the mismatching type,
-/// then both layouts, then one "Error:" entry per difference. The first
-/// section with n > 0 is the one that matters.
-pub fn summarise_abi_instability(report: &str) -> String {
-    let Some(section) = first_failing_section(report) else {
-        return truncate(&one_line(report), 300);
-    };
-    let (trace, rest) = section
-        .split_once("Layout of expected type:")
-        .unwrap_or((section, ""));
-    let path: Vec<&str> = tokens_after(trace, "field_name:")
-        .filter(|name| name.parse::<usize>().is_err() && !name.starts_with("__"))
-        .collect();
-    let ty = tokens_after(rest, "type:").next().unwrap_or("?");
-    let module = tokens_after(rest, "mod:").next().unwrap_or("?");
-    let mut differences = rest.split("Error:").skip(1);
-    let first = differences
-        .next()
-        .map(describe_difference)
-        .unwrap_or_default();
-    let more = differences.count();
-    let mut summary = format!("type {ty} ({module}) differs: {first}");
-    if more > 0 {
-        summary.push_str(&format!(" (and {more} more difference(s))"));
-    }
-    if !path.is_empty() {
-        let tail = &path[path.len().saturating_sub(4)..];
-        summary.push_str(&format!(", reached through field {}", tail.join(".")));
-    }
-    truncate(&summary, 400)
-}
-
-fn first_failing_section(report: &str) -> Option<&str> {
-    let marks: Vec<usize> = report.match_indices("error(s)").map(|(i, _)| i).collect();
-    marks.iter().enumerate().find_map(|(n, &at)| {
-        let count: String = report[..at]
-            .trim_end()
-            .chars()
-            .rev()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        let failing = !count.is_empty() && count.chars().any(|c| c != '0');
-        let end = marks.get(n + 1).copied().unwrap_or(report.len());
-        failing.then(|| &report[at..end])
-    })
-}
-
-/// The whitespace-delimited words that follow each `marker`.
-fn tokens_after<'a>(text: &'a str, marker: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    text.split(marker)
-        .skip(1)
-        .filter_map(|s| s.split_whitespace().next())
-}
-
-/// "unexpected field Expected: field_name:a type:X size:.. Found: .." ->
-/// "unexpected field: expected `a: X`, found `b: Y`".
-fn describe_difference(entry: &str) -> String {
-    let (what, rest) = entry.split_once("Expected:").unwrap_or((entry, ""));
-    let (expected, found) = rest.split_once("Found:").unwrap_or((rest, ""));
-    let item = |text: &str| {
-        let name = tokens_after(text, "field_name:").next();
-        let ty = tokens_after(text, "type:").next();
-        match (name, ty) {
-            (Some(n), Some(t)) => format!("{n}: {t}"),
-            _ => truncate(&one_line(text), 60),
-        }
-    };
-    format!(
-        "{}: expected `{}`, found `{}`",
-        one_line(what),
-        item(expected),
-        item(found)
-    )
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
     }
 }
 

@@ -18,19 +18,27 @@
 //! Where the `milagro` binary and the plugin libraries come from: built from
 //! this workspace (`cargo build --release`), taken from a directory of
 //! already-built artefacts (`--artifacts DIR`, e.g. `target/debug` in the
-//! tests), or, per plugin, a prebuilt library named in the manifest.
+//! tests), or, per plugin, the source its manifest entry pins (`source`):
+//! fetched and checked (hash, signature, this host's plugin-api) into a
+//! scratch directory outside the prefix, or kept as installed when its pin
+//! is unchanged.
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, IsTerminal},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::Duration,
+    process::Command,
 };
 
-use indicatif::{ProgressBar, ProgressStyle};
+use milagro_plugin_api::library::open_library;
 
-use crate::{InstallError, manifest::PluginPlan};
+use crate::{
+    InstallError,
+    layout::Layout,
+    manifest::PluginPlan,
+    progress::Progress,
+    record::{self, Record},
+    source::{self, FetchContext, PluginSource, build},
+};
 
 /// Where binaries come from.
 #[derive(Debug, Clone)]
@@ -41,21 +49,36 @@ pub enum Source {
     Dir(PathBuf),
 }
 
-/// The files to install.
-#[derive(Debug, Clone)]
-pub struct Artifacts {
-    pub milagro: PathBuf,
-    /// Library file name in the prefix -> the file to copy.
-    pub libraries: BTreeMap<String, PathBuf>,
+/// How a library gets into the staged plugin directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Copy,
+    /// The installed library, unchanged: linked, so it keeps its inode and
+    /// mtime (nothing was fetched or rebuilt).
+    Link,
 }
 
-/// The cargo packages a build needs: the host and every plugin listed
-/// without a prebuilt `path`.
+/// The files to install.
+#[derive(Debug)]
+pub struct Artifacts {
+    pub milagro: PathBuf,
+    /// Library file name in the prefix -> the file to stage, and how.
+    pub libraries: BTreeMap<String, (PathBuf, Placement)>,
+    /// Instance name -> the lockfile of its build.
+    pub lockfiles: BTreeMap<String, PathBuf>,
+    /// Holds what was fetched until it is staged.
+    _scratch: tempfile::TempDir,
+}
+
+/// The cargo packages a build needs: the host and every plugin built from
+/// this workspace.
 pub fn packages(plans: &[PluginPlan]) -> Vec<&'static str> {
     let mut packages = vec!["milagro"];
-    for p in plans.iter().filter(|p| p.prebuilt.is_none()) {
-        if !packages.contains(&p.known.package) {
-            packages.push(p.known.package);
+    for p in plans {
+        if let PluginSource::Workspace(known) = p.source
+            && !packages.contains(&known.package)
+        {
+            packages.push(known.package);
         }
     }
     packages
@@ -65,15 +88,19 @@ pub fn packages(plans: &[PluginPlan]) -> Vec<&'static str> {
 /// had: the plugin crates exist in the workspace, or the files in the
 /// artefact directory.
 pub fn check(source: &Source, plans: &[PluginPlan]) -> Result<(), InstallError> {
+    let workspace_plugins = plans.iter().filter_map(|p| match p.source {
+        PluginSource::Workspace(known) => Some((p, known)),
+        _ => None,
+    });
     match source {
         Source::Build { workspace } => {
-            for p in plans.iter().filter(|p| p.prebuilt.is_none()) {
-                let manifest = workspace.join(p.known.crate_dir).join("Cargo.toml");
+            for (p, known) in workspace_plugins {
+                let manifest = workspace.join(known.crate_dir).join("Cargo.toml");
                 if !manifest.is_file() {
                     return Err(InstallError::Artifact(format!(
                         "plugin {:?}: {} is not in the workspace at {} (this checkout does not have it yet); give a prebuilt library with `path`",
                         p.name,
-                        p.known.crate_dir,
+                        known.crate_dir,
                         workspace.display()
                     )));
                 }
@@ -81,12 +108,7 @@ pub fn check(source: &Source, plans: &[PluginPlan]) -> Result<(), InstallError> 
         }
         Source::Dir(dir) => {
             let mut needed = vec!["milagro".to_string()];
-            needed.extend(
-                plans
-                    .iter()
-                    .filter(|p| p.prebuilt.is_none())
-                    .map(|p| p.known.library.to_string()),
-            );
+            needed.extend(workspace_plugins.map(|(_, known)| known.library.to_string()));
             for file in needed {
                 if !dir.join(&file).is_file() {
                     return Err(InstallError::Artifact(format!(
@@ -101,37 +123,101 @@ pub fn check(source: &Source, plans: &[PluginPlan]) -> Result<(), InstallError> 
     Ok(())
 }
 
-/// Builds (or finds) every artefact.
-pub fn obtain(source: &Source, plans: &[PluginPlan]) -> Result<Artifacts, InstallError> {
+/// Builds, fetches (or finds) every artefact; writes nothing to the prefix.
+/// `workspace` is this host's source (its plugin-api) for plugins built
+/// from source; `installed` the prefix's record.
+pub fn obtain(
+    source: &Source,
+    plans: &[PluginPlan],
+    layout: &Layout,
+    workspace: Option<&Path>,
+    progress: &Progress,
+) -> Result<Artifacts, InstallError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("milagro-install-")
+        .tempdir()
+        .map_err(crate::io_err("create a scratch directory"))?;
+    let installed = Record::read(layout).map_err(InstallError::Artifact)?;
     let dir = match source {
         Source::Dir(dir) => dir.clone(),
-        Source::Build { workspace } => build(workspace, &packages(plans))?,
+        Source::Build { workspace } => build(workspace, &packages(plans), progress)?,
     };
     let mut libraries = BTreeMap::new();
+    let mut lockfiles = BTreeMap::new();
     for p in plans {
-        let file = match &p.prebuilt {
-            Some((path, _)) => path.clone(),
-            None => dir.join(p.known.library),
+        let (file, placement) = match &p.source {
+            PluginSource::Workspace(known) => (dir.join(known.library), Placement::Copy),
+            PluginSource::Path(path) => (path.file.clone(), Placement::Copy),
+            fetched => {
+                let previous_lock = record::in_etc(layout, &record::lockfile_name(&p.name));
+                if let Some(kept) = unchanged(p, fetched, &installed, layout) {
+                    progress.step(&format!(
+                        "plugin {}: unchanged ({}): kept, nothing fetched or rebuilt",
+                        p.name,
+                        fetched.pin()
+                    ));
+                    if previous_lock.is_file() {
+                        lockfiles.insert(p.name.clone(), previous_lock);
+                    }
+                    (kept, Placement::Link)
+                } else {
+                    let fetched_library = source::fetch(
+                        fetched,
+                        &FetchContext {
+                            name: &p.name,
+                            scratch: scratch.path(),
+                            workspace,
+                            previous_lock: Some(previous_lock),
+                            progress,
+                        },
+                    )?;
+                    // Refused here, with the host's own check and line,
+                    // not when the node first starts.
+                    open_library(&p.name, Path::new(&fetched.pin()), &fetched_library.library)?;
+                    progress.step(&format!(
+                        "plugin {}: compatible with this host's plugin-api",
+                        p.name
+                    ));
+                    if let Some(lock) = fetched_library.lockfile {
+                        lockfiles.insert(p.name.clone(), lock);
+                    }
+                    (fetched_library.library, Placement::Copy)
+                }
+            }
         };
-        libraries.insert(p.known.library.to_string(), file);
+        libraries.insert(p.library.clone(), (file, placement));
     }
     Ok(Artifacts {
         milagro: dir.join("milagro"),
         libraries,
+        lockfiles,
+        _scratch: scratch,
     })
 }
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+/// The installed library of `plan`, when the record pins it to the same
+/// source and the file still has the recorded hash.
+fn unchanged(
+    plan: &PluginPlan,
+    source: &PluginSource,
+    installed: &Record,
+    layout: &Layout,
+) -> Option<PathBuf> {
+    let entry = installed.find(&plan.name)?;
+    let file = layout.plugins_dir().join(&plan.library);
+    let same = entry.source == source.pin()
+        && entry.library == plan.library
+        && crate::sha256_file(&file).ok()? == entry.sha256;
+    same.then_some(file)
 }
 
 /// The workspace's target directory, as cargo sees it (honours
 /// `CARGO_TARGET_DIR` and cargo config).
 fn target_dir(workspace: &Path) -> Result<PathBuf, InstallError> {
-    let out = Command::new(cargo())
+    let out = Command::new(build::cargo())
         .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
         .current_dir(workspace)
-        .stderr(Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| InstallError::Build(format!("cannot run cargo: {e}")))?;
     if !out.status.success() {
@@ -148,75 +234,24 @@ fn target_dir(workspace: &Path) -> Result<PathBuf, InstallError> {
         .ok_or_else(|| InstallError::Build("cargo metadata names no target directory".into()))
 }
 
-/// A spinner on stderr (drawn only on a terminal).
-pub fn spinner(message: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_message(message.to_string());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
-}
-
 /// `cargo build --release --locked -p ...`; returns the release directory.
-fn build(workspace: &Path, packages: &[&str]) -> Result<PathBuf, InstallError> {
+fn build(
+    workspace: &Path,
+    packages: &[&str],
+    progress: &Progress,
+) -> Result<PathBuf, InstallError> {
     let release = target_dir(workspace)?.join("release");
-    let mut command = Command::new(cargo());
+    let mut command = Command::new(build::cargo());
     command
         .args(["build", "--release", "--locked"])
         .current_dir(workspace);
     for p in packages {
         command.args(["-p", p]);
     }
-    eprintln!(
-        "milagro-install: building (release): cargo build --release --locked -p {}",
+    progress.step(&format!(
+        "building (release): cargo build --release --locked -p {}",
         packages.join(" -p ")
-    );
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| InstallError::Build(format!("cannot run cargo: {e}")))?;
-    let bar = spinner("cargo build --release");
-    let tty = std::io::stderr().is_terminal();
-    let mut compiled = 0usize;
-    let mut tail: Vec<String> = Vec::new();
-    if let Some(stderr) = child.stderr.take() {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let trimmed = line.trim_start();
-            if let Some(rest) = trimmed.strip_prefix("Compiling ") {
-                compiled += 1;
-                bar.set_message(format!("cargo build --release: {compiled} crates, {rest}"));
-                // No spinner is drawn without a terminal: a line now and then.
-                if !tty && compiled.is_multiple_of(50) {
-                    eprintln!("milagro-install: building: {compiled} crates compiled");
-                }
-            }
-            tail.push(line);
-            if tail.len() > 60 {
-                tail.remove(0);
-            }
-        }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| InstallError::Build(format!("cargo: {e}")))?;
-    bar.finish_and_clear();
-    if !status.success() {
-        for line in &tail {
-            eprintln!("{line}");
-        }
-        let first_error = tail
-            .iter()
-            .find(|l| l.starts_with("error"))
-            .cloned()
-            .unwrap_or_else(|| format!("cargo exited with {status}"));
-        return Err(InstallError::Build(format!(
-            "cargo build failed: {first_error}"
-        )));
-    }
-    eprintln!("milagro-install: built {compiled} crate(s)");
+    ));
+    build::run_cargo(command, "cargo build --release", progress).map_err(InstallError::Build)?;
     Ok(release)
 }

@@ -250,11 +250,7 @@ pub fn host_toml(
             .zip(hashes)
             .map(|(p, sha256)| PluginSection {
                 name: &p.name,
-                path: layout
-                    .plugins_dir()
-                    .join(p.known.library)
-                    .display()
-                    .to_string(),
+                path: layout.plugins_dir().join(&p.library).display().to_string(),
                 sha256,
                 enabled: p.enabled,
                 mount: p.mount.as_deref(),

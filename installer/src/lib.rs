@@ -20,18 +20,26 @@
 //! One run validates the manifest completely (syntax, unknown keys and
 //! plugins, values, free ports, available artefacts) before it builds or
 //! writes anything; builds (or takes) the `milagro` binary and the plugin
-//! libraries; stages `bin/`, `lib/milagro/plugins/`, `etc/milagro/` (and a
-//! systemd unit) in a scratch directory inside the prefix and renames them
-//! into place; runs `milagro init`; and on any failure puts the previous
-//! install back (or removes a new one), so nothing is left half-installed.
-//! Re-running keeps the node's data and identity; only
-//! `--force-new-identity` replaces the identity (`milagro identity rotate`).
+//! libraries, fetching third-party ones from the source their entry pins
+//! (`source`: url, git, registry crate) and checking them (hash, signature,
+//! this host's plugin-api) outside the prefix; stages `bin/`,
+//! `lib/milagro/plugins/`, `etc/milagro/` (with the install record,
+//! `record`, and a systemd unit) in a scratch directory inside the prefix
+//! and renames them into place; runs `milagro init`; and on any failure
+//! puts the previous install back (or removes a new one), so nothing is
+//! left half-installed. Re-running keeps the node's data and identity, and
+//! every fetched plugin whose pin is unchanged; only `--force-new-identity`
+//! replaces the identity (`milagro identity rotate`).
 
 pub mod artifacts;
 pub mod catalog;
 pub mod layout;
 pub mod manifest;
+pub mod plugins;
 pub mod process;
+pub mod progress;
+pub mod record;
+pub mod source;
 
 use std::{
     io,
@@ -40,12 +48,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sha2::{Digest, Sha256};
+use milagro_plugin_api::library::LibraryError;
 
 use crate::{
-    artifacts::Source,
+    artifacts::{Placement, Source},
     layout::{Layout, MANAGED},
     manifest::{IpfsMode, Loaded, ManifestError},
+    progress::Progress,
+    record::Record,
+    source::{PluginSource, SourceError, path::PathSource},
 };
 
 /// Why an install failed. Each is one line.
@@ -59,6 +70,11 @@ pub enum InstallError {
     Artifact(String),
     #[error("{0}")]
     Build(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A fetched library this host's plugin-api refuses.
+    #[error(transparent)]
+    Library(#[from] LibraryError),
     #[error("bootstrap peer {peer}: {message}")]
     Bootstrap { peer: String, message: String },
     #[error("cannot {what}: {source}")]
@@ -69,7 +85,7 @@ pub enum InstallError {
     Start(String),
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> InstallError {
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> InstallError {
     let what = what.into();
     move |source| InstallError::Io { what, source }
 }
@@ -169,9 +185,9 @@ fn default_workspace() -> Option<PathBuf> {
     (dir.join("Cargo.toml").is_file() && dir.join("host").is_dir()).then_some(dir)
 }
 
-fn sha256_file(path: &Path) -> Result<String, InstallError> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String, InstallError> {
     let bytes = std::fs::read(path).map_err(io_err(format!("read {}", path.display())))?;
-    Ok(hex::encode(Sha256::digest(bytes)))
+    Ok(source::sha256_hex(&bytes))
 }
 
 /// Fails if a TCP address cannot be bound now.
@@ -380,24 +396,32 @@ fn stage(
     }
     std::fs::copy(&artefacts.milagro, staged.bin())
         .map_err(io_err(format!("copy {}", artefacts.milagro.display())))?;
-    for (file, source) in &artefacts.libraries {
-        std::fs::copy(source, staged.plugins_dir().join(file))
-            .map_err(io_err(format!("copy {}", source.display())))?;
+    for (file, (from, placement)) in &artefacts.libraries {
+        let to = staged.plugins_dir().join(file);
+        match placement {
+            Placement::Copy => std::fs::copy(from, &to).map(drop),
+            Placement::Link => std::fs::hard_link(from, &to),
+        }
+        .map_err(io_err(format!("stage {}", from.display())))?;
     }
     let mut hashes = Vec::new();
     for p in &loaded.plugins {
-        let sha = sha256_file(&staged.plugins_dir().join(p.known.library))?;
-        if let Some((path, Some(expected))) = &p.prebuilt
+        let sha = sha256_file(&staged.plugins_dir().join(&p.library))?;
+        if let PluginSource::Path(PathSource {
+            file,
+            sha256: Some(expected),
+        }) = &p.source
             && *expected != sha
         {
             return Err(InstallError::Artifact(format!(
                 "plugin {:?}: {} has sha256 {sha}, the manifest expects {expected}",
                 p.name,
-                path.display()
+                file.display()
             )));
         }
         hashes.push(sha);
     }
+    stage_record(loaded, &staged, artefacts, &hashes)?;
     let text = layout::host_toml(loaded, layout, bootstrap, &hashes)
         .map_err(|e| InstallError::Usage(format!("cannot write host.toml: {e}")))?;
     std::fs::write(staged.host_toml(), text).map_err(io_err("write host.toml"))?;
@@ -419,6 +443,43 @@ fn stage(
         .map_err(io_err("write the systemd unit"))?;
     }
     Ok(hashes)
+}
+
+/// Stages the install record and the lockfiles of plugins built from
+/// source.
+fn stage_record(
+    loaded: &Loaded,
+    staged: &Layout,
+    artefacts: &artifacts::Artifacts,
+    hashes: &[String],
+) -> Result<(), InstallError> {
+    let mut installed = Record::default();
+    for (p, sha256) in loaded.plugins.iter().zip(hashes) {
+        let lockfile = match artefacts.lockfiles.get(&p.name) {
+            Some(from) => {
+                let name = record::lockfile_name(&p.name);
+                let to = record::in_etc(staged, &name);
+                if let Some(dir) = to.parent() {
+                    std::fs::create_dir_all(dir).map_err(io_err("create etc/milagro/locks"))?;
+                }
+                std::fs::copy(from, &to).map_err(io_err(format!("copy {}", from.display())))?;
+                Some(name)
+            }
+            None => None,
+        };
+        installed.plugins.push(record::Installed {
+            name: p.name.clone(),
+            plugin: p.kind.clone(),
+            library: p.library.clone(),
+            source: p.source.pin(),
+            sha256: sha256.clone(),
+            lockfile,
+        });
+    }
+    let text = installed
+        .to_text()
+        .map_err(|e| InstallError::Usage(format!("cannot write the install record: {e}")))?;
+    std::fs::write(record::path(staged), text).map_err(io_err("write the install record"))
 }
 
 /// The staged `milagro`'s man pages and shell completions, generated by
@@ -545,9 +606,10 @@ pub fn install(options: &Options) -> Result<Report, InstallError> {
         }
         for p in &loaded.plugins {
             lines.push(format!(
-                "  plugin {} ({}){}{}",
+                "  plugin {} ({}, {}){}{}",
                 p.name,
-                p.known.name,
+                p.kind,
+                p.source.pin(),
                 p.mount
                     .as_deref()
                     .map(|m| format!(" at {m}"))
@@ -568,7 +630,18 @@ pub fn install(options: &Options) -> Result<Report, InstallError> {
         });
     }
 
-    let artefacts = artifacts::obtain(&source, &loaded.plugins)?;
+    let workspace = options
+        .workspace
+        .as_deref()
+        .map(layout::absolute)
+        .or_else(default_workspace);
+    let artefacts = artifacts::obtain(
+        &source,
+        &loaded.plugins,
+        &layout,
+        workspace.as_deref(),
+        &Progress::default(),
+    )?;
     let bootstrap = resolve_bootstrap(&loaded, &artefacts.milagro)?;
 
     let created_prefix = !prefix.exists();

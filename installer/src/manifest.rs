@@ -31,7 +31,10 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::catalog::{self, KnownPlugin};
+use crate::{
+    catalog::{self, KnownPlugin},
+    source::PluginSource,
+};
 
 /// A manifest that could not be read, parsed or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -253,8 +256,25 @@ pub struct Plugin {
     /// A prebuilt library instead of building it from this workspace
     /// (relative to the manifest).
     pub path: Option<Spanned<PathBuf>>,
-    /// With `path`: the library's expected SHA-256 (hex).
+    /// With `path` or `url`: the library's expected SHA-256 (hex).
     pub sha256: Option<Spanned<String>>,
+    /// A prebuilt library to download (https, or http to loopback).
+    pub url: Option<Spanned<String>>,
+    /// With `url`: where its detached minisign signature is.
+    pub signature: Option<Spanned<String>>,
+    /// With `signature`: the minisign public key it must be made with.
+    pub signer_key: Option<Spanned<String>>,
+    /// A git repository whose root is the plugin crate.
+    pub git: Option<Spanned<String>>,
+    /// With `git`: the full commit ID to build.
+    pub rev: Option<Spanned<String>>,
+    /// A registry crate to build.
+    #[serde(rename = "crate")]
+    pub crate_name: Option<Spanned<String>>,
+    /// With `crate`: its exact version.
+    pub version: Option<Spanned<String>>,
+    /// With `crate`: a registry named in cargo's config (default crates.io).
+    pub registry: Option<Spanned<String>>,
     /// Handed to the plugin's constructor.
     #[serde(default)]
     pub config: toml::Table,
@@ -279,12 +299,26 @@ const RESERVED_MOUNTS: [&str; 7] = [
 #[derive(Debug, Clone)]
 pub struct PluginPlan {
     pub name: String,
-    pub known: &'static KnownPlugin,
+    /// Which plugin: `plugin = ...`, else the instance name.
+    pub kind: String,
     pub enabled: bool,
     pub mount: Option<String>,
-    /// A prebuilt library (absolute), with its expected hash if given.
-    pub prebuilt: Option<(PathBuf, Option<String>)>,
+    /// Where its library comes from.
+    pub source: PluginSource,
+    /// The library's file name in the prefix's plugin directory.
+    pub library: String,
     pub config: toml::Table,
+}
+
+/// The library file of an instance: a catalog plugin's own name when it
+/// comes from this workspace or a local path (as before sources), else one
+/// per instance (`<name>.so`, never a catalog name: those hold a '_'), so
+/// that two sources never write one file.
+fn library_file(name: &str, known: Option<&KnownPlugin>, source: &PluginSource) -> String {
+    match (known, source) {
+        (Some(k), PluginSource::Workspace(_) | PluginSource::Path(_)) => k.library.to_string(),
+        _ => format!("{name}.so"),
+    }
 }
 
 /// A manifest that was read and accepted, with the text kept for messages.
@@ -316,7 +350,7 @@ impl Loaded {
     /// beneficiary plugin is listed (enabled or not, so that enabling it
     /// later needs no new identity).
     pub fn beneficiary(&self) -> bool {
-        self.plugins.iter().any(|p| p.known.name == "beneficiary")
+        self.plugins.iter().any(|p| p.kind == "beneficiary")
     }
 
     pub fn listen(&self) -> SocketAddr {
@@ -407,7 +441,6 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
         }
     }
 
-    let manifest_dir = loaded.path.parent().unwrap_or(Path::new("."));
     let mut names = HashSet::new();
     let mut mounts: Vec<(String, String)> = Vec::new();
     let mut plans = Vec::new();
@@ -428,16 +461,27 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
             Some(k) => (k.get_ref().as_str(), k.span()),
             None => (name.as_str(), p.name.span()),
         };
-        let known = catalog::find(kind).ok_or_else(|| {
-            loaded.error_at(
+        let known = catalog::find(kind);
+        let source = match (PluginSource::from_entry(loaded, p)?, known) {
+            (Some(source), _) => source,
+            (None, Some(known)) => PluginSource::Workspace(known),
+            (None, None) => {
+                return Err(loaded.error_at(
+                    kind_span.clone(),
+                    format!(
+                        "unknown plugin {kind:?}: expected one of {}, or a source (url, git, crate or path) for a third-party plugin",
+                        catalog::names()
+                    ),
+                ));
+            }
+        };
+        if !valid_name(kind) {
+            return Err(loaded.error_at(
                 kind_span.clone(),
-                format!(
-                    "unknown plugin {kind:?}: expected one of {}",
-                    catalog::names()
-                ),
-            )
-        })?;
-        if known.name == "beneficiary" && name != "beneficiary" {
+                format!("plugin {kind:?}: expected a non-empty name of a-z, 0-9 and '-'"),
+            ));
+        }
+        if kind == "beneficiary" && name != "beneficiary" {
             return Err(loaded.error_at(
                 p.name.span(),
                 format!(
@@ -447,7 +491,9 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
         }
         let mount = match &p.mount {
             Some(m) => Some((m.get_ref().clone(), m.span())),
-            None if kind == name => known.mount.map(|m| (m.to_string(), p.name.span())),
+            None if kind == name => known
+                .and_then(|k| k.mount)
+                .map(|m| (m.to_string(), p.name.span())),
             None => None,
         };
         if p.enabled {
@@ -476,40 +522,13 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
             }
             mounts.push((name.clone(), effective));
         }
-        if let Some(sha) = &p.sha256 {
-            let s = sha.get_ref();
-            if p.path.is_none() {
-                return Err(loaded.error_at(
-                    sha.span(),
-                    "sha256 is only for a prebuilt library given with `path`; built plugins are hashed when installed",
-                ));
-            }
-            if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(loaded.error_at(sha.span(), "sha256: expected 64 hex digits"));
-            }
-        }
-        let prebuilt = match &p.path {
-            Some(path) => {
-                let file = manifest_dir.join(path.get_ref());
-                if !file.is_file() {
-                    return Err(loaded.error_at(
-                        path.span(),
-                        format!("plugin library {} does not exist", file.display()),
-                    ));
-                }
-                Some((
-                    file,
-                    p.sha256.as_ref().map(|s| s.get_ref().to_ascii_lowercase()),
-                ))
-            }
-            None => None,
-        };
         plans.push(PluginPlan {
             name: name.clone(),
-            known,
+            kind: kind.to_string(),
             enabled: p.enabled,
             mount: mount.map(|(m, _)| m),
-            prebuilt,
+            library: library_file(name, known, &source),
+            source,
             config: p.config.clone(),
         });
     }
@@ -518,10 +537,7 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
     match backend {
         "file" => {}
         "hsm-keystore" => {
-            if !plans
-                .iter()
-                .any(|p| p.known.name == "hsm-keystore" && p.enabled)
-            {
+            if !plans.iter().any(|p| p.kind == "hsm-keystore" && p.enabled) {
                 return Err(loaded.error_at(
                     m.keystore.backend.span(),
                     "keystore backend \"hsm-keystore\" needs an enabled [[plugins]] entry for the hsm-keystore plugin",
@@ -628,7 +644,72 @@ mod tests {
         .unwrap();
         assert_eq!(l.plugins[0].mount.as_deref(), Some("/v1/custody"));
         assert!(l.beneficiary());
-        assert_eq!(l.plugins[2].known.name, "dta");
+        assert_eq!(l.plugins[2].kind, "dta");
         assert_eq!(l.plugins[2].mount, None);
+    }
+
+    #[test]
+    fn sources_are_pinned_and_checked() {
+        let sha = "AB".repeat(32);
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        let entry = |keys: &str| format!("{NODE}[[plugins]]\nname = \"ext\"\n{keys}\n");
+        let l = load_str(&entry(&format!(
+            "url = \"https://example.org/x.so\"\nsha256 = \"{sha}\""
+        )))
+        .unwrap();
+        assert_eq!(
+            l.plugins[0].source.pin(),
+            format!("url+https://example.org/x.so#sha256={}", "ab".repeat(32))
+        );
+        assert_eq!(l.plugins[0].library, "ext.so");
+        assert!(l.plugins[0].source.is_fetched());
+        let l = load_str(&entry(&format!(
+            "git = \"file:///srv/ext\"\nrev = \"{}\"",
+            rev.to_uppercase()
+        )))
+        .unwrap();
+        assert_eq!(
+            l.plugins[0].source.pin(),
+            format!("git+file:///srv/ext#{rev}")
+        );
+        let l = load_str(&entry("crate = \"ext-plugin\"\nversion = \"1.2.3-rc.1\"")).unwrap();
+        assert_eq!(
+            l.plugins[0].source.pin(),
+            "registry+crates-io:ext-plugin@1.2.3-rc.1"
+        );
+        let l = load_str(&entry(
+            "url = \"http://127.0.0.1:8000/x.so\"\nsha256 = \"00\"",
+        ))
+        .unwrap_err();
+        assert!(l.contains(":6:10: sha256: expected 64 hex digits"), "{l}");
+        for (keys, expected) in [
+            (
+                "crate = \"a\"\nversion = \"1.0.0\"\ngit = \"https://e.org/a\"",
+                "give one source, not git and crate",
+            ),
+            ("url = \"http://[::1]:80/x.so\"", "needs sha256"),
+            (
+                "url = \"http://10.0.0.1/x.so\"\nsha256 = \"00\"",
+                "plain http is allowed to loopback only",
+            ),
+            (
+                "git = \"http://10.0.0.1/x\"\nrev = \"0123456789abcdef0123456789abcdef01234567\"",
+                "plain http is allowed to loopback only",
+            ),
+            (
+                "git = \"https://e.org/x\"\nrev = \"v1.0.0\"",
+                "rev \"v1.0.0\": expected a full commit ID",
+            ),
+            ("crate = \"a\"\nversion = \"~1.2.3\"", "not a range"),
+            ("crate = \"a\"\nversion = \"1.2.3.4\"", "not a range"),
+            (
+                "signature = \"https://e.org/x.minisig\"",
+                "signature goes with url",
+            ),
+        ] {
+            let err = load_str(&entry(keys)).unwrap_err();
+            assert!(err.contains(expected), "{keys:?}\n -> {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
     }
 }

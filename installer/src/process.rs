@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{InstallError, artifacts::spinner, layout::Layout};
+use crate::{InstallError, layout::Layout, progress::spinner};
 
 /// The node's pid, if the pid file names a live `milagro` process.
 pub fn running(layout: &Layout) -> Option<u32> {

@@ -49,6 +49,7 @@
 #![allow(non_local_definitions)] // emitted by #[sabi_trait]
 
 pub mod abi;
+pub mod library;
 mod sdk;
 
 pub use sdk::*;

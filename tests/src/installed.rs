@@ -80,20 +80,33 @@ impl Installed {
         self._dir.path()
     }
 
-    /// Runs the installer on this prefix with its port.
-    pub fn install(&self, manifest: &Path, extra: &[&str]) -> Output {
-        let out = Command::new(artifact("milagro-install"))
+    /// The installer, with `leading` arguments (a subcommand), then this
+    /// prefix, its ports and the debug artefacts.
+    pub fn command(&self, leading: &[&str], manifest: &Path) -> Command {
+        let mut command = Command::new(artifact("milagro-install"));
+        command
+            .args(leading)
             .arg("--manifest")
             .arg(manifest)
             .arg("--prefix")
             .arg(&self.prefix)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--ipfs-listen", &format!("127.0.0.1:{}", self.ipfs_port)])
-            .args(extra)
             .env("MILAGRO_INSTALL_ARTIFACTS", artefacts())
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("run milagro-install");
+            .env("RUST_LOG", "info");
+        command
+    }
+
+    /// Runs the installer on this prefix with its port.
+    pub fn install(&self, manifest: &Path, extra: &[&str]) -> Output {
+        let mut command = self.command(&[], manifest);
+        command.args(extra);
+        self.run(command)
+    }
+
+    /// Runs an installer command, keeping its output in `install.log`.
+    pub fn run(&self, mut command: Command) -> Output {
+        let out = command.output().expect("run milagro-install");
         let _ = std::fs::write(
             self.dir().join("install.log"),
             [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
@@ -103,6 +116,11 @@ impl Installed {
 
     pub fn install_ok(&self, manifest: &Path, extra: &[&str]) -> String {
         let out = self.install(manifest, extra);
+        self.succeeded(&out)
+    }
+
+    /// The stdout of an install that must have succeeded.
+    pub fn succeeded(&self, out: &Output) -> String {
         assert!(
             out.status.success(),
             "milagro-install failed:\n{}{}\nnode log:\n{}",
