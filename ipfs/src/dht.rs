@@ -35,6 +35,7 @@
 use std::{
     collections::{HashMap, HashSet},
     convert::Infallible,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -52,7 +53,7 @@ use connexa::prelude::{
     },
 };
 use rust_ipfs::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::Cid;
 
@@ -66,6 +67,9 @@ const MAX_PROVIDED: usize = 100_000;
 pub const MAX_PROVIDERS: usize = 8;
 /// Bound on one DHT query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Provider announcements in flight at most: each is a DHT query, and a
+/// busy node stores blocks faster than queries finish.
+const CONCURRENT_PROVIDES: usize = 16;
 
 /// What went wrong in a DHT operation, in words (the node wraps it).
 pub type DhtResult<T> = Result<T, String>;
@@ -90,6 +94,7 @@ enum Pending {
 #[derive(Clone)]
 pub struct Dht {
     commands: mpsc::UnboundedSender<Command>,
+    provides: Arc<Semaphore>,
 }
 
 /// The swarm's side (in a `Toggle`, disabled when routing is off).
@@ -118,7 +123,11 @@ pub fn new(peer_id: PeerId, protocol: &'static str) -> (Dht, Option<DhtBehaviour
         commands,
         pending: HashMap::new(),
     };
-    (Dht { commands: sender }, Some(behaviour))
+    let dht = Dht {
+        commands: sender,
+        provides: Arc::new(Semaphore::new(CONCURRENT_PROVIDES)),
+    };
+    (dht, Some(behaviour))
 }
 
 impl Dht {
@@ -136,7 +145,9 @@ impl Dht {
 
     /// Announces this node as a provider of `cid` (keyed by its multihash,
     /// as Kubo does, so that any CID of the same bytes finds it).
+    /// At most [`CONCURRENT_PROVIDES`] at a time; the others wait.
     pub async fn provide(&self, cid: Cid) -> DhtResult<()> {
+        let _permit = self.provides.acquire().await.map_err(|_| stopped())?;
         self.ask(|reply| Command::Provide(cid, reply)).await?
     }
 

@@ -371,11 +371,16 @@ impl Backend for EmbeddedNode {
         // kept from earlier runs again, in the background.
         let (ipfs, dht) = (self.ipfs.clone(), dht.clone());
         tokio::spawn(async move {
-            for cid in ipfs.refs_local().await {
-                if let Err(e) = dht.provide(cid).await {
-                    tracing::debug!(%cid, "providing to the DHT: {e}");
+            let cids = futures::stream::iter(ipfs.refs_local().await);
+            cids.for_each_concurrent(None, |cid| {
+                let dht = dht.clone();
+                async move {
+                    if let Err(e) = dht.provide(cid).await {
+                        tracing::debug!(%cid, "providing to the DHT: {e}");
+                    }
                 }
-            }
+            })
+            .await;
         });
         Ok(())
     }
