@@ -29,7 +29,7 @@ use std::{
 
 use connexa::prelude::swarm::behaviour::toggle::Toggle;
 use milagro_ipfs::dht::{self, DhtBehaviour};
-use milagro_ipfs::{DAG_CBOR, Ipfs, IpfsConfig, IpfsError, Routing, cid_of};
+use milagro_ipfs::{Backend, DAG_CBOR, Ipfs, IpfsConfig, IpfsError, Routing, cid_of};
 use milagro_tests::kubo::{Kubo, KuboRouting};
 use rust_ipfs::{Block, builder::IpfsBuilder};
 
@@ -90,6 +90,56 @@ async fn routing_dht_without_bootstrap_peers_is_refused() {
         matches!(&err, IpfsError::Config(m) if m.contains("bootstrap")),
         "{err}"
     );
+}
+
+/// Hostile configs and peer IDs (a peer ID comes from an identity document,
+/// which anyone can write) are refused with clear errors, never used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_routing_configs_and_peer_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubo_lan = IpfsConfig {
+        mode: milagro_ipfs::Mode::Kubo,
+        routing: Routing::LanDht,
+        bootstrap: vec![
+            "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN".into(),
+        ],
+        ..IpfsConfig::default()
+    };
+    let err = Ipfs::open(&kubo_lan, dir.path())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&err, IpfsError::Config(m) if m.contains("lan-dht")),
+        "{err}"
+    );
+
+    let kubo = milagro_ipfs::KuboClient::new("http://127.0.0.1:1").unwrap();
+    let chain = kubo_chain(1).await;
+    let node = start(dir.path(), Routing::LanDht, &[chain[0].address()], 2_000).await;
+    for hostile in [
+        "",
+        "../../api/v0/shutdown",
+        "Qm?arg=x",
+        "12D3KooW not-base58",
+        "/p2p/Qm",
+    ] {
+        let err = node.reach(hostile).await.expect_err(hostile);
+        assert!(matches!(err, IpfsError::Config(_)), "{hostile:?}: {err}");
+    }
+    // Kubo mode: the ID goes into an RPC query string; anything but a
+    // plain peer ID is refused before any request.
+    for hostile in ["", "../../x", "Qm&arg=/ip4/1.2.3.4", "a b"] {
+        let err = kubo.connect_peer(hostile).await.expect_err(hostile);
+        assert!(matches!(err, IpfsError::Config(_)), "{hostile:?}: {err}");
+    }
+    // A well-formed ID nobody has: a clear error within the timeout.
+    let started = Instant::now();
+    let err = node
+        .reach("12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN")
+        .await
+        .expect_err("nobody has it");
+    assert!(started.elapsed() < BOUND, "{err}");
 }
 
 /// Acceptance 3: Kubo peers with an embedded node, which fetches a block
