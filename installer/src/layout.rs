@@ -329,6 +329,31 @@ mod tests {
     }
 
     #[test]
+    fn host_toml_carries_the_routing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        let layout = Layout {
+            prefix: "/opt/m".into(),
+            data_dir: "/opt/m/var/lib/milagro".into(),
+        };
+        for (manifest, routing) in [
+            ("", "none"),
+            ("routing = \"dht\"\n", "dht"),
+            ("routing = \"lan-dht\"\n", "lan-dht"),
+        ] {
+            std::fs::write(
+                &path,
+                format!("[node]\nname = \"b\"\n[network]\n{manifest}"),
+            )
+            .unwrap();
+            let loaded = crate::manifest::load(&path).unwrap();
+            let v: toml::Table =
+                toml::from_str(&host_toml(&loaded, &layout, &[], &[]).unwrap()).unwrap();
+            assert_eq!(v["ipfs"]["routing"].as_str(), Some(routing), "{manifest}");
+        }
+    }
+
+    #[test]
     fn host_toml_lists_plugins_with_hashes_and_mounts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.toml");

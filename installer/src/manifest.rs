@@ -596,6 +596,10 @@ mod tests {
             ("[node\n".to_string(), ":1:"),
             ("[network]\n".to_string(), "missing field `node`"),
             (
+                format!("{NODE}[network]\nrouting = \"mdns\"\n"),
+                ":4:11: unknown variant `mdns`, expected one of `none`, `dht`, `lan-dht`",
+            ),
+            (
                 format!("{NODE}[[plugins]]\nname = \"wallet\"\n"),
                 ":4:8: unknown plugin \"wallet\": expected one of example, dta",
             ),

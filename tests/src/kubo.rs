@@ -37,7 +37,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::workspace_root;
+use crate::{strings, workspace_root};
 
 /// How long a node may take to start: ~1 s alone, far more beside the rest
 /// of the suite on 2 cores.
@@ -178,17 +178,6 @@ impl Kubo {
             ),
         }
     }
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Drop for Kubo {

@@ -466,14 +466,7 @@ impl Node {
 
     /// Its IPFS multiaddrs (with `/p2p/`), for other nodes' bootstrap lists.
     pub fn ipfs_addresses(&self) -> Vec<String> {
-        self.identity()["endpoints"]["multiaddrs"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        strings(&self.identity()["endpoints"]["multiaddrs"])
     }
 
     /// Runs a node that is expected to refuse to start; returns how it exited.
@@ -623,6 +616,18 @@ pub fn request(req: ureq::Request, body: Option<&[u8]>) -> (u16, String) {
 }
 
 /// Parses a JSON body, with the body in the panic message if it is not JSON.
+/// The strings of a JSON array (none if it is not one).
+pub fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
