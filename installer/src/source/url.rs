@@ -47,6 +47,9 @@ pub struct SignatureSource {
 
 /// The longest signature file read (a minisign signature is ~300 bytes).
 const MAX_SIGNATURE: u64 = 64 * 1024;
+/// The largest library downloaded: far above any plugin (a debug build is
+/// ~10 MB), so that a hostile or broken server cannot fill the memory.
+const MAX_LIBRARY: u64 = 512 << 20;
 
 impl UrlSource {
     pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Self, ManifestError> {
@@ -102,7 +105,7 @@ impl UrlSource {
         context
             .progress
             .step(&format!("plugin {name}: downloading {}", self.url));
-        let bytes = download(&self.url, None, context).map_err(|e| match e {
+        let bytes = download(&self.url, MAX_LIBRARY, context).map_err(|e| match e {
             Failure::Truncated { got, expected } => SourceError::Truncated {
                 name: name.into(),
                 url: self.url.clone(),
@@ -126,7 +129,7 @@ impl UrlSource {
                 url: self.url.clone(),
                 reason,
             };
-            let text = download(&signature.url, Some(MAX_SIGNATURE), context).map_err(|e| {
+            let text = download(&signature.url, MAX_SIGNATURE, context).map_err(|e| {
                 download_error(
                     &signature.url,
                     match e {
@@ -173,9 +176,9 @@ enum Failure {
     Other(String),
 }
 
-/// GETs `url` into memory, with a byte counter on a terminal; at most
-/// `limit` bytes when given.
-fn download(url: &str, limit: Option<u64>, context: &FetchContext<'_>) -> Result<Vec<u8>, Failure> {
+/// GETs `url` into memory, with a byte counter on a terminal; refuses more
+/// than `limit` bytes, announced or sent.
+fn download(url: &str, limit: u64, context: &FetchContext<'_>) -> Result<Vec<u8>, Failure> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(15))
         .timeout_read(Duration::from_secs(60))
@@ -191,7 +194,7 @@ fn download(url: &str, limit: Option<u64>, context: &FetchContext<'_>) -> Result
     let expected: Option<u64> = response
         .header("Content-Length")
         .and_then(|v| v.trim().parse().ok());
-    if let (Some(limit), Some(expected)) = (limit, expected)
+    if let Some(expected) = expected
         && expected > limit
     {
         return Err(Failure::Other(format!(
@@ -199,7 +202,7 @@ fn download(url: &str, limit: Option<u64>, context: &FetchContext<'_>) -> Result
         )));
     }
     let bar = context.progress.bytes(expected);
-    let mut reader = response.into_reader().take(limit.unwrap_or(u64::MAX));
+    let mut reader = response.into_reader().take(limit + 1);
     let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(256 << 20) as usize);
     let mut chunk = vec![0u8; 64 * 1024];
     let result = loop {
@@ -216,6 +219,9 @@ fn download(url: &str, limit: Option<u64>, context: &FetchContext<'_>) -> Result
     bar.finish_and_clear();
     let got = bytes.len() as u64;
     match (result, expected) {
+        _ if got > limit => Err(Failure::Other(format!(
+            "more than the {limit} bytes expected"
+        ))),
         (_, Some(expected)) if got < expected => Err(Failure::Truncated { got, expected }),
         (Err(e), _) => Err(Failure::Other(e.to_string())),
         (Ok(()), _) => Ok(bytes),
