@@ -367,11 +367,6 @@ impl Ipfs {
         self.backend.connect(address).await
     }
 
-    /// The routing this node runs.
-    pub fn routing(&self) -> Routing {
-        self.routing
-    }
-
     /// Makes sure this node is connected to the peer `peer_id`, looking its
     /// addresses up in the DHT if it is not; `Ok` at once when routing is
     /// off (the caller then dials the addresses it was given). Whoever

@@ -31,8 +31,6 @@ runs, then answers one JSON line per JSON request read from stdin:
 
     {"op": "connect", "address": MULTIADDR}          -> {"ok": true}
     {"op": "add", "path": FILE}                      -> {"ok": true, "cid": CID}
-    {"op": "find_peer", "peer": ID, "timeout": S}    -> {"ok": true, "addresses": [...]}
-    {"op": "peers"}                                  -> {"ok": true, "peers": [...]}
 
 and {"ok": false, "error": TEXT} when a request fails. It stops the node and
 exits when stdin closes.
@@ -72,11 +70,10 @@ def library_path():
 
 def load():
     lib = ctypes.CDLL(library_path())
-    for name in ("GetNodeID", "GetNodeMultiAddrs", "AddFile", "FindPeer", "ListPeersIDs"):
+    for name in ("GetNodeID", "GetNodeMultiAddrs", "AddFile"):
         getattr(lib, name).restype = ctypes.c_void_p
     lib.FreeString.argtypes = [ctypes.c_void_p]
     lib.AddFile.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_bool]
-    lib.FindPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
     return lib
 
 
@@ -128,29 +125,18 @@ def answer(lib, repo, request):
         if not cid or cid.startswith("Error") or cid.startswith("error"):
             raise RuntimeError(f"adding {request['path']}: {cid}")
         return {"cid": cid}
-    if op == "find_peer":
-        found = text(lib, lib.FindPeer(repo, request["peer"].encode(), int(request.get("timeout", 10))))
-        return {"addresses": parse_list(found)}
-    if op == "peers":
-        return {"peers": parse_list(text(lib, lib.ListPeersIDs(repo)))}
     raise RuntimeError(f"unknown request {op!r}")
 
 
 def parse_list(value):
-    """The library answers lists as JSON, or as text one per line/comma."""
+    """The library answers a list as JSON, or as text one per line/comma."""
     value = value.strip()
     if not value:
         return []
     try:
-        parsed = json.loads(value)
+        return json.loads(value) or []
     except json.JSONDecodeError:
         return [v.strip() for v in value.replace(",", "\n").splitlines() if v.strip()]
-    if isinstance(parsed, dict):
-        for key in ("addresses", "Addrs", "addrs", "peers", "Peers"):
-            if key in parsed:
-                return parsed[key] or []
-        return [parsed]
-    return parsed or []
 
 
 def main():

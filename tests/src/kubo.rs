@@ -37,13 +37,12 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::{strings, workspace_root};
+use crate::workspace_root;
 
 /// How long a node may take to start: ~1 s alone, far more beside the rest
 /// of the suite on 2 cores.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one request may take (a DHT lookup is bounded by its own
-/// timeout, given in the request, which must be less).
+/// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a Kubo node routes (`Routing.Type` in its config).
@@ -57,7 +56,7 @@ pub enum KuboRouting {
 
 /// A running Kubo node.
 pub struct Kubo {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     child: Child,
     requests: Option<ChildStdin>,
     replies: mpsc::Receiver<String>,
@@ -103,7 +102,7 @@ impl Kubo {
             }
         });
         let mut kubo = Kubo {
-            _dir: dir,
+            dir,
             child,
             requests,
             replies,
@@ -142,21 +141,9 @@ impl Kubo {
         reply["cid"].as_str().expect("cid").to_string()
     }
 
-    /// The IDs of the peers it is connected to.
-    pub fn peers(&mut self) -> Vec<String> {
-        strings(&self.request(json!({ "op": "peers" }))["peers"])
-    }
-
-    /// What its DHT says of `peer`'s addresses, waiting up to `timeout`.
-    pub fn find_peer(&mut self, peer: &str, timeout: Duration) -> Vec<String> {
-        let reply =
-            self.request(json!({ "op": "find_peer", "peer": peer, "timeout": timeout.as_secs() }));
-        strings(&reply["addresses"])
-    }
-
     /// Where it logs.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("kubo.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("kubo.log")).unwrap_or_default()
     }
 
     fn request(&mut self, request: Value) -> Value {

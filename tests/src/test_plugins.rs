@@ -78,13 +78,14 @@ fn build_test_faults() {
 }
 
 /// The library of `crate_name` (one of [`TEST_FAULTS_CRATES`]) built with
-/// its `test-faults` feature.
+/// its `test-faults` feature; built once per test process.
 pub fn test_faults_library(crate_name: &str) -> PathBuf {
     assert!(
         TEST_FAULTS_CRATES.contains(&crate_name),
         "{crate_name} is not one of {TEST_FAULTS_CRATES:?}"
     );
-    build_test_faults();
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(build_test_faults);
     test_plugins_dir()
         .join("debug")
         .join(library_file(crate_name))

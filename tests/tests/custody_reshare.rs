@@ -27,8 +27,6 @@
 //! (`tests/wallet_check.py`, coincurve).
 
 use std::{
-    path::PathBuf,
-    sync::OnceLock,
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -49,21 +47,13 @@ use milagro_tests::{
         self, Role, order_view, peers, probe, redeem, send_sealed, wait_complete, wait_refusal,
     },
     free_port, json,
+    test_plugins::test_faults_library,
     wallet::check_wallets,
 };
 use serde_json::{Value, json as j};
 
 const REPLY_TIMEOUT_MS: u64 = 8_000;
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The fiduciary plugin built with `test-faults` (for its share export).
-fn exporting_library() -> PathBuf {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        milagro_tests::test_plugins::test_faults_library("milagro-plugin-custody-fiduciary")
-    })
-    .clone()
-}
 
 /// A beneficiary, `n` fiduciaries (restartable: fixed IPFS ports) and a
 /// principal, all dialling each other.
@@ -93,8 +83,12 @@ impl Network {
                     peers(&known)
                 ))
                 .plugin(
-                    PluginEntry::new("fiduciary", &exporting_library(), "{}")
-                        .mount("/v1/fiduciary"),
+                    PluginEntry::new(
+                        "fiduciary",
+                        &test_faults_library("milagro-plugin-custody-fiduciary"),
+                        "{}",
+                    )
+                    .mount("/v1/fiduciary"),
                 );
             fiduciaries.push(Node::start(config));
         }

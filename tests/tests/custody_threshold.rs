@@ -23,8 +23,6 @@
 //! `<target>/test-faults`), which the workspace build never has.
 
 use std::{
-    path::PathBuf,
-    sync::OnceLock,
     thread,
     time::{Duration, Instant},
 };
@@ -32,21 +30,13 @@ use std::{
 use milagro_tests::{
     Node, NodeConfig, PluginEntry,
     custody::{self, Role, message, node_config, order, peers, redeem, wait_complete, wallet},
+    test_plugins::test_faults_library,
     wallet::check_wallets,
 };
 use serde_json::{Value, json as j};
 
 const REPLY_TIMEOUT_MS: u64 = 20_000;
 const WAIT: Duration = Duration::from_secs(40);
-
-/// The fiduciary plugin built with `test-faults`, once per test run.
-fn faulty_library() -> PathBuf {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        milagro_tests::test_plugins::test_faults_library("milagro-plugin-custody-fiduciary")
-    })
-    .clone()
-}
 
 /// A beneficiary, `n` fiduciaries (those named in `faults` with that test
 /// fault) and a principal, all dialling each other.
@@ -81,7 +71,7 @@ impl Network {
                     .plugin(
                         PluginEntry::new(
                             "fiduciary",
-                            &faulty_library(),
+                            &test_faults_library("milagro-plugin-custody-fiduciary"),
                             &format!("{{ test_fault = \"{fault}\" }}"),
                         )
                         .mount("/v1/fiduciary"),

@@ -38,9 +38,8 @@
 
 use std::{
     io::Write as _,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
-    sync::OnceLock,
     thread,
     time::{Duration, Instant},
 };
@@ -51,7 +50,9 @@ use milagro_mpin::{
     curve::pairing, g1_from_hex, g2_from_bytes, g2_from_hex, g2_to_hex, hash_id, server, wire,
 };
 use milagro_proto::{Cid, Envelope, Limits};
-use milagro_tests::{Node, NodeConfig, PluginEntry, json, plugin_library};
+use milagro_tests::{
+    Node, NodeConfig, PluginEntry, json, plugin_library, test_plugins::test_faults_library,
+};
 use serde_json::{Value, json as j};
 
 /// Per-D-TA answer timeout of the requesters.
@@ -87,13 +88,6 @@ fn probe(label: &str, kinds: &[&str]) -> PluginEntry {
 
 fn peers(nodes: &[&Node]) -> Vec<String> {
     nodes.iter().flat_map(|n| n.ipfs_addresses()).collect()
-}
-
-/// The plugin library built with `test-faults`, once per test run.
-fn faulty_library() -> PathBuf {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| milagro_tests::test_plugins::test_faults_library("milagro-plugin-dta"))
-        .clone()
 }
 
 fn secrets_body(kind: &str, id: Option<&str>, authorities: &[String]) -> Value {
@@ -336,7 +330,7 @@ fn three_dtas_issue_proven_shares_and_publish_nothing_that_gives_the_server_secr
     let bad = node(
         "bad",
         &peers(&[&r, &d1]),
-        &faulty_library(),
+        &test_faults_library("milagro-plugin-dta"),
         &dta_config(&only_r, &only_r, ", test_fault = \"wrong-share\""),
     );
     let dtas = [d1.id(), d2.id(), d3.id()];
