@@ -475,6 +475,9 @@ fn strangers_cannot_start_finish_or_feed_a_reshare() {
 fn the_beneficiary_asks_for_a_refresh_and_a_stranger_cannot() {
     let net = Network::start(2);
     let o = net.order(&[0, 1], 2, "asked");
+    // The order is ready at the principal before its notice reaches the
+    // beneficiary, which knows no wallet until then.
+    custody::wait_wallet(&net.beneficiary, "asked", WAIT, |_| true);
     let (status, body) =
         net.beneficiary
             .call("POST", "/v1/beneficiary/wallets/asked/refresh", None);
