@@ -284,7 +284,7 @@ impl Floor {
             links.push(*answer.cid());
         }
         let wallet = milagro_custody::verify::wallet_key(&order, &self.beneficiary_key, &verified)?;
-        let address = order.coin.address(&wallet);
+        let address = order.coin.address(&wallet)?;
         t.lap(&mut b.verify);
         let notice = Notice {
             order_cid,

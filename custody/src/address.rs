@@ -23,6 +23,7 @@
 //!   (testnet) || HASH160(compressed key);
 //! - Ethereum: the last 20 bytes of keccak256(uncompressed key without the
 //!   0x04 prefix), written with the EIP-55 mixed-case checksum;
+//! - Bitcoin P2TR (Taproot, key path only): [`crate::taproot`];
 //! - WIF: Base58Check of 0x80 (mainnet) or 0xef (testnet) || key || 0x01
 //!   (compressed-key flag).
 
@@ -34,6 +35,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::keys::{self, SecretScalar};
 use crate::messages::Coin;
+use crate::{Result, taproot};
 
 /// Bitcoin network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +61,7 @@ impl Network {
         }
     }
 
-    fn hrp(self) -> bech32::Hrp {
+    pub(crate) fn hrp(self) -> bech32::Hrp {
         match self {
             Network::Mainnet => bech32::hrp::BC,
             Network::Testnet => bech32::hrp::TB,
@@ -143,26 +145,35 @@ impl Coin {
     /// The Bitcoin network of this coin, `None` for Ethereum.
     pub fn network(self) -> Option<Network> {
         match self {
-            Coin::Btc => Some(Network::Mainnet),
-            Coin::BtcTestnet => Some(Network::Testnet),
+            Coin::Btc | Coin::BtcTaproot => Some(Network::Mainnet),
+            Coin::BtcTestnet | Coin::BtcTestnetTaproot => Some(Network::Testnet),
             Coin::Eth => None,
         }
     }
 
-    /// The default address of a wallet key: P2WPKH for Bitcoin, EIP-55 for Ethereum.
-    pub fn address(self, key: &PublicKey) -> String {
+    /// The default address of a wallet key: P2WPKH for Bitcoin, BIP86
+    /// P2TR for Bitcoin Taproot, EIP-55 for Ethereum. Fails only where the
+    /// key has no taproot tweak (probability about 2^-128).
+    pub fn address(self, key: &PublicKey) -> Result<String> {
         match self.network() {
-            Some(net) => p2wpkh(key, net),
-            None => eth_address(key),
+            Some(net) if self.is_taproot() => taproot::p2tr(key, net),
+            Some(net) => Ok(p2wpkh(key, net)),
+            None => Ok(eth_address(key)),
         }
     }
 
-    /// The legacy (P2PKH) address for Bitcoin; `None` for Ethereum.
+    /// The legacy (P2PKH) address for Bitcoin; `None` for Ethereum and
+    /// Taproot (a P2PKH of the internal key would be another output).
     pub fn legacy_address(self, key: &PublicKey) -> Option<String> {
-        self.network().map(|net| p2pkh(key, net))
+        match self.network() {
+            Some(net) if !self.is_taproot() => Some(p2pkh(key, net)),
+            _ => None,
+        }
     }
 
-    /// WIF of the wallet secret for Bitcoin; `None` for Ethereum.
+    /// WIF of the wallet secret for Bitcoin; `None` for Ethereum. For
+    /// Taproot it is the internal key: import it as `tr(<wif>)`, which
+    /// applies the BIP86 tweak.
     pub fn wif(self, secret: &SecretScalar) -> Option<Zeroizing<String>> {
         self.network().map(|net| wif(secret, net))
     }
@@ -258,9 +269,18 @@ mod tests {
     #[test]
     fn coin_dispatch() {
         let pk = key_of(1).public_key();
-        assert!(Coin::Btc.address(&pk).starts_with("bc1q"));
-        assert!(Coin::BtcTestnet.address(&pk).starts_with("tb1q"));
-        assert!(Coin::Eth.address(&pk).starts_with("0x"));
+        assert!(Coin::Btc.address(&pk).unwrap().starts_with("bc1q"));
+        assert!(Coin::BtcTestnet.address(&pk).unwrap().starts_with("tb1q"));
+        assert!(Coin::Eth.address(&pk).unwrap().starts_with("0x"));
+        assert!(Coin::BtcTaproot.address(&pk).unwrap().starts_with("bc1p"));
+        assert!(
+            Coin::BtcTestnetTaproot
+                .address(&pk)
+                .unwrap()
+                .starts_with("tb1p")
+        );
+        assert_eq!(Coin::BtcTaproot.legacy_address(&pk), None);
+        assert!(Coin::BtcTaproot.wif(&key_of(1)).is_some());
         assert_eq!(Coin::Eth.legacy_address(&pk), None);
         assert!(Coin::Eth.wif(&key_of(1)).is_none());
         assert_eq!(

@@ -98,6 +98,20 @@ pub enum Error {
     /// Dealings that do not fit together (different thresholds).
     #[error("dealings have inconsistent degrees")]
     InconsistentDealings,
+    /// A signature share does not verify against its signer's public share.
+    #[error(
+        "the signature share of signer {signer} does not verify (0: the beneficiary, j: fiduciary j)"
+    )]
+    InvalidSignatureShare {
+        /// The signer's wire index: 0 for the beneficiary, j for fiduciary j.
+        signer: u32,
+    },
+    /// A signature does not verify.
+    #[error("the signature does not verify")]
+    InvalidSignature,
+    /// The FROST library refused an input (a message of its own, never a secret).
+    #[error("threshold signing: {0}")]
+    Signing(String),
     /// The operating system's CSPRNG failed.
     #[error("the OS random number generator failed")]
     Randomness,

@@ -32,7 +32,10 @@
 //! - [`wallet`]: the wallet public key P = B + ΣK_i and the wallet secret
 //!   x = b + Σk_i, checked against P;
 //! - [`address`]: Bitcoin P2WPKH / P2PKH (mainnet and testnet), Ethereum
-//!   EIP-55 addresses and WIF export;
+//!   EIP-55 addresses and WIF export; [`taproot`]: BIP86 key-path outputs
+//!   and their bech32m addresses;
+//! - [`signing`]: BIP340 signatures by the beneficiary and any t fiduciaries
+//!   together (FROST), the wallet key never assembled;
 //! - [`shamir`] and [`feldman`]: the threshold arithmetic of the t-of-n mode
 //!   (Shamir shares, Feldman commitments, Lagrange interpolation, joint-Feldman
 //!   DKG aggregation).
@@ -52,6 +55,8 @@ pub mod pok;
 pub mod reshare;
 mod rng;
 pub mod shamir;
+pub mod signing;
+pub mod taproot;
 pub mod verify;
 pub mod wallet;
 

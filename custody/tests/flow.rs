@@ -56,7 +56,7 @@ fn notice(order: &Order, p: &k256::PublicKey, commitments: &[Commitment]) -> Not
         reference: order.reference.clone(),
         coin: order.coin,
         public_key: keys::encode_public_key(p),
-        address: order.coin.address(p),
+        address: order.coin.address(p).unwrap(),
         threshold: order.threshold,
         fiduciaries: order
             .fiduciaries
@@ -113,7 +113,7 @@ fn n_of_n_flow() {
             Err(Error::NotEnoughShares { have: 2, need: 3 })
         ));
         let x = n.rebuild_secret(&b, &releases).unwrap();
-        assert_eq!(coin.address(&x.public_key()), n.address);
+        assert_eq!(coin.address(&x.public_key()).unwrap(), n.address);
         // A share released by the wrong fiduciary does not pass.
         assert_eq!(
             n.check_release(&o.fiduciaries[0], &ks[1]),
@@ -225,7 +225,7 @@ fn t_of_n_flow() {
             Err(Error::NotEnoughShares { .. })
         ));
         let x = nt.rebuild_secret(&b, &releases).unwrap();
-        assert_eq!(Coin::Btc.address(&x.public_key()), nt.address);
+        assert_eq!(Coin::Btc.address(&x.public_key()).unwrap(), nt.address);
         assert_eq!(x.public_key(), p);
     }
 }

@@ -16,8 +16,9 @@
 // under the License.
 
 //! The custody message bodies, carried in Milagro envelopes of kinds
-//! `custody/order`, `custody/commitment`, `custody/redeem`, `custody/release`
-//! and `custody/notice`.
+//! `custody/order`, `custody/commitment`, `custody/redeem`, `custody/release`,
+//! `custody/notice`, the reshare family and the signing family
+//! (`custody/sign-*`).
 //!
 //! Every body is encoded as canonical DAG-CBOR (map keys in DAG-CBOR order,
 //! minimal integers, definite lengths). Decoding is strict: a size limit is
@@ -33,7 +34,7 @@
 
 //!
 //! One file per message family (`order`, `commitment`, `redeem`,
-//! `release`, `deal`, `notice`, `reshare`), the codec (`codec`) and the field checks
+//! `release`, `deal`, `notice`, `reshare`, `signing`), the codec (`codec`) and the field checks
 //! they share (`checks`); the protocol checks on top of the bodies are in
 //! [`crate::verify`].
 
@@ -42,7 +43,8 @@ use ipld_core::cid::multihash::Multihash;
 use k256::PublicKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteArray;
+/// Fixed-size byte fields of the bodies.
+pub use serde_bytes::ByteArray;
 use serde_ipld_dagcbor::DecodeError;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
@@ -63,6 +65,7 @@ mod order;
 mod redeem;
 mod release;
 mod reshare;
+mod signing;
 #[cfg(test)]
 mod tests;
 
@@ -75,6 +78,7 @@ pub use order::*;
 pub use redeem::*;
 pub use release::*;
 pub use reshare::*;
+pub use signing::*;
 
 /// Multicodec code of DAG-CBOR.
 pub const DAG_CBOR: u64 = 0x71;
@@ -115,16 +119,41 @@ pub enum Coin {
     /// Ethereum: EIP-55 checksummed `0x…` address.
     #[serde(rename = "eth")]
     Eth,
+    /// Bitcoin mainnet Taproot, key path only (BIP86): bech32m `bc1p…`.
+    /// Signs without assembling the key (`crate::signing`).
+    #[serde(rename = "btc-taproot")]
+    BtcTaproot,
+    /// Bitcoin testnet Taproot, key path only (BIP86): bech32m `tb1p…`.
+    #[serde(rename = "btc-testnet-taproot")]
+    BtcTestnetTaproot,
 }
 
 impl Coin {
-    /// The wire name: `btc`, `btc-testnet` or `eth`.
+    /// Every coin, in the order the docs list them.
+    pub const ALL: [Coin; 5] = [
+        Coin::Btc,
+        Coin::BtcTestnet,
+        Coin::Eth,
+        Coin::BtcTaproot,
+        Coin::BtcTestnetTaproot,
+    ];
+
+    /// The wire name: `btc`, `btc-testnet`, `eth`, `btc-taproot` or
+    /// `btc-testnet-taproot`.
     pub fn as_str(self) -> &'static str {
         match self {
             Coin::Btc => "btc",
             Coin::BtcTestnet => "btc-testnet",
             Coin::Eth => "eth",
+            Coin::BtcTaproot => "btc-taproot",
+            Coin::BtcTestnetTaproot => "btc-testnet-taproot",
         }
+    }
+
+    /// Whether wallets of this coin sign by threshold (FROST) without
+    /// assembling their key: the Taproot coins.
+    pub fn is_taproot(self) -> bool {
+        matches!(self, Coin::BtcTaproot | Coin::BtcTestnetTaproot)
     }
 }
 
@@ -137,15 +166,13 @@ impl std::fmt::Display for Coin {
 impl std::str::FromStr for Coin {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "btc" => Ok(Coin::Btc),
-            "btc-testnet" => Ok(Coin::BtcTestnet),
-            "eth" => Ok(Coin::Eth),
-            _ => Err(Error::InvalidField {
+        Coin::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(Error::InvalidField {
                 field: "coin",
-                reason: "unknown coin (expected btc, btc-testnet or eth)",
-            }),
-        }
+                reason: "unknown coin (expected btc, btc-testnet, eth, btc-taproot or btc-testnet-taproot)",
+            })
     }
 }
 

@@ -147,8 +147,16 @@ impl Body for Notice {
                 reason: "does not match the notice (CID, reference, coin, threshold or fiduciaries)",
             });
         }
-        keys::decode_public_key(&self.public_key)?;
+        let wallet_key = keys::decode_public_key(&self.public_key)?;
         check_text("address", &self.address, limits)?;
+        // A wrong address would have the beneficiary (and its operator)
+        // receive funds to a key nobody holds shares of.
+        if self.coin.address(&wallet_key)? != self.address {
+            return Err(Error::InvalidField {
+                field: "address",
+                reason: "is not the coin's address of the wallet key",
+            });
+        }
         let n = self.fiduciaries.len();
         check_fiduciary_count(n, limits)?;
         for (pos, f) in self.fiduciaries.iter().enumerate() {

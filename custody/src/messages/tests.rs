@@ -184,7 +184,7 @@ fn redeem_and_notice_roundtrip() {
         reference: "order-1".into(),
         coin: Coin::Eth,
         public_key: pk,
-        address: Coin::Eth.address(&k.public_key()),
+        address: Coin::Eth.address(&k.public_key()).unwrap(),
         threshold: 2,
         fiduciaries: vec![
             NoticeFiduciary {

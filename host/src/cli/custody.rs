@@ -44,8 +44,9 @@ pub enum CustodyCommand {
         /// The beneficiary's node ID (default: this node).
         #[arg(long, value_name = "ID")]
         beneficiary: Option<String>,
-        /// The coin: btc, btc-testnet or eth.
-        #[arg(long, value_parser = ["btc", "btc-testnet", "eth"])]
+        /// The coin: btc, btc-testnet, eth, btc-taproot or btc-testnet-taproot
+        /// (Taproot wallets sign without assembling their key).
+        #[arg(long, value_parser = ["btc", "btc-testnet", "eth", "btc-taproot", "btc-testnet-taproot"])]
         coin: String,
         /// Shares needed to rebuild the key (t of n; default all).
         #[arg(long, value_name = "T")]

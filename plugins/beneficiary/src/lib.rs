@@ -31,8 +31,14 @@
 //! - With every share in, x = b + Σk_i is rebuilt, checked against P, and
 //!   only then stored and shown: `GET /wallets/{reference}` gives the secret
 //!   key (hex) and, for Bitcoin, its WIF.
+//! - A Taproot wallet signs without its key ever being assembled
+//!   ([`signing`]): `POST /wallets/{reference}/signatures`.
 
 #![forbid(unsafe_code)]
+
+mod signing;
+
+use std::time::Duration;
 
 use futures::future::join_all;
 use milagro_custody::messages::{
@@ -50,10 +56,19 @@ const WALLET_PREFIX: &str = "wallet/";
 const REFERENCE_PREFIX: &str = "reference/";
 const EARLY_PREFIX: &str = "early/";
 
-/// The plugin's `config` table in host.toml (no settings yet).
+/// The plugin's `config` table in host.toml.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {}
+pub struct Config {
+    /// How long each signing round waits for the fiduciaries' answers, in
+    /// milliseconds (default 20000).
+    #[serde(default = "default_signing_timeout_ms")]
+    pub signing_timeout_ms: u64,
+}
+
+fn default_signing_timeout_ms() -> u64 {
+    20_000
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +156,7 @@ fn scalar(bytes: &Zeroizing<Vec<u8>>) -> Result<SecretScalar, Error> {
 pub struct Beneficiary {
     host: Host,
     locks: Locks,
+    signing_timeout: Duration,
 }
 
 type Outcome = Result<Result<(), String>, Error>;
@@ -150,10 +166,16 @@ impl Plugin for Beneficiary {
     const NAME: &'static str = "beneficiary";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    fn new(_config: Config, host: Host) -> Result<Self, Error> {
+    fn new(config: Config, host: Host) -> Result<Self, Error> {
+        if config.signing_timeout_ms == 0 || config.signing_timeout_ms > 600_000 {
+            return Err(Error::bad_request(
+                "signing_timeout_ms must be between 1 and 600000",
+            ));
+        }
         Ok(Beneficiary {
             host,
             locks: Locks::default(),
+            signing_timeout: Duration::from_millis(config.signing_timeout_ms),
         })
     }
 
@@ -218,11 +240,37 @@ impl Plugin for Beneficiary {
                     "Several principals used this reference: ask by order CID",
                     None,
                 ),
+            Route::post("/wallets/{reference}/signatures", "sign")
+                .summary("Sign a 32-byte message (a BIP341 sighash) with a Taproot wallet: this beneficiary and any t fiduciaries, the key never assembled")
+                .json_body(json!({"type": "object", "required": ["message"],
+                    "properties": {"message": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}},
+                    "additionalProperties": false}))
+                .response(201, "The BIP340 signature, verified under the wallet's output key", Some(json!({"type": "object", "properties": {
+                    "signature": text, "message": text, "output_key": text, "address": text,
+                    "fiduciaries": {"type": "array", "items": text},
+                    "envelope_cids": {"type": "array", "items": text}}})))
+                .response(400, "Bad message", None)
+                .response(404, "No such wallet", None)
+                .response(409, "Not a Taproot wallet, or its beneficiary key is the principal's", None)
+                .response(422, "A fiduciary sent a wrong signature share (named)", None)
+                .response(504, "Fewer than t fiduciaries took part", None),
+            page(
+                Route::get("/signatures", "signatures")
+                    .summary("Signatures this beneficiary made with its Taproot wallets"),
+            )
+            .response(200, "A page of signatures", Some(json!({"type": "object"}))),
             page(
                 Route::get("/refusals", "refusals")
                     .summary("Notices and releases refused, and why"),
             )
             .response(200, "A page of refusals", Some(json!({"type": "object"}))),
+        ]
+    }
+
+    fn awaits(&self) -> Vec<String> {
+        vec![
+            messages::SignCommitment::KIND.into(),
+            messages::SignShare::KIND.into(),
         ]
     }
 
@@ -275,6 +323,8 @@ impl Plugin for Beneficiary {
                     &json!({"order_cid": wallet.order_cid, "epoch": wallet.epoch, "request_cid": cid}),
                 )
             }
+            "sign" => self.sign(&request).await,
+            "signatures" => self.signatures(&request).await,
             "refusals" => common::refusals(&self.host, &request).await,
             other => Err(Error::not_found(format!("no operation {other}"))),
         }

@@ -38,6 +38,13 @@ pub enum Fault {
     /// Releases a share that is not the one it committed to.
     #[cfg(feature = "test-faults")]
     WrongRelease,
+    /// Sends a wrong signature share.
+    #[cfg(feature = "test-faults")]
+    WrongSignatureShare,
+    /// Dies (abort, like kill -9) between the signing rounds: after its
+    /// share is computed and logged, before it leaves.
+    #[cfg(feature = "test-faults")]
+    DieBeforeShare,
 }
 
 impl Fault {
@@ -48,9 +55,11 @@ impl Fault {
                 None => return Ok(Fault::None),
                 Some("wrong-deal") => Fault::WrongDeal,
                 Some("wrong-release") => Fault::WrongRelease,
+                Some("wrong-signature-share") => Fault::WrongSignatureShare,
+                Some("die-before-share") => Fault::DieBeforeShare,
                 Some(other) => {
                     return Err(Error::bad_request(format!(
-                        "unknown test_fault {other:?} (known: \"wrong-deal\", \"wrong-release\")"
+                        "unknown test_fault {other:?} (known: \"wrong-deal\", \"wrong-release\", \"wrong-signature-share\", \"die-before-share\")"
                     )));
                 }
             };
@@ -87,6 +96,29 @@ impl Fault {
                     .map_err(crate::common::custody_error)
             }
             _ => Ok(share),
+        }
+    }
+}
+
+impl Fault {
+    /// The signature share sent to the beneficiary.
+    pub fn signature_share(self, share: [u8; 32]) -> [u8; 32] {
+        match self {
+            #[cfg(feature = "test-faults")]
+            Fault::WrongSignatureShare => {
+                let mut wrong = share;
+                wrong[31] ^= 1;
+                wrong
+            }
+            _ => share,
+        }
+    }
+
+    /// Called after a signature share is logged, before it is sent.
+    pub fn before_share(self) {
+        #[cfg(feature = "test-faults")]
+        if self == Fault::DieBeforeShare {
+            std::process::abort();
         }
     }
 }

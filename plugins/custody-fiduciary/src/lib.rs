@@ -33,6 +33,9 @@
 //! - It deals, takes and erases shares in refreshes and reshares of the
 //!   wallet's sharing ([`reshare`]); a redeem names the sharing (epoch)
 //!   whose share it wants.
+//! - For a Taproot wallet it takes part in signing with the beneficiary
+//!   ([`signing`]): nonce commitments, then a signature share, each only
+//!   for the wallet's beneficiary, every session logged (`GET /signatures`).
 //! - Every refusal is recorded (`GET /refusals`); `GET /shares` lists the
 //!   orders held, never a secret.
 
@@ -41,11 +44,13 @@
 mod dkg;
 mod fault;
 mod reshare;
+mod signing;
 
 use fault::Fault;
 
 use milagro_custody::messages::{
     self, Commitment, Deal, Limits, Order, Redeem, Release, Reshare, ReshareDeal, Reshared,
+    SignPackage, SignRequest,
 };
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks};
@@ -187,6 +192,7 @@ pub struct Fiduciary {
     principals: Option<Vec<String>>,
     locks: Locks,
     fault: Fault,
+    sessions: signing::Sessions,
 }
 
 impl Plugin for Fiduciary {
@@ -210,6 +216,7 @@ impl Plugin for Fiduciary {
             host,
             principals: config.principals,
             locks: Locks::default(),
+            sessions: signing::Sessions::default(),
         })
     }
 
@@ -240,6 +247,11 @@ impl Plugin for Fiduciary {
                     .summary("Orders and redemptions this fiduciary refused, and why"),
             )
             .response(200, "A page of refusals", Some(json!({"type": "object"}))),
+            page(
+                Route::get("/signatures", "signatures")
+                    .summary("Every signing session this fiduciary took part in (Taproot wallets): requester, message, commitments, signing set, outcome; never a secret"),
+            )
+            .response(200, "A page of signing sessions", Some(json!({"type": "object"}))),
         ];
         #[cfg(feature = "test-faults")]
         routes.push(fault::export_route());
@@ -254,6 +266,8 @@ impl Plugin for Fiduciary {
             Reshare::KIND.into(),
             ReshareDeal::KIND.into(),
             Reshared::KIND.into(),
+            SignRequest::KIND.into(),
+            SignPackage::KIND.into(),
         ]
     }
 
@@ -273,6 +287,7 @@ impl Plugin for Fiduciary {
                 )
             }
             "refusals" => common::refusals(&self.host, &request).await,
+            "signatures" => self.signatures(&request).await,
             #[cfg(feature = "test-faults")]
             fault::EXPORT => self.export_shares(&request).await,
             other => Err(Error::not_found(format!("no operation {other}"))),
@@ -287,6 +302,8 @@ impl Plugin for Fiduciary {
             Reshare::KIND => self.on_reshare(&envelope).await?,
             ReshareDeal::KIND => self.on_reshare_deal(&envelope).await?,
             Reshared::KIND => self.on_reshared(&envelope).await?,
+            SignRequest::KIND => self.on_sign_request(&envelope).await?,
+            SignPackage::KIND => self.on_sign_package(&envelope).await?,
             _ => Ok(()),
         };
         match outcome {

@@ -41,7 +41,7 @@ impl Principal {
         let body: NewOrder = request.json()?;
         let coin: Coin = body.coin.parse().map_err(|_| {
             Error::bad_request(format!(
-                "unknown coin {:?}: expected \"btc\", \"btc-testnet\" or \"eth\"",
+                "unknown coin {:?}: expected \"btc\", \"btc-testnet\", \"eth\", \"btc-taproot\" or \"btc-testnet-taproot\"",
                 body.coin
             ))
         })?;
@@ -297,7 +297,13 @@ impl Principal {
             }
         };
         record.public_key = Some(hex::encode(keys::encode_public_key(&p)));
-        record.address = Some(record.order.coin.address(&p));
+        record.address = Some(
+            record
+                .order
+                .coin
+                .address(&p)
+                .map_err(common::custody_error)?,
+        );
         record.legacy_address = record.order.coin.legacy_address(&p);
         let notice_cid = self
             .notify(record, &states, &record.order.beneficiary)

@@ -1,0 +1,381 @@
+// Licensed to the Apache Software Foundation (ASF) under one
+// or more contributor license agreements.  See the NOTICE file
+// distributed with this work for additional information
+// regarding copyright ownership.  The ASF licenses this file
+// to you under the Apache License, Version 2.0 (the
+// "License"); you may not use this file except in compliance
+// with the License.  You may obtain a copy of the License at
+//
+//   http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing,
+// software distributed under the License is distributed on an
+// "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+// KIND, either express or implied.  See the License for the
+// specific language governing permissions and limitations
+// under the License.
+
+//! Signing for Taproot wallets: the beneficiary takes part with its key b
+//! and coordinates the two rounds with the fiduciaries (`docs/custody.md`
+//! §12). `POST /wallets/{reference}/signatures {"message": "<32-byte hex>"}`
+//! answers 201 with the BIP340 signature once the beneficiary and t
+//! fiduciaries have signed; the wallet key is never assembled.
+//!
+//! Each attempt is a fresh session: round 1 asks every fiduciary not yet
+//! found silent for nonce commitments and takes the first t; round 2 sends
+//! those t the package and checks each share before aggregating. A
+//! fiduciary silent in round 2 is left out of the next attempt (new
+//! session, new nonces: a nonce never signs twice); a wrong share fails the
+//! request with that fiduciary named.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use milagro_custody::PublicKey;
+use milagro_custody::messages::{
+    Body, ByteArray, NonceCommitments, PackageSigner, SignCommitment, SignPackage, SignRequest,
+    SignShare,
+};
+use milagro_custody::signing::{self, Signer};
+use milagro_custody_common as common;
+use milagro_plugin_api::{Envelope, Error, ErrorCode, Request, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{Beneficiary, Wallet};
+
+/// Store prefix of this beneficiary's signing log.
+pub(crate) const SIGNATURE_PREFIX: &str = "signature/";
+
+/// `POST /wallets/{reference}/signatures`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignBody {
+    /// The 32-byte message (a BIP341 sighash), hex.
+    message: String,
+}
+
+/// A signature made, as logged and answered (no secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Made {
+    order_cid: String,
+    reference: String,
+    /// Hex.
+    session: String,
+    message: String,
+    signature: String,
+    /// The output key it verifies under (x-only, hex) and its address.
+    output_key: String,
+    address: String,
+    /// The fiduciaries (node IDs) that signed.
+    fiduciaries: Vec<String>,
+    /// Every envelope of the successful session.
+    envelope_cids: Vec<String>,
+    /// Fiduciaries left out after being silent in an earlier attempt.
+    silent: Vec<String>,
+    attempts: u32,
+    signed_at_unix_ms: u64,
+}
+
+/// Why one attempt did not sign.
+enum Failed {
+    /// These fiduciaries (indices) did not answer round 2: try without them.
+    Silent(Vec<u32>),
+    /// Give up with this error.
+    Fatal(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Self {
+        Failed::Fatal(e)
+    }
+}
+
+/// What every attempt of one request shares.
+struct Job<'a> {
+    wallet: &'a Wallet,
+    keys: signing::Wallet,
+    publics: BTreeMap<Signer, PublicKey>,
+    fiduciaries: Vec<String>,
+    b: milagro_custody::SecretScalar,
+    message: [u8; 32],
+}
+
+impl Beneficiary {
+    /// `POST /wallets/{reference}/signatures`.
+    pub(crate) async fn sign(&self, request: &Request) -> Result<Response, Error> {
+        let body: SignBody = request.json()?;
+        let message: [u8; 32] = hex::decode(&body.message)
+            .ok()
+            .and_then(|m| m.try_into().ok())
+            .ok_or_else(|| Error::bad_request("message must be 32 bytes in hex (64 digits)"))?;
+        let wallet = self.find(request).await?;
+        let notice = wallet.notice()?;
+        if !notice.coin.is_taproot() {
+            return Err(Error::conflict(format!(
+                "a {} wallet does not sign: only btc-taproot and btc-testnet-taproot wallets do (redeem it instead)",
+                notice.coin
+            )));
+        }
+        if !wallet.node_key {
+            return Err(Error::conflict(
+                "this wallet's beneficiary key is its principal's per-order key (the order named no beneficiary), so it cannot sign here: redeem it instead",
+            ));
+        }
+        let b = self
+            .node_key()
+            .await?
+            .ok_or_else(|| Error::internal("this node's beneficiary key is missing"))?;
+        let sharing = wallet.sharing()?;
+        let wallet_key = notice.wallet_key().map_err(common::custody_error)?;
+        let keys = signing::Wallet::of_sharing(&b.public_key(), &sharing, wallet_key)
+            .map_err(common::custody_error)?;
+        let job = Job {
+            wallet: &wallet,
+            keys,
+            publics: signing::public_keys(&b.public_key(), &sharing),
+            fiduciaries: sharing.fiduciaries.clone(),
+            b,
+            message,
+        };
+        let n = job.fiduciaries.len();
+        let t = job.keys.fiduciaries_needed();
+        let mut silent: Vec<u32> = Vec::new();
+        // Each failed attempt leaves out at least one more fiduciary.
+        for attempt in 1..=(n - t + 1) as u32 {
+            match self.attempt(&job, &silent).await {
+                Ok(mut made) => {
+                    made.attempts = attempt;
+                    made.silent = silent.iter().map(|&j| job.id(j).to_string()).collect();
+                    made.address = notice.address.clone();
+                    let key = format!("{SIGNATURE_PREFIX}{}/{}", wallet.order_cid, made.session);
+                    self.host
+                        .store()
+                        .write(vec![common::put_json(&key, &made)?])
+                        .await?;
+                    self.host.info(format!(
+                        "signed for wallet {} with {} (attempt {attempt})",
+                        notice.address,
+                        made.fiduciaries.join(", ")
+                    ));
+                    return Response::json(201, &made);
+                }
+                Err(Failed::Silent(more)) => silent.extend(more),
+                Err(Failed::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(Error::timeout(format!(
+            "fewer than {t} fiduciaries took part in signing; silent: {}",
+            silent
+                .iter()
+                .map(|&j| job.id(j))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+
+    /// One session: both rounds with the first t fiduciaries (not in
+    /// `silent`) to answer round 1.
+    async fn attempt(&self, job: &Job<'_>, silent: &[u32]) -> Result<Made, Failed> {
+        let session = signing::new_session_id().map_err(common::custody_error)?;
+        let notice = job.wallet.notice()?;
+        let epoch = (job.wallet.epoch > 0).then_some(job.wallet.epoch);
+        let mut envelope_cids = Vec::new();
+
+        // Round 1.
+        let request = SignRequest {
+            order_cid: notice.order_cid,
+            epoch,
+            session: ByteArray::new(session),
+            message: ByteArray::new(job.message),
+        };
+        let asked: Vec<u32> = (1..=job.fiduciaries.len() as u32)
+            .filter(|j| !silent.contains(j))
+            .collect();
+        let mut pending = FuturesUnordered::new();
+        for &j in &asked {
+            let cid = common::send(
+                &self.host,
+                &request,
+                vec![job.id(j).to_string()],
+                vec![job.wallet.notice_cid.clone()],
+            )
+            .await?;
+            envelope_cids.push(cid.clone());
+            pending.push(self.reply::<SignCommitment>(cid, j, job));
+        }
+        let t = job.keys.fiduciaries_needed();
+        let mut commitments = BTreeMap::new();
+        let mut missing = Vec::new();
+        while let Some((j, reply)) = pending.next().await {
+            match reply {
+                Ok((c, cid)) if *c.session == session => match c.commitments.to_signing() {
+                    Ok(c) => {
+                        commitments.insert(Signer::Fiduciary(j), (c, cid));
+                        if commitments.len() == t {
+                            break;
+                        }
+                    }
+                    Err(e) => missing.push(format!("{}: bad commitments ({e})", job.id(j))),
+                },
+                Ok(_) => missing.push(format!("{}: an answer for another session", job.id(j))),
+                Err(e) => missing.push(format!("{}: {}", job.id(j), e.message)),
+            }
+        }
+        drop(pending);
+        if commitments.len() < t {
+            return Err(Failed::Fatal(Error::timeout(format!(
+                "round 1: fewer than {t} fiduciaries answered ({})",
+                missing.join("; ")
+            ))));
+        }
+
+        // Round 2.
+        let (nonces, mine) = signing::commit(&job.b).map_err(common::custody_error)?;
+        let mut all = BTreeMap::from([(Signer::Beneficiary, mine)]);
+        let mut signers = vec![PackageSigner {
+            index: 0,
+            commitments: NonceCommitments::from_signing(&mine).map_err(common::custody_error)?,
+        }];
+        for (signer, (c, cid)) in &commitments {
+            all.insert(*signer, *c);
+            envelope_cids.push(cid.clone());
+            signers.push(PackageSigner {
+                index: (*signer).into(),
+                commitments: NonceCommitments::from_signing(c).map_err(common::custody_error)?,
+            });
+        }
+        let package = signing::package(&job.message, &all).map_err(common::custody_error)?;
+        let session_keys = job.keys.session(package).map_err(common::custody_error)?;
+        let wire = SignPackage {
+            order_cid: notice.order_cid,
+            epoch,
+            session: ByteArray::new(session),
+            message: ByteArray::new(job.message),
+            wallet_key: ByteArray::new(notice.public_key),
+            signers,
+        };
+        let mut pending = FuturesUnordered::new();
+        for &j in session_keys.fiduciaries() {
+            let cid = common::send(
+                &self.host,
+                &wire,
+                vec![job.id(j).to_string()],
+                vec![job.wallet.notice_cid.clone()],
+            )
+            .await?;
+            envelope_cids.push(cid.clone());
+            pending.push(self.reply::<SignShare>(cid, j, job));
+        }
+        let mut shares = BTreeMap::new();
+        shares.insert(
+            Signer::Beneficiary,
+            session_keys
+                .sign(Signer::Beneficiary, &job.b, nonces)
+                .map_err(common::custody_error)?,
+        );
+        let mut quiet = Vec::new();
+        while let Some((j, reply)) = pending.next().await {
+            match reply {
+                Ok((s, cid)) if *s.session == session => {
+                    let share = s.to_signing().map_err(common::custody_error)?;
+                    if session_keys
+                        .verify_share(
+                            Signer::Fiduciary(j),
+                            &job.publics[&Signer::Fiduciary(j)],
+                            &share,
+                        )
+                        .is_err()
+                    {
+                        return Err(Failed::Fatal(Error::unprocessable(format!(
+                            "fiduciary {} sent a signature share that does not verify (envelope {cid})",
+                            job.id(j)
+                        ))));
+                    }
+                    envelope_cids.push(cid);
+                    shares.insert(Signer::Fiduciary(j), share);
+                }
+                Ok(_) => quiet.push(j),
+                Err(e) if e.code == ErrorCode::Timeout => quiet.push(j),
+                Err(e) => return Err(Failed::Fatal(e)),
+            }
+        }
+        if !quiet.is_empty() {
+            self.host.warn(format!(
+                "signing for order {}: no share from {} in round 2; trying again without",
+                job.wallet.order_cid,
+                quiet
+                    .iter()
+                    .map(|&j| job.id(j))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return Err(Failed::Silent(quiet));
+        }
+        let signature = session_keys
+            .aggregate(&job.publics, &shares)
+            .map_err(common::custody_error)?;
+        Ok(Made {
+            order_cid: job.wallet.order_cid.clone(),
+            reference: job.wallet.reference.clone(),
+            session: hex::encode(session),
+            message: hex::encode(job.message),
+            signature: hex::encode(signature),
+            output_key: hex::encode(job.keys.output_key().map_err(common::custody_error)?),
+            address: String::new(),
+            fiduciaries: session_keys
+                .fiduciaries()
+                .iter()
+                .map(|&j| job.id(j).to_string())
+                .collect(),
+            envelope_cids,
+            silent: Vec::new(),
+            attempts: 0,
+            signed_at_unix_ms: self.host.now_unix_ms(),
+        })
+    }
+
+    /// Waits for fiduciary `j`'s reply of kind `T` to envelope `cid`.
+    async fn reply<T: Body>(
+        &self,
+        cid: String,
+        j: u32,
+        job: &Job<'_>,
+    ) -> (u32, Result<(T, String), Error>) {
+        let id = job.id(j);
+        let reply = self
+            .host
+            .transport()
+            .await_reply(&cid, T::KIND, &[id], self.signing_timeout)
+            .await;
+        (
+            j,
+            reply.and_then(|e: Envelope| {
+                let body = common::open::<T>(&e).map_err(Error::unprocessable)?;
+                Ok((body, e.cid))
+            }),
+        )
+    }
+
+    /// `GET /signatures`: the signatures made here, a page at a time.
+    pub(crate) async fn signatures(&self, request: &Request) -> Result<Response, Error> {
+        let page = self
+            .host
+            .store()
+            .page(SIGNATURE_PREFIX.as_bytes(), request)
+            .await?;
+        let made: Vec<Made> = common::records(&page.entries)?;
+        Response::json(
+            200,
+            &json!({"signatures": made, "next_cursor": page.next_cursor}),
+        )
+    }
+}
+
+impl Job<'_> {
+    /// Fiduciary j's node ID.
+    fn id(&self, j: u32) -> &str {
+        &self.fiduciaries[j as usize - 1]
+    }
+}
