@@ -36,9 +36,11 @@ use sha2::{Digest, Sha256};
 pub mod attacker;
 pub mod craft;
 pub mod custody;
+pub mod hygiene;
 pub mod installed;
 pub mod jsipfs;
 pub mod kubo;
+pub mod network;
 pub mod pki;
 pub mod softhsm;
 pub mod test_plugins;
@@ -442,6 +444,11 @@ impl Node {
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the process has exited (by itself: a crash or an abort).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Starts the node again on the same config and data (after `kill`).

@@ -16,9 +16,10 @@
 // under the License.
 
 //! Independent checks of custody wallets: `tests/wallet_check.py` derives
-//! each wallet's public key and addresses from its secret key with PyPI
-//! libraries (coincurve, bech32, pycryptodome) that share no code with
-//! Milagro.
+//! each wallet's public key and addresses from its secret key, and
+//! `tests/taproot_check.py` checks Taproot addresses and threshold
+//! signatures, with PyPI libraries (coincurve, bech32, bech32m,
+//! pycryptodome) that share no code with Milagro.
 
 use std::{
     io::Write as _,
@@ -27,34 +28,54 @@ use std::{
 
 use serde_json::Value;
 
-/// Checks that every wallet's `secret_key` maps to its `public_key`,
-/// `address` and, for Bitcoin, `legacy_address` and `wif`; returns how many
-/// were checked. Panics on a mismatch or a missing dependency.
-pub fn check_wallets(wallets: &[Value]) -> usize {
-    let script = crate::workspace_root().join("tests/wallet_check.py");
+/// Runs the independent checker `tests/<script>` on `input` (JSON on its
+/// stdin) and returns the count it prints. Panics on a mismatch or a
+/// missing dependency.
+fn run_check(script: &str, input: &Value) -> usize {
+    let path = crate::workspace_root().join("tests").join(script);
     let mut child = Command::new("python3")
-        .arg(&script)
+        .arg(&path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run python3 tests/wallet_check.py");
+        .unwrap_or_else(|e| panic!("run python3 tests/{script}: {e}"));
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(&serde_json::to_vec(wallets).expect("wallets as JSON"))
-        .expect("write the wallets");
-    let out = child.wait_with_output().expect("wallet_check.py output");
+        .write_all(&serde_json::to_vec(input).expect("input as JSON"))
+        .expect("write the input");
+    let out = child.wait_with_output().expect("checker output");
     assert!(
         out.status.success(),
-        "wallet_check.py: {}",
+        "{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let checked: usize = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
-        .expect("a count");
+        .expect("a count")
+}
+
+/// Checks that every wallet's `secret_key` maps to its `public_key`,
+/// `address` and, for Bitcoin, `legacy_address` and `wif`; returns how many
+/// were checked. Panics on a mismatch or a missing dependency.
+pub fn check_wallets(wallets: &[Value]) -> usize {
+    let checked = run_check("wallet_check.py", &Value::Array(wallets.to_vec()));
     assert_eq!(checked, wallets.len());
+    checked
+}
+
+/// Checks with `tests/taproot_check.py` that Taproot `address` decodes
+/// (BIP-350 reference code), that every `{message, signature}` verifies as
+/// BIP340 under its output key (libsecp256k1) and, given the wallet's
+/// internal secret key, that the address is its BIP86 output. Returns how
+/// many signatures were checked.
+pub fn check_taproot(address: &str, signatures: &[Value], secret_key: Option<&str>) -> usize {
+    let input =
+        serde_json::json!({"address": address, "signatures": signatures, "secret_key": secret_key});
+    let checked = run_check("taproot_check.py", &input);
+    assert_eq!(checked, signatures.len());
     checked
 }

@@ -24,46 +24,14 @@
 //! every log line. It may appear only encrypted in a keystore (never raw),
 //! and the token and master key only in their own files.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::time::Duration;
 
-use milagro::keystore::{Keystore, KeystoreConfig, file::FileKeystore};
 use milagro_custody::{SecretScalar, keys};
 use milagro_tests::{
     Node,
     custody::{Role, node_config, order_ok, peers, redeem, wait_complete},
+    hygiene::{Secret, keystore_secret, leaks, node_secrets},
 };
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(files_under(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
-
-/// The spellings a leaked secret could take.
-fn spellings(secret: &[u8]) -> Vec<Vec<u8>> {
-    let lower = hex::encode(secret);
-    vec![
-        secret.to_vec(),
-        lower.clone().into_bytes(),
-        lower.to_uppercase().into_bytes(),
-    ]
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
 
 #[test]
 fn no_secret_of_a_custody_flow_appears_outside_its_keystore() {
@@ -97,12 +65,10 @@ fn no_secret_of_a_custody_flow_appears_outside_its_keystore() {
     let order_cid = o["order_cid"].as_str().unwrap();
 
     // The secrets, named for the report.
-    let mut secrets: Vec<(String, Vec<u8>, Option<PathBuf>)> = Vec::new();
-    secrets.push((
-        "wallet key x".into(),
+    let mut secrets = vec![Secret::new(
+        "wallet key x",
         hex::decode(w["secret_key"].as_str().unwrap()).unwrap(),
-        None,
-    ));
+    )];
     let nodes = [
         ("principal", &p),
         ("fiduciary-1", &f1),
@@ -110,36 +76,24 @@ fn no_secret_of_a_custody_flow_appears_outside_its_keystore() {
         ("beneficiary", &b),
     ];
     for (name, node) in nodes {
-        let data = node.dir.path().join("data");
-        let keystore_dir = data.join("keystore");
-        let keystore = FileKeystore::open(&keystore_dir, &KeystoreConfig::default()).unwrap();
-        let master = std::fs::read(keystore_dir.join("master.key")).unwrap();
-        secrets.push((
-            format!("{name} master key"),
-            master,
-            Some(keystore_dir.join("master.key")),
-        ));
-        secrets.push((
-            format!("{name} API token"),
-            node.token().into_bytes(),
-            Some(data.join("api-token")),
-        ));
+        secrets.extend(node_secrets(name, node));
         if name.starts_with("fiduciary") {
-            let share = keystore
-                .get_secret(&format!("plugin/fiduciary/share/{order_cid}"))
-                .unwrap()
-                .expect("the fiduciary keeps its share");
-            secrets.push((format!("{name} share k_i"), share.to_vec(), None));
+            secrets.push(Secret::new(
+                format!("{name} share k_i"),
+                keystore_secret(node, &format!("plugin/fiduciary/share/{order_cid}")),
+            ));
         }
         if name == "beneficiary" {
-            let key = keystore.get_secret("node/beneficiary").unwrap().expect("b");
-            secrets.push(("beneficiary key b".into(), key.to_vec(), None));
+            secrets.push(Secret::new(
+                "beneficiary key b",
+                keystore_secret(node, "node/beneficiary"),
+            ));
         }
     }
     // Sanity: these are the secrets the flow used: x = b + k_1 + k_2.
     assert_eq!(secrets.len(), 1 + 4 * 2 + 2 + 1);
     let scalar = |name: &str| {
-        let (_, bytes, _) = secrets.iter().find(|(n, _, _)| n == name).unwrap();
+        let bytes = &secrets.iter().find(|s| s.name == name).unwrap().bytes;
         *SecretScalar::from_bytes(bytes.as_slice().try_into().unwrap())
             .unwrap()
             .as_scalar()
@@ -149,50 +103,11 @@ fn no_secret_of_a_custody_flow_appears_outside_its_keystore() {
         + scalar("fiduciary-2 share k_i");
     assert_eq!(
         keys::encode_scalar(&sum).to_vec(),
-        secrets[0].1,
+        secrets[0].bytes,
         "x = b + k_1 + k_2"
     );
 
-    let mut files = Vec::new();
-    let mut logs = Vec::new();
-    for (_, node) in nodes {
-        files.extend(files_under(node.dir.path()));
-        logs.push(node.log());
-    }
-    let mut scanned_bytes = 0usize;
-    let mut hits = Vec::new();
-    for file in &files {
-        let Ok(bytes) = std::fs::read(file) else {
-            continue;
-        };
-        scanned_bytes += bytes.len();
-        for (name, secret, home) in &secrets {
-            if home.as_deref() == Some(file.as_path()) {
-                continue;
-            }
-            for spelling in spellings(secret) {
-                if contains(&bytes, &spelling) {
-                    hits.push(format!("{name} in {}", file.display()));
-                }
-            }
-        }
-    }
-    for log in &logs {
-        for (name, secret, _) in &secrets {
-            for spelling in spellings(secret) {
-                if contains(log.as_bytes(), &spelling) {
-                    hits.push(format!("{name} in a log"));
-                }
-            }
-        }
-    }
-    eprintln!(
-        "secrets hygiene: {} secrets searched in {} files ({scanned_bytes} bytes) and {} log lines: {} hit(s)",
-        secrets.len(),
-        files.len(),
-        logs.iter().map(|l| l.lines().count()).sum::<usize>(),
-        hits.len()
-    );
+    let hits = leaks(&nodes.map(|(_, node)| node), &secrets);
     assert!(
         hits.is_empty(),
         "secrets found outside their keystore: {hits:?}"

@@ -39,7 +39,7 @@ use milagro_custody::messages::{
 };
 use milagro_custody::signing::{self, Signer};
 use milagro_custody_common as common;
-use milagro_plugin_api::{Envelope, Error, ErrorCode, Request, Response};
+use milagro_plugin_api::{Error, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -148,7 +148,6 @@ impl Beneficiary {
                 Ok(mut made) => {
                     made.attempts = attempt;
                     made.silent = silent.iter().map(|&j| job.id(j).to_string()).collect();
-                    made.address = notice.address.clone();
                     let key = format!("{SIGNATURE_PREFIX}{}/{}", wallet.order_cid, made.session);
                     self.host
                         .store()
@@ -183,46 +182,44 @@ impl Beneficiary {
         let epoch = (job.wallet.epoch > 0).then_some(job.wallet.epoch);
         let mut envelope_cids = Vec::new();
 
-        // Round 1.
+        // Round 1: every fiduciary not found silent, at once; the first t.
         let request = SignRequest {
             order_cid: notice.order_cid,
             epoch,
             session: ByteArray::new(session),
             message: ByteArray::new(job.message),
         };
-        let asked: Vec<u32> = (1..=job.fiduciaries.len() as u32)
+        let mut pending: FuturesUnordered<_> = (1..=job.fiduciaries.len() as u32)
             .filter(|j| !silent.contains(j))
+            .map(|j| self.exchange::<_, SignCommitment>(&request, j, job))
             .collect();
-        let mut pending = FuturesUnordered::new();
-        for &j in &asked {
-            let cid = common::send(
-                &self.host,
-                &request,
-                vec![job.id(j).to_string()],
-                vec![job.wallet.notice_cid.clone()],
-            )
-            .await?;
-            envelope_cids.push(cid.clone());
-            pending.push(self.reply::<SignCommitment>(cid, j, job));
-        }
         let t = job.keys.fiduciaries_needed();
         let mut commitments = BTreeMap::new();
         let mut missing = Vec::new();
         while let Some((j, reply)) = pending.next().await {
-            match reply {
-                Ok((c, cid)) if *c.session == session => match c.commitments.to_signing() {
-                    Ok(c) => {
-                        commitments.insert(Signer::Fiduciary(j), (c, cid));
-                        if commitments.len() == t {
-                            break;
-                        }
+            let (c, cids) = match reply {
+                Ok((c, cids)) if *c.session == session => (c, cids),
+                Ok(_) => {
+                    missing.push(format!("{}: an answer for another session", job.id(j)));
+                    continue;
+                }
+                Err(e) => {
+                    missing.push(format!("{}: {}", job.id(j), e.message));
+                    continue;
+                }
+            };
+            match c.commitments.to_signing() {
+                Ok(c) => {
+                    envelope_cids.extend(cids);
+                    commitments.insert(Signer::Fiduciary(j), c);
+                    if commitments.len() == t {
+                        break;
                     }
-                    Err(e) => missing.push(format!("{}: bad commitments ({e})", job.id(j))),
-                },
-                Ok(_) => missing.push(format!("{}: an answer for another session", job.id(j))),
-                Err(e) => missing.push(format!("{}: {}", job.id(j), e.message)),
+                }
+                Err(e) => missing.push(format!("{}: bad commitments ({e})", job.id(j))),
             }
         }
+        // The others' waits end here.
         drop(pending);
         if commitments.len() < t {
             return Err(Failed::Fatal(Error::timeout(format!(
@@ -231,22 +228,18 @@ impl Beneficiary {
             ))));
         }
 
-        // Round 2.
+        // Round 2: the package to those t; each share checked.
         let (nonces, mine) = signing::commit(&job.b).map_err(common::custody_error)?;
-        let mut all = BTreeMap::from([(Signer::Beneficiary, mine)]);
-        let mut signers = vec![PackageSigner {
-            index: 0,
-            commitments: NonceCommitments::from_signing(&mine).map_err(common::custody_error)?,
-        }];
-        for (signer, (c, cid)) in &commitments {
-            all.insert(*signer, *c);
-            envelope_cids.push(cid.clone());
+        commitments.insert(Signer::Beneficiary, mine);
+        let mut signers = Vec::new();
+        for (signer, c) in &commitments {
             signers.push(PackageSigner {
                 index: (*signer).into(),
                 commitments: NonceCommitments::from_signing(c).map_err(common::custody_error)?,
             });
         }
-        let package = signing::package(&job.message, &all).map_err(common::custody_error)?;
+        let package =
+            signing::package(&job.message, &commitments).map_err(common::custody_error)?;
         let session_keys = job.keys.session(package).map_err(common::custody_error)?;
         let wire = SignPackage {
             order_cid: notice.order_cid,
@@ -256,49 +249,40 @@ impl Beneficiary {
             wallet_key: ByteArray::new(notice.public_key),
             signers,
         };
-        let mut pending = FuturesUnordered::new();
-        for &j in session_keys.fiduciaries() {
-            let cid = common::send(
-                &self.host,
-                &wire,
-                vec![job.id(j).to_string()],
-                vec![job.wallet.notice_cid.clone()],
-            )
-            .await?;
-            envelope_cids.push(cid.clone());
-            pending.push(self.reply::<SignShare>(cid, j, job));
-        }
-        let mut shares = BTreeMap::new();
-        shares.insert(
+        let mut pending: FuturesUnordered<_> = session_keys
+            .fiduciaries()
+            .iter()
+            .map(|&j| self.exchange::<_, SignShare>(&wire, j, job))
+            .collect();
+        let mut shares = BTreeMap::from([(
             Signer::Beneficiary,
             session_keys
                 .sign(Signer::Beneficiary, &job.b, nonces)
                 .map_err(common::custody_error)?,
-        );
+        )]);
         let mut quiet = Vec::new();
         while let Some((j, reply)) = pending.next().await {
             match reply {
-                Ok((s, cid)) if *s.session == session => {
-                    let share = s.to_signing().map_err(common::custody_error)?;
-                    if session_keys
-                        .verify_share(
-                            Signer::Fiduciary(j),
-                            &job.publics[&Signer::Fiduciary(j)],
-                            &share,
-                        )
-                        .is_err()
-                    {
+                Ok((s, cids)) if *s.session == session => {
+                    let signer = Signer::Fiduciary(j);
+                    let verified = s.to_signing().and_then(|share| {
+                        session_keys
+                            .verify_share(signer, &job.publics[&signer], &share)
+                            .map(|()| share)
+                    });
+                    let Ok(share) = verified else {
                         return Err(Failed::Fatal(Error::unprocessable(format!(
-                            "fiduciary {} sent a signature share that does not verify (envelope {cid})",
-                            job.id(j)
+                            "fiduciary {} sent a signature share that does not verify (envelope {})",
+                            job.id(j),
+                            cids[1]
                         ))));
-                    }
-                    envelope_cids.push(cid);
-                    shares.insert(Signer::Fiduciary(j), share);
+                    };
+                    envelope_cids.extend(cids);
+                    shares.insert(signer, share);
                 }
-                Ok(_) => quiet.push(j),
-                Err(e) if e.code == ErrorCode::Timeout => quiet.push(j),
-                Err(e) => return Err(Failed::Fatal(e)),
+                // Undelivered, unanswered or answering another session:
+                // the next attempt goes without it.
+                Ok(_) | Err(_) => quiet.push(j),
             }
         }
         if !quiet.is_empty() {
@@ -323,7 +307,7 @@ impl Beneficiary {
             message: hex::encode(job.message),
             signature: hex::encode(signature),
             output_key: hex::encode(job.keys.output_key().map_err(common::custody_error)?),
-            address: String::new(),
+            address: notice.address.clone(),
             fiduciaries: session_keys
                 .fiduciaries()
                 .iter()
@@ -336,26 +320,32 @@ impl Beneficiary {
         })
     }
 
-    /// Waits for fiduciary `j`'s reply of kind `T` to envelope `cid`.
-    async fn reply<T: Body>(
+    /// Sends `body` to fiduciary `j` and waits for its reply of kind `R`;
+    /// returns the reply and the two envelopes' CIDs (sent, reply).
+    async fn exchange<B: Body, R: Body>(
         &self,
-        cid: String,
+        body: &B,
         j: u32,
         job: &Job<'_>,
-    ) -> (u32, Result<(T, String), Error>) {
+    ) -> (u32, Result<(R, [String; 2]), Error>) {
         let id = job.id(j);
-        let reply = self
-            .host
-            .transport()
-            .await_reply(&cid, T::KIND, &[id], self.signing_timeout)
-            .await;
-        (
-            j,
-            reply.and_then(|e: Envelope| {
-                let body = common::open::<T>(&e).map_err(Error::unprocessable)?;
-                Ok((body, e.cid))
-            }),
-        )
+        let exchanged = async {
+            let sent = common::send(
+                &self.host,
+                body,
+                vec![id.to_string()],
+                vec![job.wallet.notice_cid.clone()],
+            )
+            .await?;
+            let reply = self
+                .host
+                .transport()
+                .await_reply(&sent, R::KIND, &[id], self.signing_timeout)
+                .await?;
+            let answer = common::open::<R>(&reply).map_err(Error::unprocessable)?;
+            Ok((answer, [sent, reply.cid]))
+        };
+        (j, exchanged.await)
     }
 
     /// `GET /signatures`: the signatures made here, a page at a time.
