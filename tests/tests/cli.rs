@@ -33,7 +33,7 @@ use milagro_tests::{
     free_port,
     installed::{Installed, QUICKSTART_PLUGINS},
     json,
-    wallet::check_wallets,
+    wallet::{check_taproot, check_wallets},
     workspace_root,
 };
 use serde_json::Value;
@@ -188,6 +188,41 @@ fn the_cli_drives_custody_the_dta_and_mpin_on_installed_nodes() {
         &a_,
     );
     assert_eq!(eth["coin"], "eth", "{eth}");
+    // A Taproot wallet of this node alone (its own beneficiary, with its
+    // published key): it signs, checked independently.
+    let taproot = ok_json(
+        "custody order --fiduciary self --coin btc-taproot --reference cli-tr",
+        &a_,
+    );
+    let tr_address = taproot["address"].as_str().unwrap().to_string();
+    assert!(tr_address.starts_with("bc1p"), "{taproot}");
+    // Announced to the beneficiary (not complete: it is not redeemed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while milagro(&["beneficiary", "wallet", "cli-tr", a_[0], a_[1]], "").0 != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cli-tr never announced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let digest = "ab".repeat(32);
+    let human = ok(&format!("beneficiary sign cli-tr --message {digest}"), &a_);
+    assert!(
+        human.contains("signature") && human.contains(&tr_address),
+        "{human}"
+    );
+    let signed = ok_json(&format!("beneficiary sign cli-tr --message {digest}"), &a_);
+    assert_eq!(
+        check_taproot(&tr_address, std::slice::from_ref(&signed), None),
+        1
+    );
+    fails(
+        "beneficiary sign cli-tr --message abc",
+        &a_,
+        2,
+        "message must be 32 bytes",
+    );
+    assert!(ok("fiduciary signatures", &a_).contains("cli-tr"));
     // The fiduciary B, by URL, holds a share of cli-1.
     assert!(ok("fiduciary shares", &b_).contains("cli-1"));
     assert_eq!(

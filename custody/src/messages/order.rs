@@ -84,7 +84,21 @@ impl Body for Order {
     }
 }
 
+/// [`Order::principal_holds_beneficiary_key`] from an order's parts.
+pub fn principal_holds_beneficiary_key(principal: &str, beneficiary: &str, coin: Coin) -> bool {
+    beneficiary == principal && !coin.is_taproot()
+}
+
 impl Order {
+    /// Whether B is a per-order key the principal draws and keeps (and
+    /// releases at redemption, possibly to a new beneficiary): when the
+    /// order names no other beneficiary, except for Taproot wallets, whose
+    /// beneficiary signs with its published key and so is fixed for good
+    /// (`docs/custody.md` §10, §12).
+    pub fn principal_holds_beneficiary_key(&self) -> bool {
+        principal_holds_beneficiary_key(&self.principal, &self.beneficiary, self.coin)
+    }
+
     /// The order's CID ([`order_cid`]).
     pub fn cid(&self) -> Result<Cid> {
         order_cid(self)

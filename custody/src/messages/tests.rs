@@ -90,6 +90,8 @@ fn coin_names() {
         (Coin::Btc, "btc"),
         (Coin::BtcTestnet, "btc-testnet"),
         (Coin::Eth, "eth"),
+        (Coin::BtcTaproot, "btc-taproot"),
+        (Coin::BtcTestnetTaproot, "btc-testnet-taproot"),
     ] {
         assert_eq!(c.as_str(), s);
         assert_eq!(s.parse::<Coin>().unwrap(), c);
@@ -461,4 +463,125 @@ fn malformed_reshares_are_refused() {
     refused(&|r| r.previous.share_public_keys.pop().map(|_| ()).unwrap_or(()));
     refused(&|r| r.previous.threshold = 3);
     refused(&|r| r.fiduciaries = (0..40).map(|i| node(i as u8)).collect());
+}
+
+/// Commitments of a fresh signer, on the wire.
+fn nonce_commitments() -> NonceCommitments {
+    let (_, c) = crate::signing::commit(&SecretScalar::random().unwrap()).unwrap();
+    NonceCommitments::from_signing(&c).unwrap()
+}
+
+fn sign_package() -> SignPackage {
+    SignPackage {
+        order_cid: order().cid().unwrap(),
+        epoch: None,
+        session: ByteArray::new([1; SESSION_LEN]),
+        message: ByteArray::new([2; MESSAGE_LEN]),
+        wallet_key: ByteArray::new(keys::encode_public_key(
+            &SecretScalar::random().unwrap().public_key(),
+        )),
+        signers: vec![
+            PackageSigner {
+                index: 0,
+                commitments: nonce_commitments(),
+            },
+            PackageSigner {
+                index: 2,
+                commitments: nonce_commitments(),
+            },
+        ],
+    }
+}
+
+#[test]
+fn signing_bodies_roundtrip() {
+    let cid = order().cid().unwrap();
+    roundtrip(&SignRequest {
+        order_cid: cid,
+        epoch: Some(3),
+        session: ByteArray::new([9; SESSION_LEN]),
+        message: ByteArray::new([8; MESSAGE_LEN]),
+    });
+    roundtrip(&SignCommitment {
+        order_cid: cid,
+        session: ByteArray::new([9; SESSION_LEN]),
+        commitments: nonce_commitments(),
+    });
+    let package = sign_package();
+    roundtrip(&package);
+    assert_eq!(package.to_signing().unwrap().signing_commitments().len(), 2);
+    roundtrip(&SignShare {
+        order_cid: cid,
+        session: ByteArray::new([9; SESSION_LEN]),
+        share: ByteArray::new([7; 32]),
+    });
+}
+
+/// Hostile signing bodies: each is refused when decoded, before any
+/// plugin sees it.
+#[test]
+fn malformed_signing_bodies_are_refused() {
+    let limits = Limits::default();
+    let refused = |p: &SignPackage| {
+        decode::<SignPackage>(&serde_ipld_dagcbor::to_vec(p).unwrap(), &limits).is_err()
+    };
+    // No fiduciary; the beneficiary missing or not first; repeated or
+    // unordered indices; too many signers.
+    let mut p = sign_package();
+    p.signers.truncate(1);
+    assert!(refused(&p));
+    let mut p = sign_package();
+    p.signers[0].index = 1;
+    assert!(refused(&p));
+    let mut p = sign_package();
+    p.signers[1].index = 0;
+    assert!(refused(&p));
+    let mut p = sign_package();
+    p.signers.push(p.signers[1].clone());
+    assert!(refused(&p));
+    let mut p = sign_package();
+    let extra = p.signers[1].clone();
+    p.signers = std::iter::once(p.signers[0].clone())
+        .chain((1..=256).map(|i| PackageSigner {
+            index: i,
+            ..extra.clone()
+        }))
+        .collect();
+    assert!(refused(&p));
+    // Commitments that are not points, or the identity-like zero bytes.
+    let mut p = sign_package();
+    p.signers[1].commitments.hiding = ByteArray::new([0; PUBLIC_KEY_LEN]);
+    assert!(refused(&p));
+    let mut p = sign_package();
+    let mut bad = [0xff; PUBLIC_KEY_LEN];
+    bad[0] = 0x02;
+    p.signers[1].commitments.binding = ByteArray::new(bad);
+    assert!(refused(&p));
+    // A wallet key that is not a point.
+    let mut p = sign_package();
+    p.wallet_key = ByteArray::new([0x04; PUBLIC_KEY_LEN]);
+    assert!(refused(&p));
+    // A share at or above the group order.
+    let share = SignShare {
+        order_cid: order().cid().unwrap(),
+        session: ByteArray::new([1; SESSION_LEN]),
+        share: ByteArray::new([0xff; 32]),
+    };
+    assert!(decode::<SignShare>(&serde_ipld_dagcbor::to_vec(&share).unwrap(), &limits).is_err());
+    // Wrong lengths: a 31-byte message, a 15-byte session.
+    let request = SignRequest {
+        order_cid: order().cid().unwrap(),
+        epoch: None,
+        session: ByteArray::new([1; SESSION_LEN]),
+        message: ByteArray::new([2; MESSAGE_LEN]),
+    };
+    let mut v = serde_json::to_value(&request).unwrap();
+    v["message"] = serde_json::Value::Array(vec![1.into(); 31]);
+    let bytes = serde_ipld_dagcbor::to_vec(&v).unwrap();
+    assert!(decode::<SignRequest>(&bytes, &limits).is_err());
+    let mut short = encode(&request).unwrap();
+    let pos = short.windows(8).position(|w| w == b"\x67session").unwrap() + 8;
+    short[pos] = 0x4f; // bytes(15) header
+    short.remove(pos + 1);
+    assert!(decode::<SignRequest>(&short, &limits).is_err());
 }

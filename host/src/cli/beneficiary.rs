@@ -15,8 +15,9 @@
 // specific language governing permissions and limitations
 // under the License.
 
-//! `milagro beneficiary`: the wallets announced to this node, and the key
-//! of one once every share it needs has arrived. The key is printed only
+//! `milagro beneficiary`: the wallets announced to this node, the key of
+//! one once every share it needs has arrived, and signatures by a Taproot
+//! wallet. The key is printed only
 //! with `--show-secret` (human form) or `--json` (the whole answer, for a
 //! script that asked for it).
 
@@ -64,6 +65,15 @@ pub enum BeneficiaryCommand {
     Refresh {
         /// The order's reference or CID.
         reference: String,
+    },
+    /// Sign a 32-byte message (a BIP341 sighash) with a Taproot wallet:
+    /// this node and any t fiduciaries, the key never assembled.
+    Sign {
+        /// The order's reference or CID.
+        reference: String,
+        /// The message, 64 hex digits.
+        #[arg(long, value_name = "HEX")]
+        message: String,
     },
     /// Notices and releases this node refused, and why.
     Refusals,
@@ -124,6 +134,33 @@ pub async fn run(
                     "refresh of {} asked of its principal (envelope {}); `beneficiary wallet {reference}` shows the new epoch",
                     cell(&sent["order_cid"]),
                     cell(&sent["request_cid"])
+                ),
+            }
+        }
+        BeneficiaryCommand::Sign { reference, message } => {
+            let mount = node.mount(PLUGIN).await?;
+            let path = format!("{mount}/wallets/{}/signatures", segment(&reference));
+            let bar = spinner(format!("signing with wallet {reference}"));
+            let signed = node
+                .json(
+                    "POST",
+                    &path,
+                    Some(&serde_json::json!({"message": message})),
+                )
+                .await;
+            bar.finish_and_clear();
+            let signed = signed?;
+            match format {
+                Format::Json => print_json(&signed),
+                _ => print_object(
+                    &signed,
+                    &[
+                        ("signature", "signature"),
+                        ("message", "message"),
+                        ("output key", "output_key"),
+                        ("address", "address"),
+                        ("fiduciaries", "fiduciaries"),
+                    ],
                 ),
             }
         }

@@ -32,6 +32,9 @@ const PLUGIN: &str = "custody-fiduciary";
 pub enum FiduciaryCommand {
     /// Orders this fiduciary holds a share of, and to whom each was released.
     Shares,
+    /// Every signing session this fiduciary took part in (Taproot
+    /// wallets): who asked, the message, the outcome.
+    Signatures,
     /// Orders and redemptions this fiduciary refused, and why.
     Refusals,
 }
@@ -57,6 +60,24 @@ pub async fn run(
                     ("BENEFICIARY", "beneficiary"),
                     ("RELEASED TO", "released_to"),
                     ("CREATED", "created_at_unix_ms"),
+                ],
+            )
+            .await
+        }
+        FiduciaryCommand::Signatures => {
+            list_command(
+                node,
+                format,
+                PLUGIN,
+                "/signatures",
+                "signatures",
+                &[
+                    ("REFERENCE", "reference"),
+                    ("STATUS", "status"),
+                    ("MESSAGE", "message"),
+                    ("REQUESTER", "requester"),
+                    ("SIGNERS", "signers"),
+                    ("COMMITTED", "committed_at_unix_ms"),
                 ],
             )
             .await

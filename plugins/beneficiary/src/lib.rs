@@ -61,13 +61,14 @@ const EARLY_PREFIX: &str = "early/";
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// How long each signing round waits for the fiduciaries' answers, in
-    /// milliseconds (default 20000).
+    /// milliseconds (default 8000; a request may take a few rounds, so keep
+    /// the host's `[http] handler_timeout_ms` above three of them).
     #[serde(default = "default_signing_timeout_ms")]
     pub signing_timeout_ms: u64,
 }
 
 fn default_signing_timeout_ms() -> u64 {
-    20_000
+    8_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,15 +369,15 @@ impl Beneficiary {
                 "the notice is not signed by the order's principal".into()
             ));
         }
-        let principal_is_beneficiary = order.beneficiary == order.principal;
-        if !principal_is_beneficiary && !identity.is_self(&order.beneficiary).await? {
+        let principal_holds_key = order.principal_holds_beneficiary_key();
+        if order.beneficiary != order.principal && !identity.is_self(&order.beneficiary).await? {
             return Ok(Err("the order names another beneficiary".into()));
         }
         let b = match notice.beneficiary_public_key() {
             Ok(b) => b,
             Err(e) => return Ok(Err(format!("unusable wallet key: {e}"))),
         };
-        let node_key = !principal_is_beneficiary;
+        let node_key = !principal_holds_key;
         if node_key {
             let mine = self.node_key().await?.map(|k| k.public_key());
             if mine != Some(b) {

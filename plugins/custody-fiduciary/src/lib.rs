@@ -465,8 +465,11 @@ impl Fiduciary {
                 "the redeem is signed by neither the order's principal nor its beneficiary".into(),
             ));
         }
+        let coin: milagro_custody::Coin = held.coin.parse().map_err(common::custody_error)?;
+        let movable =
+            messages::principal_holds_beneficiary_key(&held.principal, &held.beneficiary, coin);
         let target = match &redeem.new_beneficiary {
-            Some(_) if held.beneficiary != held.principal => {
+            Some(_) if !movable => {
                 return Ok(Err(
                     "the order names its beneficiary: nobody can change it".into()
                 ));

@@ -107,7 +107,7 @@ impl Principal {
             resolution?;
         }
         let order_cid = order.cid().map_err(common::custody_error)?.to_string();
-        let own_beneficiary_key = order.beneficiary == order.principal;
+        let own_beneficiary_key = order.principal_holds_beneficiary_key();
         let beneficiary_key = if own_beneficiary_key {
             self.own_beneficiary_key(&order_cid).await?
         } else {
