@@ -446,11 +446,6 @@ impl Node {
         }
     }
 
-    /// Whether the process has exited (by itself: a crash or an abort).
-    pub fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
     /// Starts the node again on the same config and data (after `kill`).
     pub fn restart(&mut self) {
         self.kill();

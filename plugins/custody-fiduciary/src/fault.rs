@@ -41,10 +41,10 @@ pub enum Fault {
     /// Sends a wrong signature share.
     #[cfg(feature = "test-faults")]
     WrongSignatureShare,
-    /// Dies (abort, like kill -9) between the signing rounds: after its
-    /// share is computed and logged, before it leaves.
+    /// Stalls between the signing rounds, its share computed and logged
+    /// but not sent, for the test to kill it there (kill -9).
     #[cfg(feature = "test-faults")]
-    DieBeforeShare,
+    StallBeforeShare,
 }
 
 impl Fault {
@@ -56,10 +56,10 @@ impl Fault {
                 Some("wrong-deal") => Fault::WrongDeal,
                 Some("wrong-release") => Fault::WrongRelease,
                 Some("wrong-signature-share") => Fault::WrongSignatureShare,
-                Some("die-before-share") => Fault::DieBeforeShare,
+                Some("stall-before-share") => Fault::StallBeforeShare,
                 Some(other) => {
                     return Err(Error::bad_request(format!(
-                        "unknown test_fault {other:?} (known: \"wrong-deal\", \"wrong-release\", \"wrong-signature-share\", \"die-before-share\")"
+                        "unknown test_fault {other:?} (known: \"wrong-deal\", \"wrong-release\", \"wrong-signature-share\", \"stall-before-share\")"
                     )));
                 }
             };
@@ -115,11 +115,15 @@ impl Fault {
     }
 
     /// Called after a signature share is logged, before it is sent.
-    pub fn before_share(self) {
+    pub async fn before_share(self, host: &Host) -> Result<(), Error> {
         #[cfg(feature = "test-faults")]
-        if self == Fault::DieBeforeShare {
-            std::process::abort();
+        if self == Fault::StallBeforeShare {
+            host.warn("TEST FAULT: holding a signature share until killed");
+            host.sleep(std::time::Duration::from_secs(600)).await;
+            return Err(Error::internal("TEST FAULT: held a signature share"));
         }
+        let _ = host;
+        Ok(())
     }
 }
 

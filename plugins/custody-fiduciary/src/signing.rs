@@ -324,7 +324,7 @@ impl Fiduciary {
         logged.signed_at_unix_ms = Some(self.host.now_unix_ms());
         // Logged durably before the share leaves.
         store.write(vec![common::put_json(&key, &logged)?]).await?;
-        self.fault.before_share();
+        self.fault.before_share(&self.host).await?;
         let answer = SignShare {
             order_cid: package.order_cid,
             session: ByteArray::new(session),
