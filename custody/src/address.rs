@@ -61,7 +61,7 @@ impl Network {
         }
     }
 
-    pub(crate) fn hrp(self) -> bech32::Hrp {
+    fn hrp(self) -> bech32::Hrp {
         match self {
             Network::Mainnet => bech32::hrp::BC,
             Network::Testnet => bech32::hrp::TB,
@@ -80,6 +80,14 @@ pub fn p2wpkh(key: &PublicKey, network: Network) -> String {
     let program = hash160(&keys::encode_public_key(key));
     bech32::segwit::encode_v0(network.hrp(), &program)
         .expect("a 20-byte v0 program is always encodable")
+}
+
+/// Bitcoin P2TR (Taproot, key path only): bech32m (BIP-350) segwit v1
+/// program x(Q), Q the BIP86 output key of `key` ([`taproot::output_key`]).
+pub fn p2tr(key: &PublicKey, network: Network) -> Result<String> {
+    let q = taproot::output_key(key)?;
+    Ok(bech32::segwit::encode_v1(network.hrp(), &q)
+        .expect("a 32-byte v1 program is always encodable"))
 }
 
 /// Bitcoin P2PKH (Base58Check) address of the compressed key.
@@ -156,7 +164,7 @@ impl Coin {
     /// key has no taproot tweak (probability about 2^-128).
     pub fn address(self, key: &PublicKey) -> Result<String> {
         match self.network() {
-            Some(net) if self.is_taproot() => taproot::p2tr(key, net),
+            Some(net) if self.is_taproot() => p2tr(key, net),
             Some(net) => Ok(p2wpkh(key, net)),
             None => Ok(eth_address(key)),
         }
@@ -264,6 +272,15 @@ mod tests {
             eth_address(&key_of(1).public_key()),
             "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
         );
+    }
+
+    #[test]
+    fn bip86_addresses() {
+        for (internal, _, address) in taproot::tests::BIP86 {
+            let key = taproot::tests::from_x(internal);
+            assert_eq!(p2tr(&key, Network::Mainnet).unwrap(), address);
+            assert!(p2tr(&key, Network::Testnet).unwrap().starts_with("tb1p"));
+        }
     }
 
     #[test]

@@ -21,14 +21,14 @@
 //! The wallet key P is the internal key. Key path only, as BIP86 says: the
 //! output key is Q = lift_x(x(P)) + t·G with
 //! t = int(SHA256(T ‖ T ‖ x(P))) mod n and T = SHA256("TapTweak"), committing
-//! to no script path. The address is the segwit v1 program x(Q).
+//! to no script path. Its address, the segwit v1 program x(Q) in bech32m, is
+//! [`crate::address::p2tr`].
 
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::{PrimeField, sec1::ToSec1Point};
 use k256::{FieldBytes, ProjectivePoint, PublicKey, Scalar};
 use sha2::{Digest, Sha256};
 
-use crate::address::Network;
 use crate::{Error, Result, keys};
 
 /// A 32-byte x-only key (BIP340).
@@ -77,21 +77,11 @@ pub fn output_key(key: &PublicKey) -> Result<XOnlyKey> {
     Ok(out)
 }
 
-/// The bech32m (segwit v1) address of the BIP86 output key of `key`.
-pub fn p2tr(key: &PublicKey, network: Network) -> Result<String> {
-    Ok(p2tr_of_output_key(&output_key(key)?, network))
-}
-
-/// The bech32m (segwit v1) address of output key `q`.
-pub fn p2tr_of_output_key(q: &XOnlyKey, network: Network) -> String {
-    bech32::segwit::encode_v1(network.hrp(), q).expect("a 32-byte v1 program is always encodable")
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn from_x(x: &str) -> PublicKey {
+    pub(crate) fn from_x(x: &str) -> PublicKey {
         let mut bytes = vec![0x02];
         bytes.extend(hex::decode(x).unwrap());
         keys::decode_public_key(&bytes).unwrap()
@@ -99,29 +89,28 @@ mod tests {
 
     /// BIP86's test vectors (account 0, first receiving, second receiving
     /// and first change address): internal key, output key, address.
+    pub(crate) const BIP86: [(&str, &str, &str); 3] = [
+        (
+            "cc8a4bc64d897bddc5fbc2f670f7a8ba0b386779106cf1223c6fc5d7cd6fc115",
+            "a60869f0dbcf1dc659c9cecbaf8050135ea9e8cdc487053f1dc6880949dc684c",
+            "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr",
+        ),
+        (
+            "83dfe85a3151d2517290da461fe2815591ef69f2b18a2ce63f01697a8b313145",
+            "a82f29944d65b86ae6b5e5cc75e294ead6c59391a1edc5e016e3498c67fc7bbb",
+            "bc1p4qhjn9zdvkux4e44uhx8tc55attvtyu358kutcqkudyccelu0was9fqzwh",
+        ),
+        (
+            "399f1b2f4393f29a18c937859c5dd8a77350103157eb880f02e8c08214277cef",
+            "882d74e5d0572d5a816cef0041a96b6c1de832f6f9676d9605c44d5e9a97d3dc",
+            "bc1p3qkhfews2uk44qtvauqyr2ttdsw7svhkl9nkm9s9c3x4ax5h60wqwruhk7",
+        ),
+    ];
+
     #[test]
     fn bip86_vectors() {
-        for (internal, output, address) in [
-            (
-                "cc8a4bc64d897bddc5fbc2f670f7a8ba0b386779106cf1223c6fc5d7cd6fc115",
-                "a60869f0dbcf1dc659c9cecbaf8050135ea9e8cdc487053f1dc6880949dc684c",
-                "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr",
-            ),
-            (
-                "83dfe85a3151d2517290da461fe2815591ef69f2b18a2ce63f01697a8b313145",
-                "a82f29944d65b86ae6b5e5cc75e294ead6c59391a1edc5e016e3498c67fc7bbb",
-                "bc1p4qhjn9zdvkux4e44uhx8tc55attvtyu358kutcqkudyccelu0was9fqzwh",
-            ),
-            (
-                "399f1b2f4393f29a18c937859c5dd8a77350103157eb880f02e8c08214277cef",
-                "882d74e5d0572d5a816cef0041a96b6c1de832f6f9676d9605c44d5e9a97d3dc",
-                "bc1p3qkhfews2uk44qtvauqyr2ttdsw7svhkl9nkm9s9c3x4ax5h60wqwruhk7",
-            ),
-        ] {
-            let key = from_x(internal);
-            assert_eq!(hex::encode(output_key(&key).unwrap()), output);
-            assert_eq!(p2tr(&key, Network::Mainnet).unwrap(), address);
-            assert!(p2tr(&key, Network::Testnet).unwrap().starts_with("tb1p"));
+        for (internal, output, _) in BIP86 {
+            assert_eq!(hex::encode(output_key(&from_x(internal)).unwrap()), output);
         }
     }
 
