@@ -752,7 +752,7 @@ fn prepare(sources: &Sources) -> Result<Prepared, BackupError> {
         version: VERSION,
         node_id: current.id().to_string(),
         node_name: sources.node_name.clone(),
-        created_ms: crate::node::now_ms(),
+        created_ms: crate::clock::now_ms(),
         milagro_version: env!("CARGO_PKG_VERSION").into(),
         identity_chain: chain.iter().map(|d| d.id().to_string()).collect(),
         keystore: KeystoreManifest {

@@ -322,22 +322,6 @@ impl Config {
         Ok(())
     }
 
-    /// What the node facilities need from this config.
-    pub fn node_settings(&self) -> crate::node::NodeSettings<'_> {
-        crate::node::NodeSettings {
-            name: &self.node.name,
-            data_dir: &self.node.data_dir,
-            listen: self.http.listen,
-            scheme: self.http.scheme(),
-            tls_ca: self.http.tls_ca.as_deref(),
-            tls_identity: None,
-            ipfs: &self.ipfs,
-            keystore: &self.keystore,
-            identity: &self.identity,
-            transport: &self.transport,
-        }
-    }
-
     /// The token file, defaulting into the data dir.
     pub fn token_file(&self) -> PathBuf {
         self.http

@@ -38,12 +38,35 @@ use milagro_proto::{Cid, EcPublicKey, VerifiedIdentity};
 use zeroize::Zeroize;
 
 use crate::{
-    api_error, identity,
+    api_error,
+    clock::now_ms,
+    identity,
     keystore::KeystoreError,
-    node::{Node, now_ms},
+    node::Node,
     store::{Namespace, StoreError, Write},
-    transport::{Outgoing, inbox::InboxError},
+    transport::{Outgoing, consumer::Delivered, inbox::InboxError},
 };
+
+/// What a plugin receives of a delivered envelope, in the ABI's types.
+pub fn to_abi(envelope: Delivered) -> ReceivedEnvelope {
+    ReceivedEnvelope {
+        cid: envelope.cid.to_string().into(),
+        kind: envelope.kind.into(),
+        sender: envelope.sender.to_string().into(),
+        time_unix_ms: envelope.time_unix_ms,
+        links: envelope
+            .links
+            .iter()
+            .map(|l| RString::from(l.to_string()))
+            .collect(),
+        body: envelope.body.into(),
+        sealed: envelope
+            .sealed
+            .as_deref()
+            .map(|s| RVec::from(s.as_slice()))
+            .into(),
+    }
+}
 
 /// What one plugin instance can reach of its host.
 #[derive(Clone)]
@@ -326,6 +349,7 @@ impl HostObj for PluginHost {
                 .inbox
                 .await_reply(cid, kind.as_str(), &from, Duration::from_millis(timeout_ms))
                 .await
+                .map(to_abi)
                 .map_err(reply_error)
         })
     }

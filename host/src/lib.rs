@@ -24,6 +24,7 @@ pub mod auth;
 pub mod backup;
 pub mod chain;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod facilities;
 pub mod identity;
@@ -52,12 +53,13 @@ use crate::{
     auth::{Auth, AuthError},
     config::Config,
     metrics::Metrics,
-    node::Node,
+    node::{Node, NodeSettings},
     openapi::OpenApiError,
     plugins::LoadError,
     router::{RouteError, Router},
     server::App,
     store::{Store, StoreError},
+    transport::{LocalDeliveries, consumer::Consumers},
 };
 
 /// Why the node did not start. Each is one line naming what to fix.
@@ -91,6 +93,15 @@ pub enum StartError {
     },
 }
 
+/// A node ready to serve: what [`start`] prepared for [`run`].
+pub struct Started {
+    pub app: Arc<App>,
+    pub listener: TcpListener,
+    pub tls: Option<tls::ServerTls>,
+    /// The node's deliveries to itself, for the receiver.
+    pub local: LocalDeliveries,
+}
+
 /// How long in-flight requests may run on after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -98,9 +109,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// anything is written), data dir, database, token, plugin instances,
 /// routes, the TLS certificate and the listening socket. Nothing is served
 /// until all succeeded.
-pub async fn start(
-    config: &Config,
-) -> Result<(Arc<App>, TcpListener, Option<tls::ServerTls>), StartError> {
+pub async fn start(config: &Config) -> Result<Started, StartError> {
     // Read before anything is written: a bad certificate fails at once.
     let server_tls = match (&config.http.tls_cert, &config.http.tls_key) {
         (Some(cert), Some(key)) => Some(tls::ServerTls::new(
@@ -130,7 +139,7 @@ pub async fn start(
             addr: config.http.listen,
             source,
         })?;
-    let mut settings = config.node_settings();
+    let mut settings = NodeSettings::from(config);
     settings.tls_identity = server_tls.as_ref().map(|t| Arc::clone(&t.certs));
     let keystore = node::open_keystore(&settings, plugin_keystore)?;
     let backup = Arc::new(backup::Sources::new(
@@ -138,12 +147,11 @@ pub async fn start(
         store.clone(),
         Arc::clone(&keystore),
     ));
-    let node = Arc::new(Node::open(&settings, &store, keystore).await?);
+    let (node, local) = Node::open(&settings, &store, keystore).await?;
+    let node = Arc::new(node);
     let plugins = Arc::new(plugins::construct_all(opened, &store, Some(&node))?);
-    node.transport
-        .inbox
-        .set_consumers(Arc::clone(&plugins))
-        .map_err(StartError::Consumers)?;
+    let consumers =
+        Arc::new(Consumers::new(plugins::consumers(&plugins)).map_err(StartError::Consumers)?);
     let router = Router::build(&plugins)?;
     let openapi = openapi::document(env!("CARGO_PKG_VERSION"), &plugins)?;
     let app = App {
@@ -151,6 +159,7 @@ pub async fn start(
         started: Instant::now(),
         router,
         plugins,
+        consumers,
         node,
         auth,
         metrics: Metrics::get(),
@@ -161,17 +170,29 @@ pub async fn start(
         inbox_needs_client_cert: config.http.inbox_client_ca.is_some(),
         backup,
     };
-    Ok((Arc::new(app), listener, server_tls))
+    Ok(Started {
+        app: Arc::new(app),
+        listener,
+        tls: server_tls,
+        local,
+    })
 }
 
 /// Starts the node and serves until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let (app, listener, server_tls) = start(&config).await?;
+    let Started {
+        app,
+        listener,
+        tls: server_tls,
+        local,
+    } = start(&config).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.http.listen,
         source,
     })?;
-    let receiver = tokio::spawn(Arc::clone(&app.node.transport).run_receiver());
+    let receiver = tokio::spawn(
+        Arc::clone(&app.node.transport).run_receiver(Arc::clone(&app.consumers), local),
+    );
     let reconnect = tokio::spawn({
         let ipfs = app.node.ipfs.clone();
         let ipfs_config = config.ipfs.clone();

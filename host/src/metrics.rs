@@ -30,8 +30,6 @@ const LATENCY: &str = "milagro_http_request_duration_seconds";
 pub const RATE_LIMITED: &str = "milagro_rate_limited_total";
 /// Connections to a TLS listener dropped in the handshake.
 pub const TLS_HANDSHAKE_FAILED: &str = "milagro_tls_handshake_failed_total";
-/// Outbound requests not made or cut off, by reason (`address`, `timeout`).
-pub const OUTBOUND_REFUSED: &str = "milagro_outbound_refused_total";
 
 /// Latency buckets, seconds: 50 µs to 30 s.
 const BUCKETS: [f64; 16] = [
@@ -73,7 +71,7 @@ impl Metrics {
                 "Connections dropped because the TLS handshake failed or timed out (e.g. plain HTTP to the TLS listener)"
             );
             metrics::describe_counter!(
-                OUTBOUND_REFUSED,
+                crate::outbound::OUTBOUND_REFUSED,
                 "Outbound HTTP requests refused (a non-public address not allowed) or cut off at their deadline, by reason"
             );
             metrics::describe_gauge!(

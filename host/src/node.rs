@@ -19,23 +19,21 @@
 //! identity, transport), opened together at start-up and shared by the
 //! REST API and every plugin.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use milagro_ipfs::{Ipfs, IpfsConfig, IpfsError};
 use milagro_proto::{Endpoints, Limits};
 
 use crate::{
     chain::{self, Chains},
+    clock::now_ms,
+    config::Config,
     identity::{DraftParts, IdentityConfig, IdentityError, NodeIdentity, Resolver},
     keystore::{
         Keystore, KeystoreConfig, KeystoreError, file::FileKeystore, plugin::PluginKeystore,
     },
     store::Store,
-    transport::{Transport, TransportConfig, inbox::Inbox},
+    transport::{LocalDeliveries, Transport, TransportConfig, inbox::Inbox},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -82,13 +80,6 @@ pub struct Node {
     pub chains: Arc<Chains>,
     pub transport: Arc<Transport>,
     pub limits: Limits,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Opens the keystore named in the config: the file keystore, or the one a
@@ -178,6 +169,24 @@ pub const CHAINS: &str = "chains";
 
 /// The client HTTP-mode deliveries go out with: the configured CA bundle
 /// and the endpoint address policy of `[transport]`.
+impl<'a> From<&'a Config> for NodeSettings<'a> {
+    /// What the node facilities need from a config.
+    fn from(config: &'a Config) -> Self {
+        NodeSettings {
+            name: &config.node.name,
+            data_dir: &config.node.data_dir,
+            listen: config.http.listen,
+            scheme: config.http.scheme(),
+            tls_ca: config.http.tls_ca.as_deref(),
+            tls_identity: None,
+            ipfs: &config.ipfs,
+            keystore: &config.keystore,
+            identity: &config.identity,
+            transport: &config.transport,
+        }
+    }
+}
+
 pub fn outbound(settings: &NodeSettings<'_>) -> Result<crate::outbound::Outbound, NodeError> {
     let transport = settings.transport;
     let policy = crate::outbound::EndpointPolicy::new(
@@ -195,12 +204,12 @@ pub fn outbound(settings: &NodeSettings<'_>) -> Result<crate::outbound::Outbound
 impl Node {
     /// Opens IPFS, loads (or creates) the identity with `keystore`,
     /// republishes it, and prepares the transport. The receiver is started
-    /// separately.
+    /// separately, with the node's deliveries to itself returned here.
     pub async fn open(
         settings: &NodeSettings<'_>,
         store: &Store,
         keystore: Arc<dyn Keystore>,
-    ) -> Result<Node, NodeError> {
+    ) -> Result<(Node, LocalDeliveries), NodeError> {
         let limits = Limits::default();
         let ipfs = Ipfs::open(settings.ipfs, settings.data_dir).await?;
         let (identity, _) =
@@ -229,7 +238,7 @@ impl Node {
             settings.transport.max_clock_skew_ms,
             std::time::Duration::from_millis(settings.transport.envelope_timeout_ms),
         ));
-        let transport = Arc::new(Transport::new(
+        let (transport, local) = Transport::new(
             ipfs.clone(),
             Arc::clone(&identity),
             Arc::clone(&resolver),
@@ -237,15 +246,16 @@ impl Node {
             inbox,
             settings.transport.clone(),
             outbound(settings)?,
-        ));
-        Ok(Node {
+        );
+        let node = Node {
             keystore,
             ipfs,
             identity,
             resolver,
             chains,
-            transport,
+            transport: Arc::new(transport),
             limits,
-        })
+        };
+        Ok((node, local))
     }
 }

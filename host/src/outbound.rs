@@ -57,6 +57,10 @@ use hyper_util::{
 };
 use tokio::time::Instant;
 
+/// Counter: outbound requests not made or cut off, by reason (`address`,
+/// `timeout`).
+pub const OUTBOUND_REFUSED: &str = "milagro_outbound_refused_total";
+
 /// Why an outbound request was not made or did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -224,7 +228,7 @@ fn non_public(ip: IpAddr) -> Option<&'static str> {
 pub const REFUSED_MARK: &str = "endpoints there are refused";
 
 fn refused(reason: &'static str) {
-    metrics::counter!(crate::metrics::OUTBOUND_REFUSED, "reason" => reason).increment(1);
+    metrics::counter!(OUTBOUND_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Resolves names and keeps only the addresses the policy allows.

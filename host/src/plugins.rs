@@ -52,8 +52,12 @@ use milagro_plugin_api::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    config::PluginConfig, facilities::PluginHost, keystore::plugin::PluginKeystore, node::Node,
+    config::PluginConfig,
+    facilities::{PluginHost, to_abi},
+    keystore::plugin::PluginKeystore,
+    node::Node,
     store::Store,
+    transport::consumer::{Consumer, Delivered},
 };
 
 /// Why a plugin was refused, in one line.
@@ -98,6 +102,65 @@ pub struct LoadedPlugin {
     pub sha256: String,
     pub descriptor: PluginDescriptor,
     pub object: PluginBox,
+}
+
+/// One instance of a list of loaded plugins, as the inbox sees it.
+struct PluginConsumer {
+    plugins: Arc<Vec<LoadedPlugin>>,
+    index: usize,
+}
+
+impl Consumer for PluginConsumer {
+    fn name(&self) -> &str {
+        &self.plugins[self.index].name
+    }
+
+    fn consumes(&self) -> Vec<String> {
+        let plugin = &self.plugins[self.index];
+        plugin
+            .descriptor
+            .consumes
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    fn awaits(&self) -> Vec<String> {
+        let plugin = &self.plugins[self.index];
+        plugin
+            .descriptor
+            .awaits
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    fn consume(
+        &self,
+        envelope: Delivered,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        let handled = self.plugins[self.index]
+            .object
+            .on_envelope(to_abi(envelope));
+        Box::pin(async move {
+            handled
+                .await
+                .into_result()
+                .map_err(|e| format!("{}: {}", e.code, e.message))
+        })
+    }
+}
+
+/// The plugins as the inbox's consumers, one per instance.
+pub fn consumers(plugins: &Arc<Vec<LoadedPlugin>>) -> Vec<Arc<dyn Consumer>> {
+    (0..plugins.len())
+        .map(|index| {
+            Arc::new(PluginConsumer {
+                plugins: Arc::clone(plugins),
+                index,
+            }) as Arc<dyn Consumer>
+        })
+        .collect()
 }
 
 /// A plugin library that passed the sha256 and ABI checks, not yet constructed.

@@ -45,6 +45,8 @@ use milagro_plugin_api::{
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use milagro_proto::CID_HEADER;
+
 use crate::{
     api_error, audit,
     auth::Auth,
@@ -54,7 +56,10 @@ use crate::{
     plugins::LoadedPlugin,
     rate_limit::RateLimiter,
     router::{Access, Endpoint, Match, Router, Target},
-    transport::inbox::{Accepted, Admission, InboxError},
+    transport::{
+        consumer::Consumers,
+        inbox::{Accepted, Admission, InboxError},
+    },
 };
 
 /// A response body: whole (every route but one), or streamed (a backup).
@@ -75,6 +80,8 @@ pub struct App {
     pub started: Instant,
     pub router: Router,
     pub plugins: Arc<Vec<LoadedPlugin>>,
+    /// The plugins as the inbox's consumers.
+    pub consumers: Arc<Consumers>,
     pub node: Arc<Node>,
     pub auth: Auth,
     pub metrics: &'static Metrics,
@@ -116,9 +123,6 @@ fn error_response(error: &Error) -> Response {
 
 /// Header of a backup stream naming the node backed up.
 pub const BACKUP_NODE_HEADER: &str = "milagro-node-id";
-
-/// Header carrying an HTTP-delivered envelope's CID.
-pub const CID_HEADER: &str = "milagro-cid";
 
 /// Response headers a plugin may not set: the host owns framing and connection.
 const HOST_OWNED_HEADERS: [HeaderName; 4] = [
@@ -472,7 +476,7 @@ impl App {
         match self
             .node
             .transport
-            .receive_over_http(block, client.ip)
+            .receive_over_http(block, client.ip, &self.consumers)
             .await
         {
             Ok(Admission { accepted, cid, .. }) => {

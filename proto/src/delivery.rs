@@ -34,6 +34,10 @@ use crate::{
 /// Prefix of every node's inbox topic; the node ID follows.
 pub const INBOX_TOPIC_PREFIX: &str = "/milagro/1/inbox/";
 
+/// HTTP header of an envelope delivered to `POST /v1/inbox`: the CID of the
+/// envelope block in the body (checked against the body).
+pub const CID_HEADER: &str = "milagro-cid";
+
 /// The pubsub topic a node with this ID listens on.
 pub fn inbox_topic(node: &Cid) -> String {
     format!("{INBOX_TOPIC_PREFIX}{node}")

@@ -92,7 +92,7 @@ pub mod sign;
 
 pub use block::{Block, Cid};
 pub use chain::{REVOKED_KIND, ROTATED_KIND, Revocation, Rotated};
-pub use delivery::{decode_delivery, encode_delivery, inbox_topic};
+pub use delivery::{CID_HEADER, decode_delivery, encode_delivery, inbox_topic};
 pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, check_kind, open, seal};
 pub use error::{Error, KeyError};
 pub use identity::{Endpoints, IdentityDraft, VerifiedIdentity};

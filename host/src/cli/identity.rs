@@ -32,11 +32,11 @@ use super::{
     output::print_json,
 };
 use crate::{
-    chain,
+    chain, clock,
     config::Config,
     identity::{self, IdentityError, NodeIdentity},
     keystore::Keystore,
-    node::{self, NodeError},
+    node::{self, NodeError, NodeSettings},
     plugins,
     store::Store,
 };
@@ -53,7 +53,7 @@ fn open_store(config: &Config) -> Result<Store, String> {
 fn open_keystore(config: &Config) -> Result<Arc<dyn Keystore>, String> {
     let from_plugin = plugins::open_keystore(&config.plugins, &config.keystore.backend)
         .map_err(|e| e.to_string())?;
-    node::open_keystore(&config.node_settings(), from_plugin).map_err(|e| e.to_string())
+    node::open_keystore(&NodeSettings::from(config), from_plugin).map_err(|e| e.to_string())
 }
 
 /// Opens what a stopped node's commands work on: keystore, database and
@@ -69,7 +69,7 @@ async fn open_offline(config: &Config) -> Result<(Store, Arc<dyn Keystore>, Ipfs
 
 /// `milagro init`: keys and identity, created once; prints the node ID.
 pub async fn init(config: &Config) -> Result<(), String> {
-    let settings = config.node_settings();
+    let settings = NodeSettings::from(config);
     let (store, keystore, ipfs) = open_offline(config).await?;
     let (identity, created) =
         node::load_or_create_identity(&settings, &store, &keystore, &ipfs, &Limits::default())
@@ -96,7 +96,7 @@ pub fn show(config: &Config) -> Result<(), String> {
 
 /// `milagro identity rotate`: new keys, rotated document; prints the new ID.
 pub async fn rotate(config: &Config) -> Result<(), String> {
-    let settings = config.node_settings();
+    let settings = NodeSettings::from(config);
     let (store, keystore, ipfs) = open_offline(config).await?;
     let identity = node::rotate_identity(&settings, &store, &keystore, &ipfs, &Limits::default())
         .await
@@ -140,7 +140,7 @@ pub async fn revoke(config: &Config, ids: &[String]) -> Result<(), String> {
         );
     }
     let chains = store.namespace(node::CHAINS);
-    let time_ms = node::now_ms();
+    let time_ms = clock::now_ms();
     let mut printed = Vec::new();
     for revoked in targets {
         let revocation = Revocation::sign(&identity.signer, &identity.document, &revoked, time_ms)

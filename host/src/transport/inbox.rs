@@ -41,22 +41,20 @@
 //! processing allows.
 
 use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, OnceLock},
+    collections::HashMap,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use abi_stable::std_types::{RString, RVec};
-use milagro_plugin_api::abi::ReceivedEnvelope;
 use milagro_proto::{Block, Cid, Envelope, Limits, MessageId, VerifiedEnvelope};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
+use super::consumer::{Consumers, Delivered};
 use crate::{
     chain::{ChainError, Chains},
+    clock::now_ms,
     identity::{NodeIdentity, Resolver},
-    node::now_ms,
-    plugins::LoadedPlugin,
     store::{Namespace, Write},
 };
 
@@ -176,18 +174,9 @@ pub struct Inbox {
     /// stranger's tarpit (or a bug) must not hold a task, or a slot of the
     /// resume queue, for ever.
     envelope_timeout: Duration,
-    /// Plugins and which consumes each kind; set once plugins are built.
-    consumers: OnceLock<Consumers>,
     waiters: Mutex<Waiters>,
     /// Envelopes accepted by this run and not yet processed.
     accepted: Mutex<HashMap<Cid, Opened>>,
-}
-
-struct Consumers {
-    plugins: Arc<Vec<LoadedPlugin>>,
-    by_kind: HashMap<String, usize>,
-    /// Reply kinds some plugin only awaits (see `PluginDescriptor::awaits`).
-    awaited: HashSet<String>,
 }
 
 fn key(prefix: &str, cid: &Cid) -> Vec<u8> {
@@ -256,23 +245,6 @@ fn refusal_reason(e: &InboxError) -> Option<&'static str> {
     })
 }
 
-/// What a plugin receives of a verified envelope, its sealed body opened.
-fn received(cid: &Cid, verified: &VerifiedEnvelope, sealed: Option<&[u8]>) -> ReceivedEnvelope {
-    ReceivedEnvelope {
-        cid: cid.to_string().into(),
-        kind: verified.kind().into(),
-        sender: verified.sender().to_string().into(),
-        time_unix_ms: verified.time_ms(),
-        links: verified
-            .links()
-            .iter()
-            .map(|l| RString::from(l.to_string()))
-            .collect(),
-        body: verified.body().unwrap_or_default().into(),
-        sealed: sealed.map(RVec::from).into(),
-    }
-}
-
 impl Inbox {
     pub fn new(
         store: Namespace,
@@ -291,36 +263,9 @@ impl Inbox {
             limits,
             max_skew_ms,
             envelope_timeout,
-            consumers: OnceLock::new(),
             waiters: Mutex::new(HashMap::new()),
             accepted: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Connects the inbox to the plugins; fails if two consume one kind.
-    pub fn set_consumers(&self, plugins: Arc<Vec<LoadedPlugin>>) -> Result<(), String> {
-        let mut by_kind = HashMap::new();
-        for (index, plugin) in plugins.iter().enumerate() {
-            for kind in plugin.descriptor.consumes.iter() {
-                if let Some(other) = by_kind.insert(kind.to_string(), index) {
-                    return Err(format!(
-                        "plugins {:?} and {:?} both consume envelopes of kind {kind}",
-                        plugins[other].name, plugin.name
-                    ));
-                }
-            }
-        }
-        let awaited = plugins
-            .iter()
-            .flat_map(|p| p.descriptor.awaits.iter().map(|k| k.to_string()))
-            .collect();
-        self.consumers
-            .set(Consumers {
-                plugins,
-                by_kind,
-                awaited,
-            })
-            .map_err(|_| "inbox consumers set twice".to_string())
     }
 
     pub fn max_block_bytes(&self) -> usize {
@@ -471,7 +416,7 @@ impl Inbox {
     }
 
     /// Loads a stored envelope, re-verified, and opens it for a plugin.
-    async fn load(&self, cid: &Cid) -> Result<(VerifiedEnvelope, ReceivedEnvelope), InboxError> {
+    async fn load(&self, cid: &Cid) -> Result<(VerifiedEnvelope, Delivered), InboxError> {
         let bytes = self.store.get(&key("env/", cid))?.ok_or_else(|| {
             InboxError::Unavailable(format!("envelope {cid} is not in the inbox"))
         })?;
@@ -486,31 +431,29 @@ impl Inbox {
             })?;
         let verified = envelope.verify(&sender)?;
         let sealed = self.open_for_this_node(&verified)?;
-        let received = received(cid, &verified, sealed.as_deref().map(Vec::as_slice));
-        Ok((verified, received))
+        let delivered = Delivered::new(cid, &verified, sealed.as_deref().map(Vec::as_slice));
+        Ok((verified, delivered))
     }
 
-    /// Hands a persisted envelope to its consumer and marks it done. Safe to
-    /// call again for the same CID: a done envelope is not processed twice.
-    pub async fn process(&self, cid: Cid) -> Result<(), InboxError> {
+    /// Hands a persisted envelope to its consumer among `consumers` and
+    /// marks it done. Safe to call again for the same CID: a done envelope
+    /// is not processed twice.
+    pub async fn process(&self, cid: Cid, consumers: &Consumers) -> Result<(), InboxError> {
         // Taken first, so no path leaves the opened envelope in memory.
         let accepted = self.accepted.lock().expect("accepted lock").remove(&cid);
         if self.store.get(&key("pending/", &cid))?.is_none() {
             return Ok(());
         }
-        let (verified, received) = match accepted {
+        let (verified, delivered) = match accepted {
             Some(Opened { verified, sealed }) => {
-                let received = received(&cid, &verified, sealed.as_deref().map(Vec::as_slice));
-                (verified, received)
+                let delivered =
+                    Delivered::new(&cid, &verified, sealed.as_deref().map(Vec::as_slice));
+                (verified, delivered)
             }
             None => self.load(&cid).await?,
         };
         let kind = verified.kind().to_string();
-        let outcome = match self
-            .consumers
-            .get()
-            .and_then(|c| c.by_kind.get(&kind).map(|&i| (Arc::clone(&c.plugins), i)))
-        {
+        let outcome = match consumers.of(&kind) {
             // Applied by the host when accepted (`Chains::accept_envelope`).
             None if [milagro_proto::ROTATED_KIND, milagro_proto::REVOKED_KIND]
                 .contains(&kind.as_str()) =>
@@ -519,29 +462,20 @@ impl Inbox {
             }
             // Taken by a plugin's `await_reply` (e.g. the mpin plugin's
             // dta/share on a node without the dta plugin).
-            None if self
-                .consumers
-                .get()
-                .is_some_and(|c| c.awaited.contains(&kind)) =>
-            {
-                Ok(())
-            }
+            None if consumers.awaits(&kind) => Ok(()),
             None => Err(format!("no plugin consumes kind {kind}")),
-            Some((plugins, index)) => {
-                let plugin = &plugins[index];
-                let task = tokio::spawn(plugin.object.on_envelope(received));
+            Some(consumer) => {
+                let task = tokio::spawn(consumer.consume(delivered));
                 let abort = task.abort_handle();
                 match tokio::time::timeout(self.envelope_timeout, task).await {
-                    Ok(Ok(r)) => r.into_result().map_err(|e| {
-                        format!("plugin {} failed: {}: {}", plugin.name, e.code, e.message)
-                    }),
-                    Ok(Err(e)) => Err(format!("plugin {} failed: {e}", plugin.name)),
+                    Ok(Ok(r)) => r.map_err(|e| format!("plugin {} failed: {e}", consumer.name())),
+                    Ok(Err(e)) => Err(format!("plugin {} failed: {e}", consumer.name())),
                     Err(_) => {
                         abort.abort();
                         metrics::counter!(ENVELOPE_TIMEOUTS).increment(1);
                         Err(format!(
                             "plugin {} did not finish within {} ms",
-                            plugin.name,
+                            consumer.name(),
                             self.envelope_timeout.as_millis()
                         ))
                     }
@@ -642,7 +576,7 @@ impl Inbox {
         kind: &str,
         from: &[Cid],
         timeout: Duration,
-    ) -> Result<ReceivedEnvelope, InboxError> {
+    ) -> Result<Delivered, InboxError> {
         let cid = self.wait_reply(linked, kind, from, timeout).await?;
         Ok(self.load(&cid).await?.1)
     }

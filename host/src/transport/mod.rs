@@ -27,6 +27,7 @@
 //! publishes the delivery again (pubsub itself drops messages silently).
 //! Receiving goes through the [`inbox`].
 
+pub mod consumer;
 pub mod inbox;
 pub mod peers;
 pub mod quota;
@@ -48,9 +49,10 @@ use milagro_proto::{
     receipt_topic, seal,
 };
 use serde::Deserialize;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use self::{
+    consumer::Consumers,
     inbox::{Accepted, Admission, Inbox, InboxError},
     peers::{Peers, Plan},
     quota::{QuotaConfig, Quotas},
@@ -58,8 +60,8 @@ use self::{
 };
 use crate::{
     chain::Chains,
+    clock::now_ms,
     identity::{NodeIdentity, Resolver},
-    node::now_ms,
     outbound::Outbound,
 };
 
@@ -136,6 +138,8 @@ pub struct Outgoing<'a> {
 }
 
 pub struct Transport {
+    /// Deliveries to this node itself, for the receiver.
+    local: mpsc::UnboundedSender<Cid>,
     ipfs: Ipfs,
     identity: Arc<NodeIdentity>,
     resolver: Arc<Resolver>,
@@ -202,7 +206,14 @@ impl Drop for AwaitingReceipt<'_> {
     }
 }
 
+/// Envelopes this node sent to itself, accepted into its inbox and waiting
+/// for [`Transport::run_receiver`], which holds the consumers, to process
+/// them.
+pub type LocalDeliveries = mpsc::UnboundedReceiver<Cid>;
+
 impl Transport {
+    /// The transport, and the queue of its deliveries to this node itself
+    /// (for [`Transport::run_receiver`]).
     pub fn new(
         ipfs: Ipfs,
         identity: Arc<NodeIdentity>,
@@ -211,9 +222,11 @@ impl Transport {
         inbox: Arc<Inbox>,
         config: TransportConfig,
         http: Outbound,
-    ) -> Transport {
+    ) -> (Transport, LocalDeliveries) {
         let quotas = Arc::new(Quotas::new(config.quota.clone(), *identity.id()));
-        Transport {
+        let (local, local_deliveries) = mpsc::unbounded_channel();
+        let transport = Transport {
+            local,
             ipfs,
             identity,
             resolver,
@@ -225,7 +238,8 @@ impl Transport {
             receipt_wait: ReceiptWait::default(),
             peers: Peers::default(),
             quotas,
-        }
+        };
+        (transport, local_deliveries)
     }
 
     /// Seals, stores and delivers an envelope; returns its CID once every
@@ -288,11 +302,17 @@ impl Transport {
         block: &milagro_proto::Block,
     ) -> Result<(), String> {
         if recipient.id() == self.identity.id() {
-            return self
-                .receive(block.clone())
+            let admission = self
+                .inbox
+                .accept(block.clone())
                 .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+                .map_err(|e| e.to_string())?;
+            if admission.accepted == Accepted::New {
+                // Processed by the receiver; if it has stopped, the envelope
+                // stays pending for the next start.
+                let _ = self.local.send(admission.cid);
+            }
+            return Ok(());
         }
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
@@ -455,7 +475,7 @@ impl Transport {
             .ok_or("its identity advertises no HTTP endpoint")?;
         let request = hyper::Request::post(format!("{}/v1/inbox", base.trim_end_matches('/')))
             .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
-            .header(crate::server::CID_HEADER, block.cid().to_string())
+            .header(milagro_proto::CID_HEADER, block.cid().to_string())
             .body(Full::new(Bytes::copy_from_slice(block.bytes())))
             .map_err(|e| e.to_string())?;
         let attempt = tokio::time::Instant::now()
@@ -477,21 +497,18 @@ impl Transport {
         }
     }
 
-    /// Accepts a block for this node and processes it in the background.
-    pub async fn receive(&self, block: milagro_proto::Block) -> Result<Admission, InboxError> {
-        self.receive_from(block, None).await
-    }
-
-    /// [`Transport::receive`] for a block `POST /v1/inbox` took from the
-    /// client at `address`, charged to that address for the sender
-    /// identities it makes this node resolve (as a pubsub delivery is to
-    /// its libp2p peer).
+    /// Accepts a block `POST /v1/inbox` took from the client at `address`
+    /// and processes it in the background with `consumers`; the address is
+    /// charged for the sender identities it makes this node resolve (as a
+    /// pubsub delivery is to its libp2p peer).
     pub async fn receive_over_http(
         &self,
         block: milagro_proto::Block,
         address: IpAddr,
+        consumers: &Arc<Consumers>,
     ) -> Result<Admission, InboxError> {
-        self.receive_from(block, Some(&address.to_string())).await
+        self.receive_from(block, Some(&address.to_string()), consumers)
+            .await
     }
 
     /// Charges `delivering` (a libp2p peer ID or a client address) for
@@ -508,13 +525,15 @@ impl Transport {
         self.quotas.new_identity(delivering)
     }
 
-    /// [`Transport::receive`], within the sender's quotas (see [`quota`]);
+    /// Accepts a block for this node, within the sender's quotas (see
+    /// [`quota`]), and processes it in the background with `consumers`;
     /// `peer` is the libp2p peer that delivered the block over pubsub,
     /// charged for the sender identities this node did not know.
     async fn receive_from(
         &self,
         block: milagro_proto::Block,
         peer: Option<&str>,
+        consumers: &Arc<Consumers>,
     ) -> Result<Admission, InboxError> {
         let bytes = block.bytes().len() as u64;
         // A duplicate is answered as such whatever the quotas: its sender
@@ -543,9 +562,10 @@ impl Transport {
                 .charge(admission.sender, bytes)
                 .into_owned(Arc::clone(&self.quotas));
             let inbox = Arc::clone(&self.inbox);
+            let consumers = Arc::clone(consumers);
             let cid = admission.cid;
             tokio::spawn(async move {
-                if let Err(e) = inbox.process(cid).await {
+                if let Err(e) = inbox.process(cid, &consumers).await {
                     tracing::warn!(%cid, "processing failed: {e}");
                 }
                 drop(pending);
@@ -565,16 +585,21 @@ impl Transport {
     /// that has not learnt of a rotation still publishes on the old one),
     /// and announces what `milagro identity rotate|revoke` queued once it
     /// listens.
-    pub async fn run_receiver(self: Arc<Self>) {
+    pub async fn run_receiver(
+        self: Arc<Self>,
+        consumers: Arc<Consumers>,
+        mut local: LocalDeliveries,
+    ) {
         let id = *self.identity.id();
         let mut subscribed = Vec::new();
         let mut listeners: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
         for chain_id in self.identity.ids() {
             let (ready, ready_rx) = oneshot::channel();
             subscribed.push(ready_rx);
+            let consumers = Arc::clone(&consumers);
             listeners.push(Box::pin(Arc::clone(&self).listen(
                 inbox_topic(&chain_id),
-                Self::on_delivery,
+                move |this, message| this.on_delivery(message, Arc::clone(&consumers)),
                 ready,
             )));
         }
@@ -587,12 +612,23 @@ impl Transport {
         )));
         let resume = {
             let this = Arc::clone(&self);
+            let consumers = Arc::clone(&consumers);
             async move {
                 futures::future::join_all(subscribed).await;
-                tokio::join!(this.resume_pending(), this.announce());
+                tokio::join!(this.resume_pending(&consumers), this.announce());
             }
         };
-        tokio::join!(futures::future::join_all(listeners), resume);
+        let own = async {
+            while let Some(cid) = local.recv().await {
+                let (inbox, consumers) = (Arc::clone(&self.inbox), Arc::clone(&consumers));
+                tokio::spawn(async move {
+                    if let Err(e) = inbox.process(cid, &consumers).await {
+                        tracing::warn!(%cid, "processing failed: {e}");
+                    }
+                });
+            }
+        };
+        tokio::join!(futures::future::join_all(listeners), resume, own);
     }
 
     /// Sends each announcement queued by `milagro identity rotate|revoke`
@@ -647,7 +683,7 @@ impl Transport {
 
     /// Processes the envelopes accepted but not processed by an earlier run,
     /// several at a time.
-    async fn resume_pending(&self) {
+    async fn resume_pending(&self, consumers: &Consumers) {
         let pending = match self.inbox.pending() {
             Ok(pending) => pending,
             Err(e) => {
@@ -657,7 +693,7 @@ impl Transport {
         };
         futures::stream::iter(pending)
             .for_each_concurrent(RESUME_CONCURRENCY, |cid| async move {
-                if let Err(e) = self.inbox.process(cid).await {
+                if let Err(e) = self.inbox.process(cid, consumers).await {
                     tracing::warn!(%cid, "pending envelope not processed: {e}");
                 }
             })
@@ -695,7 +731,7 @@ impl Transport {
 
     /// An envelope delivered over pubsub: accept it, then tell the sender
     /// (also when it is a duplicate: the first receipt may have been lost).
-    async fn on_delivery(self: Arc<Self>, message: PubsubMessage) {
+    async fn on_delivery(self: Arc<Self>, message: PubsubMessage, consumers: Arc<Consumers>) {
         let block = match decode_delivery(&message.data, self.inbox.max_block_bytes()) {
             Ok(block) => block,
             Err(e) => {
@@ -703,7 +739,10 @@ impl Transport {
                 return;
             }
         };
-        let admission = match self.receive_from(block, Some(&message.from)).await {
+        let admission = match self
+            .receive_from(block, Some(&message.from), &consumers)
+            .await
+        {
             Ok(admission) => admission,
             Err(e) => {
                 tracing::warn!(from = %message.from, "{e}");
