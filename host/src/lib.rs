@@ -27,6 +27,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod facilities;
+pub mod handler;
 pub mod identity;
 pub mod keystore;
 pub mod metrics;

@@ -44,9 +44,10 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, RResult},
 };
+use futures::future::BoxFuture;
 use milagro_plugin_api::{
-    Error,
-    abi::{HostObj_TO, PluginBox, PluginDescriptor, PluginModRef},
+    Error, Request, Response,
+    abi::{AbiRequest, HostObj_TO, PluginBox, PluginDescriptor, PluginModRef},
     library::{LibraryError, open_library},
 };
 use sha2::{Digest, Sha256};
@@ -54,6 +55,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     config::PluginConfig,
     facilities::{PluginHost, to_abi},
+    handler::Handler,
     keystore::plugin::PluginKeystore,
     node::Node,
     store::Store,
@@ -102,6 +104,51 @@ pub struct LoadedPlugin {
     pub sha256: String,
     pub descriptor: PluginDescriptor,
     pub object: PluginBox,
+}
+
+impl Handler for LoadedPlugin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&self, request: Request) -> BoxFuture<'static, Result<Response, String>> {
+        // A task of its own: a panic that escapes the plugin is a JoinError,
+        // not a dead server task; dropping the future (a deadline) aborts it.
+        let task = tokio::spawn(self.object.handle(AbiRequest::from(request)));
+        let abort = AbortOnDrop(task.abort_handle());
+        Box::pin(async move {
+            let answer = task.await.map(Response::from).map_err(|e| e.to_string());
+            drop(abort);
+            answer
+        })
+    }
+}
+
+/// Aborts a task when dropped (a no-op once it finished).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl LoadedPlugin {
+    /// What `GET /v1/plugins` shows of this instance.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "plugin": self.descriptor.name.as_str(),
+            "version": self.descriptor.version.as_str(),
+            "mount": self.mount,
+            "sha256": self.sha256,
+            "consumes": self.descriptor.consumes.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "routes": self.descriptor.routes.iter().map(|r| serde_json::json!({
+                "method": r.method.as_str(),
+                "path": format!("{}{}", self.mount, r.path.as_str()),
+            })).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// One instance of a list of loaded plugins, as the inbox sees it.

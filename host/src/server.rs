@@ -28,7 +28,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::{RString, Tuple2};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
 use hyper::{
@@ -38,10 +37,7 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use milagro_plugin_api::{
-    Error, ErrorCode,
-    abi::{AbiRequest, AbiResponse},
-};
+use milagro_plugin_api::{Error, ErrorCode, Request as PluginRequest, Response as PluginResponse};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -50,7 +46,9 @@ use milagro_proto::CID_HEADER;
 use crate::{
     api_error, audit,
     auth::Auth,
-    backup, identity,
+    backup,
+    handler::Handler,
+    identity,
     metrics::{self, Metrics},
     node::Node,
     plugins::LoadedPlugin,
@@ -278,7 +276,10 @@ impl App {
             },
             Target::Plugin { index, operation } => {
                 match self.plugin_request(operation, params, request).await {
-                    Ok(abi_request) => self.call_plugin(&self.plugins[*index], abi_request).await,
+                    Ok(plugin_request) => {
+                        self.call_plugin(&self.plugins[*index], plugin_request)
+                            .await
+                    }
                     Err(e) => error_response(&e),
                 }
             }
@@ -327,24 +328,7 @@ impl App {
     }
 
     fn plugin_list(&self) -> Response {
-        let list: Vec<_> = self
-            .plugins
-            .iter()
-            .map(|p| {
-                json!({
-                    "name": p.name,
-                    "plugin": p.descriptor.name.as_str(),
-                    "version": p.descriptor.version.as_str(),
-                    "mount": p.mount,
-                    "sha256": p.sha256,
-                    "consumes": p.descriptor.consumes.iter().map(RString::as_str).collect::<Vec<_>>(),
-                    "routes": p.descriptor.routes.iter().map(|r| json!({
-                        "method": r.method.as_str(),
-                        "path": crate::router::full_path(&p.mount, r.path.as_str()),
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        let list: Vec<_> = self.plugins.iter().map(LoadedPlugin::summary).collect();
         json_response(
             StatusCode::OK,
             serde_json::Value::from(list).to_string().into_bytes(),
@@ -391,30 +375,22 @@ impl App {
         operation: &str,
         params: Vec<(String, String)>,
         request: hyper::Request<Incoming>,
-    ) -> Result<AbiRequest, Error> {
+    ) -> Result<PluginRequest, Error> {
         let (parts, body) = self.read_body(request).await?;
         let headers = parts
             .headers
             .iter()
             .filter(|(name, _)| *name != header::AUTHORIZATION)
-            .filter_map(|(name, value)| {
-                Some(Tuple2(
-                    RString::from(name.as_str()),
-                    RString::from(value.to_str().ok()?),
-                ))
-            })
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
             .collect();
-        Ok(AbiRequest {
-            operation: operation.into(),
-            method: parts.method.as_str().into(),
-            path: parts.uri.path().into(),
-            params: params
-                .into_iter()
-                .map(|(k, v)| Tuple2(k.into(), v.into()))
-                .collect(),
-            query: parts.uri.query().unwrap_or_default().into(),
+        Ok(PluginRequest {
+            operation: operation.to_string(),
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            params,
+            query: parts.uri.query().unwrap_or_default().to_string(),
             headers,
-            body: body.to_vec().into(),
+            body: body.to_vec(),
         })
     }
 
@@ -495,24 +471,22 @@ impl App {
         }
     }
 
-    async fn call_plugin(&self, plugin: &LoadedPlugin, request: AbiRequest) -> Response {
-        let operation = request.operation.to_string();
-        let mut task = tokio::spawn(plugin.object.handle(request));
-        match tokio::time::timeout(self.handler_timeout, &mut task).await {
-            Ok(Ok(response)) => plugin_response(&plugin.name, response),
+    async fn call_plugin(&self, plugin: &dyn Handler, request: PluginRequest) -> Response {
+        let operation = request.operation.clone();
+        let name = plugin.name();
+        // Dropping the handler's future on a timeout aborts its task.
+        match tokio::time::timeout(self.handler_timeout, plugin.handle(request)).await {
+            Ok(Ok(response)) => plugin_response(name, response),
             Ok(Err(e)) => {
-                tracing::error!(plugin = %plugin.name, %operation, "handler failed: {e}");
+                tracing::error!(plugin = %name, %operation, "handler failed: {e}");
                 error_response(&Error::internal(format!(
-                    "plugin {} failed while handling {operation}",
-                    plugin.name
+                    "plugin {name} failed while handling {operation}"
                 )))
             }
             Err(_) => {
-                task.abort();
-                tracing::warn!(plugin = %plugin.name, %operation, "handler timed out");
+                tracing::warn!(plugin = %name, %operation, "handler timed out");
                 error_response(&Error::timeout(format!(
-                    "plugin {} did not answer {operation} within {} ms",
-                    plugin.name,
+                    "plugin {name} did not answer {operation} within {} ms",
                     self.handler_timeout.as_millis()
                 )))
             }
@@ -530,7 +504,7 @@ fn param_cid(params: &[(String, String)]) -> Result<milagro_proto::Cid, Error> {
 }
 
 /// Turns a plugin's answer into an HTTP response, dropping what it may not set.
-fn plugin_response(plugin: &str, response: AbiResponse) -> Response {
+fn plugin_response(plugin: &str, response: PluginResponse) -> Response {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         tracing::error!(
             plugin,
@@ -541,9 +515,9 @@ fn plugin_response(plugin: &str, response: AbiResponse) -> Response {
             "plugin {plugin} returned an invalid status"
         )));
     };
-    let mut out = hyper::Response::new(full(response.body.into_vec()));
+    let mut out = hyper::Response::new(full(response.body));
     *out.status_mut() = status;
-    for Tuple2(name, value) in response.headers {
+    for (name, value) in response.headers {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value.as_str()),
