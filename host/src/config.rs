@@ -24,6 +24,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use milagro_plugin_api::mount;
 use serde::Deserialize;
 
 /// Why a configuration was refused. Messages name the file.
@@ -172,18 +173,6 @@ fn yes() -> bool {
     true
 }
 
-/// Mount points the host keeps for its own routes.
-const RESERVED_MOUNTS: [&str; 8] = [
-    "/v1/status",
-    "/v1/backup",
-    "/v1/plugins",
-    "/v1/identity",
-    "/v1/inbox",
-    "/v1/audit",
-    "/openapi.json",
-    "/metrics",
-];
-
 impl PluginConfig {
     pub fn mount(&self) -> String {
         self.mount
@@ -274,15 +263,8 @@ impl Config {
         let mut names = HashSet::new();
         let mut mounts = HashSet::new();
         for p in &self.plugins {
-            let valid_name = !p.name.is_empty()
-                && p.name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !valid_name {
-                return Err(format!(
-                    "plugin name {:?} must be non-empty and use only a-z, 0-9 and '-'",
-                    p.name
-                ));
+            if !mount::valid_instance_name(&p.name) {
+                return Err(mount::invalid_name_reason(&p.name));
             }
             if !names.insert(p.name.as_str()) {
                 return Err(format!("plugin name {:?} appears twice", p.name));
@@ -294,26 +276,8 @@ impl Config {
                 continue;
             }
             let mount = p.mount();
-            let valid_mount = mount.starts_with('/')
-                && mount.len() > 1
-                && !mount.ends_with('/')
-                && !mount.contains(['{', '}', '*', '?', '#'])
-                && !mount.split('/').any(|seg| seg == "." || seg == "..");
-            if !valid_mount {
-                return Err(format!(
-                    "plugin {:?}: mount {mount:?} must be an absolute path without a trailing '/', '..', or route syntax",
-                    p.name
-                ));
-            }
-            if let Some(reserved) = RESERVED_MOUNTS.iter().find(|r| {
-                mount == **r
-                    || mount.starts_with(&format!("{r}/"))
-                    || r.starts_with(&format!("{mount}/"))
-            }) {
-                return Err(format!(
-                    "plugin {:?}: mount {mount:?} overlaps the host's own route {reserved}",
-                    p.name
-                ));
+            if let Some(why) = mount::mount_refusal(&mount) {
+                return Err(format!("plugin {:?}: {why}", p.name));
             }
             if !mounts.insert(mount.clone()) {
                 return Err(format!("mount {mount:?} is used by two plugins"));

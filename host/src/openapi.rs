@@ -25,6 +25,8 @@ use serde_json::{Map, Value, json};
 
 use milagro_plugin_api::abi::RouteAccess;
 
+use milagro_plugin_api::mount::{self, HOST_ROUTES};
+
 use crate::{
     plugins::LoadedPlugin,
     router::{Access, full_path, plugin_access},
@@ -174,21 +176,30 @@ fn core_paths() -> Map<String, Value> {
 }
 
 /// Builds the document for this node's routes.
-/// Marks each core operation with its access mode: those that declare the
-/// bearer scheme are operator routes, the others are open (`security: []`).
+/// Marks each core operation with its access mode, from the one table of
+/// the host's routes (`HOST_ROUTES`): operator routes declare the bearer
+/// scheme, open ones `security: []`. A host route without its operation
+/// here, or a documented core path that is not a host route, is a bug
+/// (`core_paths_are_the_host_routes`).
 fn mark_core_access(paths: &mut Map<String, Value>) {
-    for item in paths.values_mut() {
-        let Value::Object(item) = item else { continue };
-        for op in item.values_mut() {
-            let Value::Object(op) = op else { continue };
-            let access = if op.contains_key("security") {
+    for route in HOST_ROUTES {
+        let Some(Value::Object(op)) = paths
+            .get_mut(route.path)
+            .and_then(|item| item.get_mut(route.method.to_ascii_lowercase()))
+        else {
+            continue;
+        };
+        let access = match route.access {
+            mount::Access::Operator => {
+                op.insert("security".into(), json!([{"bearer": []}]));
                 Access::Operator
-            } else {
+            }
+            mount::Access::Open => {
                 op.insert("security".into(), json!([]));
                 Access::Open
-            };
-            op.insert(ACCESS_EXTENSION.into(), access.as_str().into());
-        }
+            }
+        };
+        op.insert(ACCESS_EXTENSION.into(), access.as_str().into());
     }
 }
 
@@ -258,4 +269,37 @@ pub fn document(version: &str, plugins: &[LoadedPlugin]) -> Result<Value, OpenAp
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_paths_are_the_host_routes() {
+        let doc = document("0", &[]).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut documented = 0;
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                let route = HOST_ROUTES
+                    .iter()
+                    .find(|r| r.path == path && r.method.eq_ignore_ascii_case(method))
+                    .unwrap_or_else(|| {
+                        panic!("{method} {path} is documented but not a host route")
+                    });
+                assert!(
+                    item[method][ACCESS_EXTENSION].is_string(),
+                    "{method} {path}"
+                );
+                let _ = route;
+                documented += 1;
+            }
+        }
+        assert_eq!(
+            documented,
+            HOST_ROUTES.len(),
+            "every host route is documented"
+        );
+    }
 }

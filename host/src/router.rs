@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use hyper::Method;
 use milagro_plugin_api::abi::RouteAccess;
 
+use milagro_plugin_api::mount::{self, HOST_ROUTES};
+
 use crate::plugins::LoadedPlugin;
 
 /// What a matched route dispatches to.
@@ -111,25 +113,17 @@ impl Router {
             paths: matchit::Router::new(),
             entries: Vec::new(),
         };
-        let core = [
-            ("GET", "/v1/status", Target::Status, Access::Open),
-            ("GET", "/v1/plugins", Target::Plugins, Access::Operator),
-            ("GET", "/openapi.json", Target::OpenApi, Access::Operator),
-            ("GET", "/metrics", Target::Metrics, Access::Open),
-            ("GET", "/v1/identity", Target::Identity, Access::Open),
-            (
-                "GET",
-                "/v1/identity/{cid}",
-                Target::IdentityLookup,
-                Access::Open,
-            ),
-            ("POST", "/v1/inbox", Target::Inbox, Access::Open),
-            ("GET", "/v1/audit/{cid}", Target::Audit, Access::Operator),
-            ("GET", "/v1/backup", Target::Backup, Access::Operator),
-        ];
-        for (method, path, target, access) in core {
+        for core in HOST_ROUTES {
+            let access = match core.access {
+                mount::Access::Open => Access::Open,
+                mount::Access::Operator => Access::Operator,
+            };
+            let endpoint = Endpoint {
+                target: core_target(core.path),
+                access,
+            };
             router
-                .add(method, path, Endpoint { target, access })
+                .add(core.method, core.path, endpoint)
                 .expect("core routes are valid and distinct");
         }
         for (index, plugin) in plugins.iter().enumerate() {
@@ -216,6 +210,22 @@ pub fn plugin_access(access: RouteAccess) -> Access {
     match access {
         RouteAccess::Operator => Access::Operator,
         RouteAccess::Public => Access::Public,
+    }
+}
+
+/// What serves each of the host's own routes ([`HOST_ROUTES`]).
+fn core_target(path: &str) -> Target {
+    match path {
+        "/v1/status" => Target::Status,
+        "/v1/plugins" => Target::Plugins,
+        "/openapi.json" => Target::OpenApi,
+        "/metrics" => Target::Metrics,
+        "/v1/identity" => Target::Identity,
+        "/v1/identity/{cid}" => Target::IdentityLookup,
+        "/v1/inbox" => Target::Inbox,
+        "/v1/audit/{cid}" => Target::Audit,
+        "/v1/backup" => Target::Backup,
+        other => unreachable!("host route {other} has no target"),
     }
 }
 

@@ -31,6 +31,8 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
+use milagro_plugin_api::mount;
+
 use crate::{
     catalog::{self, KnownPlugin},
     source::PluginSource,
@@ -284,17 +286,6 @@ fn yes() -> bool {
     true
 }
 
-/// Mount points the host keeps for its own routes.
-const RESERVED_MOUNTS: [&str; 7] = [
-    "/v1/status",
-    "/v1/plugins",
-    "/v1/identity",
-    "/v1/inbox",
-    "/v1/audit",
-    "/openapi.json",
-    "/metrics",
-];
-
 /// A plugin entry after validation.
 #[derive(Debug, Clone)]
 pub struct PluginPlan {
@@ -379,13 +370,6 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestError> {
     Ok(loaded)
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// A bootstrap entry: a multiaddr with `/p2p/<peer id>`, or the `http://`
 /// or `https://` base URL of a running node.
 pub fn valid_bootstrap(peer: &str) -> bool {
@@ -394,18 +378,6 @@ pub fn valid_bootstrap(peer: &str) -> bool {
     } else {
         peer.starts_with("http://") || peer.starts_with("https://")
     }
-}
-
-fn valid_mount(mount: &str) -> bool {
-    mount.starts_with('/')
-        && mount.len() > 1
-        && !mount.ends_with('/')
-        && !mount.contains(['{', '}', '*', '?', '#'])
-        && !mount.split('/').any(|seg| seg == "." || seg == "..")
-}
-
-fn overlaps(a: &str, b: &str) -> bool {
-    a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
 }
 
 fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
@@ -446,11 +418,8 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
     let mut plans = Vec::new();
     for p in &m.plugins {
         let name = p.name.get_ref();
-        if !valid_name(name) {
-            return Err(loaded.error_at(
-                p.name.span(),
-                format!("plugin name {name:?}: expected a non-empty name of a-z, 0-9 and '-'"),
-            ));
+        if !mount::valid_instance_name(name) {
+            return Err(loaded.error_at(p.name.span(), mount::invalid_name_reason(name)));
         }
         if !names.insert(name.clone()) {
             return Err(
@@ -475,7 +444,7 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
                 ));
             }
         };
-        if !valid_name(kind) {
+        if !mount::valid_instance_name(kind) {
             return Err(loaded.error_at(
                 kind_span.clone(),
                 format!("plugin {kind:?}: expected a non-empty name of a-z, 0-9 and '-'"),
@@ -500,21 +469,10 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
             let (effective, span) = mount
                 .clone()
                 .unwrap_or_else(|| (format!("/v1/{name}"), p.name.span()));
-            if !valid_mount(&effective) {
-                return Err(loaded.error_at(
-                    span,
-                    format!(
-                        "mount {effective:?}: expected an absolute path without a trailing '/', '..' or route syntax"
-                    ),
-                ));
+            if let Some(why) = mount::mount_refusal(&effective) {
+                return Err(loaded.error_at(span, why));
             }
-            if let Some(reserved) = RESERVED_MOUNTS.iter().find(|r| overlaps(&effective, r)) {
-                return Err(loaded.error_at(
-                    span,
-                    format!("mount {effective:?} overlaps the host's own route {reserved}"),
-                ));
-            }
-            if let Some((other, _)) = mounts.iter().find(|(_, m)| overlaps(&effective, m)) {
+            if let Some((other, _)) = mounts.iter().find(|(_, m)| mount::overlaps(&effective, m)) {
                 return Err(loaded.error_at(
                     span,
                     format!("mount {effective:?} overlaps the mount of plugin {other:?}"),

@@ -50,6 +50,7 @@
 
 pub mod abi;
 pub mod library;
+pub mod mount;
 mod sdk;
 
 pub use sdk::*;
