@@ -54,6 +54,12 @@ mod sdk;
 
 pub use sdk::*;
 
+/// The `zeroize` crate, re-exported so that a plugin wipes its secrets
+/// (`zeroize::Zeroizing`, the `Zeroize` trait) with the version the SDK's own
+/// secret types use and needs no dependency of its own. Its derive macro
+/// (`#[derive(Zeroize)]`) names `::zeroize` and so still needs one.
+pub use zeroize;
+
 /// What [`export_plugin!`] expands to refers to; not part of the API.
 #[doc(hidden)]
 pub mod __private {

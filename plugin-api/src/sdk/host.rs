@@ -209,18 +209,32 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+impl Page {
+    /// Page size when a request gives no `limit`.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// Largest `limit` a request may give (the smallest is 1).
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
 impl Store<'_> {
     /// The page of entries under `prefix` that a `GET ...?limit=&cursor=`
-    /// request asks for: `limit` 1-1000 (default 100, else a 400), `cursor`
-    /// the key suffix (after `prefix`) of the previous page's last entry.
+    /// request asks for: `limit` 1 to [`Page::MAX_LIMIT`] (default
+    /// [`Page::DEFAULT_LIMIT`], else a 400), `cursor` the key suffix (after
+    /// `prefix`) of the previous page's last entry. Declare such a route
+    /// with [`crate::Route::paged`], which documents exactly this.
     pub async fn page(&self, prefix: &[u8], request: &Request) -> Result<Page, Error> {
         let limit = match request.query_param("limit") {
-            None => 100,
+            None => Page::DEFAULT_LIMIT,
             Some(v) => v
                 .parse::<u32>()
                 .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| Error::bad_request("limit must be an integer from 1 to 1000"))?,
+                .filter(|n| (1..=Page::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "limit must be an integer from 1 to {}",
+                        Page::MAX_LIMIT
+                    ))
+                })?,
         };
         let cursor = request
             .query_param("cursor")

@@ -20,6 +20,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Page;
 use crate::abi::{RouteAccess, RouteSpec};
 
 /// One route of a plugin, relative to its mount point.
@@ -115,6 +116,28 @@ impl Route {
         self
     }
 
+    /// Documents a listing served by [`crate::Store::page`]: its `limit`
+    /// (1 to [`Page::MAX_LIMIT`], default [`Page::DEFAULT_LIMIT`]) and
+    /// `cursor` query parameters, and the 400 a bad `limit` gets. The 200
+    /// (with its `next_cursor`) is the route's own to document.
+    pub fn paged(self) -> Route {
+        self.query(
+            "limit",
+            &format!(
+                "Page size (1-{}, default {})",
+                Page::MAX_LIMIT,
+                Page::DEFAULT_LIMIT
+            ),
+            json!({"type": "integer", "minimum": 1, "maximum": Page::MAX_LIMIT}),
+        )
+        .query(
+            "cursor",
+            "next_cursor of the previous page",
+            json!({"type": "string"}),
+        )
+        .response(400, "Bad paging parameters", None)
+    }
+
     /// Documents a JSON request body with its JSON schema.
     pub fn json_body(mut self, schema: Value) -> Route {
         self.doc.insert(
@@ -181,6 +204,22 @@ mod tests {
         assert_eq!(op["responses"]["200"]["description"], "Success");
         assert_eq!(spec.method.as_str(), "GET");
         assert_eq!(spec.access, RouteAccess::Operator);
+    }
+
+    #[test]
+    fn paged_routes_document_what_the_store_enforces() {
+        let spec = Route::get("/notes", "list_notes").paged().into_spec();
+        let op: Value = serde_json::from_str(spec.openapi.as_str()).unwrap();
+        let limit = &op["parameters"][0];
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], Page::MAX_LIMIT);
+        assert_eq!(limit["description"], "Page size (1-1000, default 100)");
+        assert_eq!(op["parameters"][1]["name"], "cursor");
+        assert_eq!(
+            op["responses"]["400"]["description"],
+            "Bad paging parameters"
+        );
     }
 
     #[test]
