@@ -46,9 +46,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use milagro_plugin_api::zeroize::Zeroizing;
 use milagro_plugin_api::{Error, KeyType, KeystoreBackend};
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
 pub use token::{Token, TokenError};
 
