@@ -46,6 +46,7 @@
 //! [`abi`] is the stable ABI underneath, checked by `abi_stable` at load time;
 //! plugin authors never need it. See `plugins/example` for a complete template.
 
+#![deny(missing_docs)]
 #![allow(non_local_definitions)] // emitted by #[sabi_trait]
 
 pub mod abi;

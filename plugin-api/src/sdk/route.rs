@@ -44,6 +44,9 @@ pub struct Route {
 }
 
 impl Route {
+    /// A route of any method (upper-case) at `path` (relative to the mount
+    /// point, `{name}` segments captured as path parameters), dispatched to
+    /// the handler as `operation`.
     pub fn new(
         method: &'static str,
         path: impl Into<String>,
@@ -66,18 +69,22 @@ impl Route {
         }
     }
 
+    /// A `GET` route; see [`Route::new`].
     pub fn get(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("GET", path, operation)
     }
 
+    /// A `POST` route; see [`Route::new`].
     pub fn post(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("POST", path, operation)
     }
 
+    /// A `PUT` route; see [`Route::new`].
     pub fn put(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("PUT", path, operation)
     }
 
+    /// A `DELETE` route; see [`Route::new`].
     pub fn delete(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("DELETE", path, operation)
     }
@@ -97,11 +104,13 @@ impl Route {
         self.public
     }
 
+    /// The one-line OpenAPI summary.
     pub fn summary(mut self, summary: &str) -> Route {
         self.doc.insert("summary".into(), summary.into());
         self
     }
 
+    /// A longer OpenAPI description.
     pub fn description(mut self, description: &str) -> Route {
         self.doc.insert("description".into(), description.into());
         self
