@@ -39,6 +39,8 @@
 //! Configured by the `[[plugins]]` entry that `[keystore] backend` names;
 //! see `docs/hsm.md`.
 
+#![forbid(unsafe_code)]
+
 mod token;
 
 use std::{
