@@ -219,7 +219,14 @@ impl Plugin for Dta {
                 .response(504, "A D-TA did not answer in time", None),
             Route::get("/issuances", "issuances")
                 .summary("This D-TA's decisions: who, kind, mpin_ids, when, outcome (never a secret)")
-                .paged(),
+                .paged()
+                .response(
+                    200,
+                    "A page of decisions",
+                    Some(json!({"type": "object", "required": ["issuances", "next_cursor"], "properties": {
+                        "issuances": {"type": "array", "items": {"type": "object"}},
+                        "next_cursor": {"type": "string", "nullable": true}}})),
+                ),
         ]
     }
 
