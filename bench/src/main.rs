@@ -27,6 +27,8 @@
 //! floor of one order measured in the same process. With `--rate 30` the
 //! orders start at a steady 30 per second instead (`scripts/soak`).
 
+#![forbid(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

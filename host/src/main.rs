@@ -17,6 +17,8 @@
 
 //! The `milagro` command line (see `milagro::cli` and docs/cli.md).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -31,6 +31,8 @@
 //! every fetched plugin whose pin is unchanged; only `--force-new-identity`
 //! replaces the identity (`milagro identity rotate`).
 
+#![forbid(unsafe_code)]
+
 pub mod artifacts;
 pub mod catalog;
 pub mod layout;

@@ -17,6 +17,8 @@
 
 //! The `milagro-install` command line.
 
+#![forbid(unsafe_code)]
+
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};

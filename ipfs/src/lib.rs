@@ -33,6 +33,8 @@
 //! trusted: a provider is only a place to ask, and every block is still
 //! checked against its CID here.
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "embedded")]
 pub mod dht;
 #[cfg(feature = "embedded")]

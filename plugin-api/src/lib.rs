@@ -46,6 +46,7 @@
 //! [`abi`] is the stable ABI underneath, checked by `abi_stable` at load time;
 //! plugin authors never need it. See `plugins/example` for a complete template.
 
+#![deny(missing_docs)]
 #![allow(non_local_definitions)] // emitted by #[sabi_trait]
 
 pub mod abi;
@@ -54,6 +55,12 @@ pub mod mount;
 mod sdk;
 
 pub use sdk::*;
+
+/// The `zeroize` crate, re-exported so that a plugin wipes its secrets
+/// (`zeroize::Zeroizing`, the `Zeroize` trait) with the version the SDK's own
+/// secret types use and needs no dependency of its own. Its derive macro
+/// (`#[derive(Zeroize)]`) names `::zeroize` and so still needs one.
+pub use zeroize;
 
 /// What [`export_plugin!`] expands to refers to; not part of the API.
 #[doc(hidden)]

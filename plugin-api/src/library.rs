@@ -28,18 +28,28 @@ use crate::abi::PluginModRef;
 /// Why a library was refused, in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
+    /// The library loaded but its root module's layout differs from this
+    /// plugin-api's (built against another version).
     #[error(
         "plugin {name:?} refused: {path} was built against an incompatible plugin-api: {summary}"
     )]
     Incompatible {
+        /// The plugin entry's name in host.toml.
         name: String,
+        /// The library file.
         path: PathBuf,
+        /// abi_stable's account of the first difference.
         summary: String,
     },
+    /// The library could not be loaded at all (missing file, not a
+    /// library, no root module).
     #[error("plugin {name:?} refused: cannot load {path}: {reason}")]
     Load {
+        /// The plugin entry's name in host.toml.
         name: String,
+        /// The library file.
         path: PathBuf,
+        /// What the loader said.
         reason: String,
     },
 }

@@ -22,6 +22,8 @@
 //! The binaries and plugin libraries come from the workspace's target dir;
 //! the test command (`scripts/test`) builds them before running the tests.
 
+#![forbid(unsafe_code)]
+
 use std::{
     fmt::Write as _,
     net::TcpListener,

@@ -33,10 +33,15 @@ use super::AbiError;
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
+    /// Something failed and needs the operator.
     Error,
+    /// Something unexpected the node recovered from (e.g. a refused message).
     Warn,
+    /// A normal event worth a line in the log.
     Info,
+    /// Detail for diagnosing a problem.
     Debug,
+    /// Finest detail, normally filtered out.
     Trace,
 }
 
@@ -44,7 +49,9 @@ pub enum LogLevel {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct KvEntry {
+    /// The full key, within the plugin's namespace.
     pub key: RVec<u8>,
+    /// The value stored under it.
     pub value: RVec<u8>,
 }
 
@@ -52,8 +59,18 @@ pub struct KvEntry {
 #[repr(C, u8)]
 #[derive(StableAbi, Debug, Clone)]
 pub enum KvWrite {
-    Put { key: RVec<u8>, value: RVec<u8> },
-    Delete { key: RVec<u8> },
+    /// Stores `value` under `key`, replacing what was there.
+    Put {
+        /// The key to write.
+        key: RVec<u8>,
+        /// The value to store.
+        value: RVec<u8>,
+    },
+    /// Removes `key` (no error if it is absent).
+    Delete {
+        /// The key to remove.
+        key: RVec<u8>,
+    },
 }
 
 /// Kinds of key pairs the keystore can generate.
@@ -72,10 +89,14 @@ pub enum KeyKind {
 pub struct IdentityInfo {
     /// The node ID: the CID of the identity document.
     pub id: RString,
+    /// The node's self-chosen display name (not unique, not checked).
     pub name: RString,
-    /// SEC1-compressed secp256k1 keys.
+    /// The key the node signs its envelopes with (SEC1-compressed secp256k1).
     pub signing_key: RVec<u8>,
+    /// The key envelopes are sealed to for this node (SEC1-compressed secp256k1).
     pub ecdh_key: RVec<u8>,
+    /// The public key B of the node's beneficiary key b (SEC1-compressed
+    /// secp256k1), if it publishes one.
     pub beneficiary_key: ROption<RVec<u8>>,
     /// Endpoint hints (HTTP URLs, multiaddrs).
     pub endpoints: RVec<RString>,
@@ -85,6 +106,8 @@ pub struct IdentityInfo {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct OutgoingEnvelope {
+    /// The envelope kind (e.g. `custody/order`), which selects the
+    /// recipient's consuming plugin.
     pub kind: RString,
     /// Node IDs of the recipients.
     pub recipients: RVec<RString>,
@@ -100,12 +123,18 @@ pub struct OutgoingEnvelope {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct ReceivedEnvelope {
+    /// The envelope's CID.
     pub cid: RString,
+    /// The envelope kind.
     pub kind: RString,
     /// Node ID of the sender.
     pub sender: RString,
+    /// When the sender says it made the envelope (milliseconds since the
+    /// Unix epoch; the sender's clock).
     pub time_unix_ms: u64,
+    /// Links (CIDs) to earlier envelopes of the same conversation.
     pub links: RVec<RString>,
+    /// The body readable by anyone holding the block.
     pub body: RVec<u8>,
     /// The decrypted sealed body, if there was one. Secret: zeroize after use.
     pub sealed: ROption<RVec<u8>>,
@@ -118,11 +147,15 @@ pub type AbiFuture<T> = FfiFuture<RResult<T, AbiError>>;
 #[sabi_trait]
 pub trait HostObj: Clone + Send + Sync {
     // log and clock
+    /// Writes a line to the node's log, tagged with the plugin instance.
     fn log(&self, level: LogLevel, message: RString);
+    /// Wall-clock time, milliseconds since the Unix epoch.
     fn now_unix_ms(&self) -> u64;
+    /// Completes after `millis` milliseconds, on the host's timer.
     fn sleep_ms(&self, millis: u64) -> FfiFuture<()>;
 
     // store: the plugin's own namespace of the node database
+    /// The value under `key`, if any.
     fn kv_get(&self, key: RVec<u8>) -> AbiFuture<ROption<RVec<u8>>>;
     /// Applies every write or none, durably, before completing.
     fn kv_write(&self, writes: RVec<KvWrite>) -> AbiFuture<()>;
@@ -142,7 +175,9 @@ pub trait HostObj: Clone + Send + Sync {
     fn ipfs_get(&self, cid: RString) -> AbiFuture<RVec<u8>>;
 
     // identity
+    /// This node's current identity.
     fn identity_self(&self) -> AbiFuture<IdentityInfo>;
+    /// Fetches and verifies the identity document with node ID `id`.
     fn identity_resolve(&self, id: RString) -> AbiFuture<IdentityInfo>;
 
     // envelope + transport
@@ -160,6 +195,7 @@ pub trait HostObj: Clone + Send + Sync {
     // keystore: labels are namespaced to the plugin instance
     /// Generates a key pair and returns its SEC1-compressed public key.
     fn key_generate(&self, label: RString, kind: KeyKind) -> AbiFuture<RVec<u8>>;
+    /// The public key of the key pair under `label`, if there is one.
     fn key_public(&self, label: RString) -> AbiFuture<ROption<RVec<u8>>>;
     /// ECDSA over a 32-byte digest; 64-byte r||s, low-S.
     fn key_sign(&self, label: RString, digest: RVec<u8>) -> AbiFuture<RVec<u8>>;
@@ -167,6 +203,7 @@ pub trait HostObj: Clone + Send + Sync {
     fn key_ecdh(&self, label: RString, peer: RVec<u8>) -> AbiFuture<RVec<u8>>;
     /// Stores a secret, encrypted at rest (or wrapped by the HSM).
     fn secret_put(&self, label: RString, secret: RVec<u8>) -> AbiFuture<()>;
+    /// The secret under `label`, if any. Secret: zeroize after use.
     #[sabi(last_prefix_field)]
     fn secret_get(&self, label: RString) -> AbiFuture<ROption<RVec<u8>>>;
 

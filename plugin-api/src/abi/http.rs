@@ -31,6 +31,7 @@ use abi_stable::{
 pub struct AbiRequest {
     /// The operation id the plugin declared for the matched route.
     pub operation: RString,
+    /// The upper-case HTTP method.
     pub method: RString,
     /// The request path as received, including the plugin's mount point.
     pub path: RString,
@@ -40,6 +41,7 @@ pub struct AbiRequest {
     pub query: RString,
     /// Request headers, lower-case names.
     pub headers: RVec<Tuple2<RString, RString>>,
+    /// The request body (within the host's size limit).
     pub body: RVec<u8>,
 }
 
@@ -47,7 +49,10 @@ pub struct AbiRequest {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct AbiResponse {
+    /// The HTTP status code.
     pub status: u16,
+    /// Response headers to send (name, value).
     pub headers: RVec<Tuple2<RString, RString>>,
+    /// The response body.
     pub body: RVec<u8>,
 }

@@ -45,5 +45,6 @@ use abi_stable::{StableAbi, std_types::RString};
 pub struct AbiError {
     /// One of the codes of [`crate::ErrorCode`], as text.
     pub code: RString,
+    /// What went wrong, for people; never secret material.
     pub message: RString,
 }

@@ -62,7 +62,9 @@ pub enum RouteAccess {
 pub struct PluginDescriptor {
     /// The plugin's own name (a library may be mounted under other instance names).
     pub name: RString,
+    /// The plugin's version (its crate version), shown by the host.
     pub version: RString,
+    /// The REST routes the instance serves under its mount point.
     pub routes: RVec<RouteSpec>,
     /// Envelope kinds (e.g. `custody/order`) this plugin consumes.
     pub consumes: RVec<RString>,
@@ -79,8 +81,11 @@ pub struct PluginDescriptor {
 /// `async_ffi`, which reports a panic to the host's poll.
 #[sabi_trait]
 pub trait PluginObj: Send + Sync {
+    /// The instance's name, version, routes and envelope kinds, asked once
+    /// after construction.
     fn describe(&self) -> RResult<PluginDescriptor, AbiError>;
 
+    /// Answers a request the host routed to one of the instance's routes.
     fn handle(&self, request: AbiRequest) -> FfiFuture<AbiResponse>;
 
     /// Delivers an opened, verified envelope of a kind the plugin consumes.

@@ -29,21 +29,31 @@ use crate::abi::AbiError;
 /// Machine-readable error codes, each with its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// The request is malformed (400).
     BadRequest,
+    /// The caller did not authenticate (401).
     Unauthorized,
+    /// The caller may not do this (403).
     Forbidden,
+    /// No such resource (404).
     NotFound,
+    /// The route exists but not with this method (405).
     MethodNotAllowed,
+    /// The request conflicts with the resource's state (409).
     Conflict,
+    /// The body is over the limit (413).
     PayloadTooLarge,
+    /// The request is well-formed but does not verify or fit (422).
     Unprocessable,
     /// The resource is locked (e.g. an account blocked after failed logins).
     Locked,
     /// The caller sent too many requests; retry later.
     TooManyRequests,
+    /// A fault on this side, not the caller's (500).
     Internal,
     /// A facility or dependency is not there (not provided, or down).
     Unavailable,
+    /// Something did not answer in time (504).
     Timeout,
 }
 
@@ -64,6 +74,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
     ];
 
+    /// The code as it appears in error bodies, e.g. `not_found`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
@@ -82,6 +93,7 @@ impl ErrorCode {
         }
     }
 
+    /// The HTTP status of a response with this code.
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::BadRequest => 400,
@@ -119,11 +131,14 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Error {
+    /// What kind of failure, and so the HTTP status.
     pub code: ErrorCode,
+    /// What went wrong, for people; never secret material.
     pub message: String,
 }
 
 impl Error {
+    /// An error with any code.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Error {
             code,
@@ -131,34 +146,42 @@ impl Error {
         }
     }
 
+    /// A malformed request (400).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
     }
 
+    /// The caller may not do this (403).
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
     }
 
+    /// No such resource (404).
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
 
+    /// A conflict with the resource's state (409).
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, message)
     }
 
+    /// Well-formed but does not verify or fit (422).
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unprocessable, message)
     }
 
+    /// A fault on this side (500).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
     }
 
+    /// A facility or dependency is not there (503).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, message)
     }
 
+    /// Something did not answer in time (504).
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Timeout, message)
     }

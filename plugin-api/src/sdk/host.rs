@@ -52,18 +52,22 @@ impl Host {
         self.0.log(level, RString::from(message.into()));
     }
 
+    /// Logs at [`Level::Info`].
     pub fn info(&self, message: impl Into<String>) {
         self.log(LogLevel::Info, message);
     }
 
+    /// Logs at [`Level::Warn`].
     pub fn warn(&self, message: impl Into<String>) {
         self.log(LogLevel::Warn, message);
     }
 
+    /// Logs at [`Level::Error`].
     pub fn error(&self, message: impl Into<String>) {
         self.log(LogLevel::Error, message);
     }
 
+    /// Logs at [`Level::Debug`].
     pub fn debug(&self, message: impl Into<String>) {
         self.log(LogLevel::Debug, message);
     }
@@ -93,14 +97,17 @@ impl Host {
         Store(&self.0)
     }
 
+    /// The node's IPFS blocks.
     pub fn ipfs(&self) -> Ipfs<'_> {
         Ipfs(&self.0)
     }
 
+    /// This node's identity and the resolution of others'.
     pub fn identity(&self) -> Identities<'_> {
         Identities(&self.0)
     }
 
+    /// Envelope delivery to other nodes.
     pub fn transport(&self) -> Transport<'_> {
         Transport(&self.0)
     }
@@ -144,11 +151,15 @@ fn kv_writes(writes: Vec<Write>) -> RVec<KvWrite> {
 /// One write of an atomic [`Store::write`].
 #[derive(Debug, Clone)]
 pub enum Write {
+    /// Stores the value (second) under the key (first); see also
+    /// [`Write::put_json`].
     Put(Vec<u8>, Vec<u8>),
+    /// Removes the key (no error if it is absent).
     Delete(Vec<u8>),
 }
 
 impl Store<'_> {
+    /// The value under `key`, if any (see also [`Store::get_json`]).
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         Ok(call(self.0.kv_get(key.into()))
             .await?
@@ -156,11 +167,13 @@ impl Store<'_> {
             .map(RVec::into_vec))
     }
 
+    /// Stores `value` under `key`, durably (see also [`Store::put_json`]).
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.write(vec![Write::Put(key.to_vec(), value.to_vec())])
             .await
     }
 
+    /// Removes `key`, durably (no error if it is absent).
     pub async fn delete(&self, key: &[u8]) -> Result<(), Error> {
         self.write(vec![Write::Delete(key.to_vec())]).await
     }
@@ -205,22 +218,39 @@ impl Store<'_> {
 /// next page (`None` on the last page).
 #[derive(Debug, Default)]
 pub struct Page {
+    /// The entries (full key, value), in key order; parse JSON records with
+    /// [`Page::records`].
     pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The `cursor` that asks for the next page; `None` on the last.
     pub next_cursor: Option<String>,
+}
+
+impl Page {
+    /// Page size when a request gives no `limit`.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// Largest `limit` a request may give (the smallest is 1).
+    pub const MAX_LIMIT: u32 = 1000;
 }
 
 impl Store<'_> {
     /// The page of entries under `prefix` that a `GET ...?limit=&cursor=`
-    /// request asks for: `limit` 1-1000 (default 100, else a 400), `cursor`
-    /// the key suffix (after `prefix`) of the previous page's last entry.
+    /// request asks for: `limit` 1 to [`Page::MAX_LIMIT`] (default
+    /// [`Page::DEFAULT_LIMIT`], else a 400), `cursor` the key suffix (after
+    /// `prefix`) of the previous page's last entry. Declare such a route
+    /// with [`crate::Route::paged`], which documents exactly this.
     pub async fn page(&self, prefix: &[u8], request: &Request) -> Result<Page, Error> {
         let limit = match request.query_param("limit") {
-            None => 100,
+            None => Page::DEFAULT_LIMIT,
             Some(v) => v
                 .parse::<u32>()
                 .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| Error::bad_request("limit must be an integer from 1 to 1000"))?,
+                .filter(|n| (1..=Page::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "limit must be an integer from 1 to {}",
+                        Page::MAX_LIMIT
+                    ))
+                })?,
         };
         let cursor = request
             .query_param("cursor")
@@ -264,10 +294,15 @@ impl Ipfs<'_> {
 pub struct Identity {
     /// The node ID: CID of the identity document.
     pub id: String,
+    /// The node's self-chosen display name (not unique, not checked).
     pub name: String,
+    /// The key the node signs envelopes with (SEC1-compressed secp256k1).
     pub signing_key: Vec<u8>,
+    /// The key envelopes to the node are sealed to (SEC1-compressed secp256k1).
     pub ecdh_key: Vec<u8>,
+    /// The public key B of the node's beneficiary key, if it publishes one.
     pub beneficiary_key: Option<Vec<u8>>,
+    /// Endpoint hints (HTTP URLs, multiaddrs).
     pub endpoints: Vec<String>,
 }
 
@@ -288,6 +323,7 @@ impl From<IdentityInfo> for Identity {
 pub struct Identities<'a>(&'a HostBox);
 
 impl Identities<'_> {
+    /// This node's current identity.
     pub async fn this_node(&self) -> Result<Identity, Error> {
         Ok(call(self.0.identity_self()).await?.into())
     }
@@ -347,9 +383,14 @@ impl Identities<'_> {
 /// An envelope to sign, seal and deliver.
 #[derive(Debug, Clone, Default)]
 pub struct NewEnvelope {
+    /// The envelope kind (e.g. `custody/order`): it selects the consuming
+    /// plugin on the recipients' nodes.
     pub kind: String,
+    /// Node IDs of the recipients (none for a public record).
     pub recipients: Vec<String>,
+    /// CIDs of earlier envelopes of the same conversation.
     pub links: Vec<String>,
+    /// Readable by anyone holding the block: never put secrets here.
     pub body: Vec<u8>,
     /// Encrypted to the recipients only; empty for none.
     pub sealed: Zeroizing<Vec<u8>>,
@@ -358,12 +399,20 @@ pub struct NewEnvelope {
 /// A received, verified and opened envelope.
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    /// The envelope's CID.
     pub cid: String,
+    /// The envelope kind.
     pub kind: String,
+    /// Node ID of the (verified) sender.
     pub sender: String,
+    /// When the sender says it made the envelope (ms since the Unix epoch,
+    /// the sender's clock).
     pub time_unix_ms: u64,
+    /// CIDs of earlier envelopes of the same conversation.
     pub links: Vec<String>,
+    /// The clear body.
     pub body: Vec<u8>,
+    /// The decrypted sealed body, if there was one; wiped when dropped.
     pub sealed: Option<Zeroizing<Vec<u8>>>,
 }
 
@@ -461,6 +510,7 @@ impl Keystore<'_> {
             .into_vec())
     }
 
+    /// The public key of the key pair under `label`, if there is one.
     pub async fn public_key(&self, label: &str) -> Result<Option<Vec<u8>>, Error> {
         Ok(call(self.0.key_public(label.into()))
             .await?
@@ -484,10 +534,12 @@ impl Keystore<'_> {
         ))
     }
 
+    /// Stores or replaces a secret under `label`, encrypted at rest.
     pub async fn put_secret(&self, label: &str, secret: &[u8]) -> Result<(), Error> {
         call(self.0.secret_put(label.into(), secret.into())).await
     }
 
+    /// The secret under `label`, if any; wiped when dropped.
     pub async fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         Ok(call(self.0.secret_get(label.into()))
             .await?

@@ -28,11 +28,17 @@ use crate::abi::{AbiRequest, AbiResponse};
 pub struct Request {
     /// The operation id of the matched [`crate::Route`].
     pub operation: String,
+    /// The upper-case HTTP method.
     pub method: String,
+    /// The request path as received, including the plugin's mount point.
     pub path: String,
+    /// Path parameters captured by the route template (read with [`Request::param`]).
     pub params: Vec<(String, String)>,
+    /// The raw query string without `?` (read with [`Request::query_param`]).
     pub query: String,
+    /// Request headers, lower-case names (read with [`Request::header`]).
     pub headers: Vec<(String, String)>,
+    /// The request body (within the host's size limit).
     pub body: Vec<u8>,
 }
 
@@ -76,8 +82,11 @@ fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// A handler's response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// Headers to send (name, value).
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 

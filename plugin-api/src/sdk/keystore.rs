@@ -52,6 +52,7 @@ pub trait KeystoreBackend: Send + Sync + Sized + 'static {
     /// The `config` table of the library's `[[plugins]]` entry.
     type Config: DeserializeOwned;
 
+    /// The backend's name, for the host's log and error messages.
     const NAME: &'static str;
 
     /// Opens the backend. A failure here refuses the node's start-up with
@@ -76,6 +77,7 @@ pub trait KeystoreBackend: Send + Sync + Sized + 'static {
     /// Stores or replaces a secret.
     fn put_secret(&self, label: &str, secret: &[u8]) -> Result<(), Error>;
 
+    /// A stored secret, if there is one under `label`.
     fn get_secret(&self, label: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error>;
 
     /// Erases a secret; no error if there is none.

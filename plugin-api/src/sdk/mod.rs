@@ -26,6 +26,7 @@ mod host;
 mod http;
 mod keystore;
 mod plugin;
+mod record;
 mod route;
 
 pub use error::{Error, ErrorCode};
@@ -40,4 +41,5 @@ pub use keystore::keystore_root_module;
 pub use plugin::Plugin;
 #[doc(hidden)]
 pub use plugin::root_module;
+pub use record::RecordError;
 pub use route::Route;

@@ -52,8 +52,12 @@ pub trait Plugin: Send + Sync + Sized + 'static {
 
     /// The plugin's name (also its default mount: `/v1/<name>`).
     const NAME: &'static str;
+    /// The plugin's version, usually `env!("CARGO_PKG_VERSION")`.
     const VERSION: &'static str;
 
+    /// Builds an instance from its config when the node starts. A failure
+    /// refuses the start-up with the error's message, so make it say what
+    /// to fix.
     fn new(config: Self::Config, host: Host) -> Result<Self, Error>;
 
     /// The routes served under the mount point.

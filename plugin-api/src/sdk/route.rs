@@ -20,6 +20,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Page;
 use crate::abi::{RouteAccess, RouteSpec};
 
 /// One route of a plugin, relative to its mount point.
@@ -43,6 +44,9 @@ pub struct Route {
 }
 
 impl Route {
+    /// A route of any method (upper-case) at `path` (relative to the mount
+    /// point, `{name}` segments captured as path parameters), dispatched to
+    /// the handler as `operation`.
     pub fn new(
         method: &'static str,
         path: impl Into<String>,
@@ -65,18 +69,22 @@ impl Route {
         }
     }
 
+    /// A `GET` route; see [`Route::new`].
     pub fn get(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("GET", path, operation)
     }
 
+    /// A `POST` route; see [`Route::new`].
     pub fn post(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("POST", path, operation)
     }
 
+    /// A `PUT` route; see [`Route::new`].
     pub fn put(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("PUT", path, operation)
     }
 
+    /// A `DELETE` route; see [`Route::new`].
     pub fn delete(path: impl Into<String>, operation: impl Into<String>) -> Route {
         Route::new("DELETE", path, operation)
     }
@@ -96,11 +104,13 @@ impl Route {
         self.public
     }
 
+    /// The one-line OpenAPI summary.
     pub fn summary(mut self, summary: &str) -> Route {
         self.doc.insert("summary".into(), summary.into());
         self
     }
 
+    /// A longer OpenAPI description.
     pub fn description(mut self, description: &str) -> Route {
         self.doc.insert("description".into(), description.into());
         self
@@ -113,6 +123,28 @@ impl Route {
             "description": description, "schema": schema,
         }));
         self
+    }
+
+    /// Documents a listing served by [`crate::Store::page`]: its `limit`
+    /// (1 to [`Page::MAX_LIMIT`], default [`Page::DEFAULT_LIMIT`]) and
+    /// `cursor` query parameters, and the 400 a bad `limit` gets. The 200
+    /// (with its `next_cursor`) is the route's own to document.
+    pub fn paged(self) -> Route {
+        self.query(
+            "limit",
+            &format!(
+                "Page size (1-{}, default {})",
+                Page::MAX_LIMIT,
+                Page::DEFAULT_LIMIT
+            ),
+            json!({"type": "integer", "minimum": 1, "maximum": Page::MAX_LIMIT}),
+        )
+        .query(
+            "cursor",
+            "next_cursor of the previous page",
+            json!({"type": "string"}),
+        )
+        .response(400, "Bad paging parameters", None)
     }
 
     /// Documents a JSON request body with its JSON schema.
@@ -181,6 +213,22 @@ mod tests {
         assert_eq!(op["responses"]["200"]["description"], "Success");
         assert_eq!(spec.method.as_str(), "GET");
         assert_eq!(spec.access, RouteAccess::Operator);
+    }
+
+    #[test]
+    fn paged_routes_document_what_the_store_enforces() {
+        let spec = Route::get("/notes", "list_notes").paged().into_spec();
+        let op: Value = serde_json::from_str(spec.openapi.as_str()).unwrap();
+        let limit = &op["parameters"][0];
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], Page::MAX_LIMIT);
+        assert_eq!(limit["description"], "Page size (1-1000, default 100)");
+        assert_eq!(op["parameters"][1]["name"], "cursor");
+        assert_eq!(
+            op["responses"]["400"]["description"],
+            "Bad paging parameters"
+        );
     }
 
     #[test]

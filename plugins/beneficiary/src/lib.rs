@@ -47,10 +47,10 @@ use milagro_custody::messages::{
 use milagro_custody::reshare::Sharing;
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks};
-use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
+use milagro_plugin_api::zeroize::Zeroizing;
+use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 const WALLET_PREFIX: &str = "wallet/";
 const REFERENCE_PREFIX: &str = "reference/";
@@ -187,25 +187,10 @@ impl Plugin for Beneficiary {
             "status": {"type": "string", "enum": ["pending", "complete"]},
             "shares_received": {"type": "integer"}, "shares_needed": {"type": "integer"},
             "order_cid": text, "principal": text, "secret_key": text, "wif": text}});
-        let page = |route: Route| {
-            route
-                .query(
-                    "limit",
-                    "Page size (1-1000, default 100)",
-                    json!({"type": "integer", "minimum": 1, "maximum": 1000}),
-                )
-                .query(
-                    "cursor",
-                    "next_cursor of the previous page",
-                    json!({"type": "string"}),
-                )
-                .response(400, "Bad paging parameters", None)
-        };
         vec![
-            page(
-                Route::get("/wallets", "list_wallets")
-                    .summary("Wallets announced to this beneficiary"),
-            )
+            Route::get("/wallets", "list_wallets")
+                    .summary("Wallets announced to this beneficiary")
+.paged()
             .response(
                 200,
                 "A page of wallets",
@@ -255,15 +240,13 @@ impl Plugin for Beneficiary {
                 .response(409, "Not a Taproot wallet, or its beneficiary key is the principal's", None)
                 .response(422, "A fiduciary sent a wrong signature share (named)", None)
                 .response(504, "Fewer than t fiduciaries took part", None),
-            page(
-                Route::get("/signatures", "signatures")
-                    .summary("Signatures this beneficiary made with its Taproot wallets"),
-            )
+            Route::get("/signatures", "signatures")
+                    .summary("Signatures this beneficiary made with its Taproot wallets")
+.paged()
             .response(200, "A page of signatures", Some(json!({"type": "object"}))),
-            page(
-                Route::get("/refusals", "refusals")
-                    .summary("Notices and releases refused, and why"),
-            )
+            Route::get("/refusals", "refusals")
+                    .summary("Notices and releases refused, and why")
+.paged()
             .response(200, "A page of refusals", Some(json!({"type": "object"}))),
         ]
     }
@@ -291,7 +274,7 @@ impl Plugin for Beneficiary {
                     .store()
                     .page(WALLET_PREFIX.as_bytes(), &request)
                     .await?;
-                let wallets: Vec<Wallet> = common::records(&page.entries)?;
+                let wallets: Vec<Wallet> = page.records()?;
                 let mut views = Vec::with_capacity(wallets.len());
                 for w in &wallets {
                     views.push(self.view(w, false).await?);
@@ -390,7 +373,7 @@ impl Beneficiary {
         let _guard = self.locks.lock(&order_cid).await;
         let store = self.host.store();
         let key = format!("{WALLET_PREFIX}{order_cid}");
-        if common::get_json::<Wallet>(&store, &key).await?.is_some() {
+        if store.get_json::<Wallet>(&key).await?.is_some() {
             return Ok(Ok(()));
         }
         let mut wallet = Wallet {
@@ -415,9 +398,9 @@ impl Beneficiary {
         let taken = self.take_kept(&mut wallet, &notice, &sharing).await?;
         self.try_complete(&mut wallet, &notice, &sharing).await?;
         let writes = vec![
-            common::put_json(&key, &wallet)?,
-            common::put_json(
-                &format!("{REFERENCE_PREFIX}{}/{order_cid}", order.reference),
+            Write::put_json(&key, &wallet)?,
+            Write::put_json(
+                format!("{REFERENCE_PREFIX}{}/{order_cid}", order.reference),
                 &order_cid,
             )?,
         ];
@@ -439,7 +422,7 @@ impl Beneficiary {
         let store = self.host.store();
         let key = format!("{WALLET_PREFIX}{order_cid}");
         let epoch = release.epoch.unwrap_or(0);
-        let Some(mut wallet) = common::get_json::<Wallet>(&store, &key).await? else {
+        let Some(mut wallet) = store.get_json::<Wallet>(&key).await? else {
             // The notice has not arrived (yet): keep the share for it.
             self.keep_release(&order_cid, epoch, envelope, &release.share)
                 .await?;
@@ -485,7 +468,7 @@ impl Beneficiary {
             )
             .await?;
         self.try_complete(&mut wallet, &notice, &sharing).await?;
-        store.write(vec![common::put_json(&key, &wallet)?]).await?;
+        store.put_json(&key, &wallet).await?;
         Ok(accepted)
     }
 
@@ -512,7 +495,7 @@ impl Beneficiary {
         let _guard = self.locks.lock(&order_cid).await;
         let store = self.host.store();
         let key = format!("{WALLET_PREFIX}{order_cid}");
-        let Some(mut wallet) = common::get_json::<Wallet>(&store, &key).await? else {
+        let Some(mut wallet) = store.get_json::<Wallet>(&key).await? else {
             return Ok(Err(format!("no wallet of order {order_cid} is known here")));
         };
         if reshared.reshare.epoch <= wallet.epoch {
@@ -538,7 +521,7 @@ impl Beneficiary {
         self.try_complete(&mut wallet, &notice, &sharing).await?;
         // The wallet first: a crash before the erasures leaves only secrets
         // nothing refers to.
-        self.write_taking(vec![common::put_json(&key, &wallet)?], &taken)
+        self.write_taking(vec![Write::put_json(&key, &wallet)?], &taken)
             .await?;
         for index in stale {
             if !wallet.received.contains(&index) {
@@ -758,8 +741,9 @@ impl Beneficiary {
         let reference = request.param("reference").unwrap_or_default();
         let store = self.host.store();
         if messages::check_node_id("order_cid", reference).is_ok()
-            && let Some(w) =
-                common::get_json::<Wallet>(&store, &format!("{WALLET_PREFIX}{reference}")).await?
+            && let Some(w) = store
+                .get_json::<Wallet>(format!("{WALLET_PREFIX}{reference}"))
+                .await?
         {
             return Ok(w);
         }
@@ -772,7 +756,8 @@ impl Beneficiary {
             ))),
             [(k, _)] => {
                 let order_cid = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                common::get_json(&store, &format!("{WALLET_PREFIX}{order_cid}"))
+                store
+                    .get_json(format!("{WALLET_PREFIX}{order_cid}"))
                     .await?
                     .ok_or_else(|| Error::internal("a wallet index entry has no wallet"))
             }
@@ -787,7 +772,10 @@ impl Beneficiary {
         let found = self.find(request).await?;
         let _guard = self.locks.lock(&found.order_cid).await;
         let key = format!("{WALLET_PREFIX}{}", found.order_cid);
-        let mut wallet: Wallet = common::get_json(&self.host.store(), &key)
+        let mut wallet: Wallet = self
+            .host
+            .store()
+            .get_json(&key)
             .await?
             .ok_or_else(|| Error::internal("the wallet vanished"))?;
         let notice = wallet.notice()?;
@@ -813,10 +801,7 @@ impl Beneficiary {
                 Err(e) => undelivered.push(json!({"id": f, "error": e.message})),
             }
         }
-        self.host
-            .store()
-            .write(vec![common::put_json(&key, &wallet)?])
-            .await?;
+        self.host.store().put_json(&key, &wallet).await?;
         let mut view = self.view(&wallet, false).await?;
         view["undelivered"] = Value::Array(undelivered);
         Response::json(202, &view)

@@ -149,10 +149,7 @@ impl Beneficiary {
                     made.attempts = attempt;
                     made.silent = silent.iter().map(|&j| job.id(j).to_string()).collect();
                     let key = format!("{SIGNATURE_PREFIX}{}/{}", wallet.order_cid, made.session);
-                    self.host
-                        .store()
-                        .write(vec![common::put_json(&key, &made)?])
-                        .await?;
+                    self.host.store().put_json(&key, &made).await?;
                     self.host.info(format!(
                         "signed for wallet {} with {} (attempt {attempt})",
                         notice.address,
@@ -355,7 +352,7 @@ impl Beneficiary {
             .store()
             .page(SIGNATURE_PREFIX.as_bytes(), request)
             .await?;
-        let made: Vec<Made> = common::records(&page.entries)?;
+        let made: Vec<Made> = page.records()?;
         Response::json(
             200,
             &json!({"signatures": made, "next_cursor": page.next_cursor}),

@@ -17,8 +17,9 @@
 
 //! What the three custody plugins (`custody-principal`,
 //! `custody-fiduciary`, `beneficiary`) share: custody message bodies carried
-//! in envelopes, JSON records in the plugin's store, the mapping of custody
-//! errors to API errors, and the checks on user-chosen names.
+//! in envelopes, refusal records, the mapping of custody errors to API
+//! errors, and the checks on user-chosen names. JSON records in the store
+//! are the SDK's (`Store::get_json`, `Write::put_json`, `Page::records`).
 //!
 //! Every custody body travels in the envelope's sealed part: only its
 //! recipients read it. The envelope header (kind, sender, links) stays in
@@ -32,9 +33,9 @@ use std::{collections::HashMap, sync::Arc};
 use milagro_custody::SecretScalar;
 use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{self, Body, Limits};
-use milagro_plugin_api::{Envelope, Error, Host, NewEnvelope, Store, Write};
-use serde::{Serialize, de::DeserializeOwned};
-use zeroize::Zeroizing;
+use milagro_plugin_api::zeroize::Zeroizing;
+use milagro_plugin_api::{Envelope, Error, Host, NewEnvelope};
+use serde::Serialize;
 
 /// One async lock per key (an order), so that work on one order never
 /// waits for another: a send to a peer that is down may take the whole
@@ -112,7 +113,7 @@ pub async fn refuse(host: &Host, envelope: &Envelope, reason: &str) -> Result<()
         time_unix_ms: now,
     };
     let key = format!("{REFUSAL_PREFIX}{now:016x}/{}", envelope.cid);
-    host.store().write(vec![put_json(&key, &record)?]).await
+    host.store().put_json(&key, &record).await
 }
 
 /// `GET /refusals`: a page of this instance's [`Refusal`] records.
@@ -124,7 +125,7 @@ pub async fn refusals(
         .store()
         .page(REFUSAL_PREFIX.as_bytes(), request)
         .await?;
-    let refusals: Vec<Refusal> = records(&page.entries)?;
+    let refusals: Vec<Refusal> = page.records()?;
     milagro_plugin_api::Response::json(
         200,
         &serde_json::json!({"refusals": refusals, "next_cursor": page.next_cursor}),
@@ -216,35 +217,6 @@ pub async fn get_scalar(host: &Host, label: &str) -> Result<Option<SecretScalar>
     SecretScalar::from_bytes(bytes)
         .map(Some)
         .map_err(custody_error)
-}
-
-/// Reads a JSON record.
-pub async fn get_json<T: DeserializeOwned>(
-    store: &Store<'_>,
-    key: &str,
-) -> Result<Option<T>, Error> {
-    match store.get(key.as_bytes()).await? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::internal(format!("record {key} is unreadable: {e}"))),
-    }
-}
-
-/// A durable write of a JSON record (to combine with others in one
-/// [`Store::write`]).
-pub fn put_json<T: Serialize>(key: &str, value: &T) -> Result<Write, Error> {
-    let bytes = serde_json::to_vec(value).map_err(|e| Error::internal(e.to_string()))?;
-    Ok(Write::Put(key.as_bytes().to_vec(), bytes))
-}
-
-/// Parses the JSON records of a listing page.
-pub fn records<T: DeserializeOwned>(entries: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<T>, Error> {
-    entries
-        .iter()
-        .map(|(_, v)| serde_json::from_slice(v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::internal(format!("a stored record is unreadable: {e}")))
 }
 
 /// Checks an order reference: 1-128 bytes of `A-Z a-z 0-9 . _ -`, not

@@ -35,9 +35,9 @@ use milagro_custody::SecretScalar;
 use milagro_custody::feldman::{self, Commitments};
 use milagro_custody::messages::{Commitment, Complaint, Deal, Dealt, Order};
 use milagro_custody::shamir::{Polynomial, Share};
-use milagro_plugin_api::{Envelope, Error};
+use milagro_plugin_api::zeroize::Zeroizing;
+use milagro_plugin_api::{Envelope, Error, Write};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use crate::{Fiduciary, HELD_PREFIX, Held, Outcome, REFERENCE_PREFIX, common, share_label};
 
@@ -73,20 +73,18 @@ fn scalar_bytes(bytes: &Zeroizing<Vec<u8>>) -> Result<&[u8; 32], Error> {
 
 impl Fiduciary {
     async fn progress(&self, cid: &str) -> Result<Progress, Error> {
-        Ok(
-            common::get_json(&self.host.store(), &format!("{DKG_PREFIX}{cid}"))
-                .await?
-                .unwrap_or_default(),
-        )
+        Ok(self
+            .host
+            .store()
+            .get_json(format!("{DKG_PREFIX}{cid}"))
+            .await?
+            .unwrap_or_default())
     }
 
     async fn save_progress(&self, cid: &str, progress: &Progress) -> Result<(), Error> {
         self.host
             .store()
-            .write(vec![common::put_json(
-                &format!("{DKG_PREFIX}{cid}"),
-                progress,
-            )?])
+            .put_json(format!("{DKG_PREFIX}{cid}"), progress)
             .await
     }
 
@@ -205,7 +203,7 @@ impl Fiduciary {
         };
         let store = self.host.store();
         let held_key = format!("{HELD_PREFIX}{cid}");
-        if let Some(mut held) = common::get_json::<Held>(&store, &held_key).await? {
+        if let Some(mut held) = store.get_json::<Held>(&held_key).await? {
             // Committed before: the principal asked again.
             let last = progress
                 .order_envelope_cids
@@ -299,8 +297,8 @@ impl Fiduciary {
         let reference_key = format!("{REFERENCE_PREFIX}{}/{}", order.principal, order.reference);
         store
             .write(vec![
-                common::put_json(&reference_key, &cid.to_string())?,
-                common::put_json(&held_key, &held)?,
+                Write::put_json(&reference_key, &cid.to_string())?,
+                Write::put_json(&held_key, &held)?,
             ])
             .await?;
         self.send_commitment(&mut held, &last).await?;

@@ -146,7 +146,10 @@ pub fn export_route() -> Route {
 impl Fiduciary {
     pub(crate) async fn export_shares(&self, request: &Request) -> Result<Response, Error> {
         let cid = request.param("order_cid").unwrap_or_default();
-        let held: Held = common::get_json(&self.host.store(), &format!("{HELD_PREFIX}{cid}"))
+        let held: Held = self
+            .host
+            .store()
+            .get_json(format!("{HELD_PREFIX}{cid}"))
             .await?
             .ok_or_else(|| Error::not_found(format!("no order {cid}")))?;
         let mut epochs = vec![held.epoch];

@@ -54,7 +54,7 @@ use milagro_custody::messages::{
 };
 use milagro_custody::{SecretScalar, messages::Body};
 use milagro_custody_common::{self as common, Locks};
-use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route};
+use milagro_plugin_api::{Envelope, Error, Host, Plugin, Request, Response, Route, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -221,36 +221,19 @@ impl Plugin for Fiduciary {
     }
 
     fn routes(&self) -> Vec<Route> {
-        let page = |route: Route| {
-            route
-                .query(
-                    "limit",
-                    "Page size (1-1000, default 100)",
-                    json!({"type": "integer", "minimum": 1, "maximum": 1000}),
-                )
-                .query(
-                    "cursor",
-                    "next_cursor of the previous page",
-                    json!({"type": "string"}),
-                )
-                .response(400, "Bad paging parameters", None)
-        };
         #[cfg_attr(not(feature = "test-faults"), allow(unused_mut))]
         let mut routes = vec![
-            page(
-                Route::get("/shares", "shares")
-                    .summary("Orders this fiduciary holds a share of (never the share)"),
-            )
+            Route::get("/shares", "shares")
+                    .summary("Orders this fiduciary holds a share of (never the share)")
+.paged()
             .response(200, "A page of orders", Some(json!({"type": "object"}))),
-            page(
-                Route::get("/refusals", "refusals")
-                    .summary("Orders and redemptions this fiduciary refused, and why"),
-            )
+            Route::get("/refusals", "refusals")
+                    .summary("Orders and redemptions this fiduciary refused, and why")
+.paged()
             .response(200, "A page of refusals", Some(json!({"type": "object"}))),
-            page(
-                Route::get("/signatures", "signatures")
-                    .summary("Every signing session this fiduciary took part in (Taproot wallets): requester, message, commitments, signing set, outcome; never a secret"),
-            )
+            Route::get("/signatures", "signatures")
+                    .summary("Every signing session this fiduciary took part in (Taproot wallets): requester, message, commitments, signing set, outcome; never a secret")
+.paged()
             .response(200, "A page of signing sessions", Some(json!({"type": "object"}))),
         ];
         #[cfg(feature = "test-faults")]
@@ -279,7 +262,7 @@ impl Plugin for Fiduciary {
                     .store()
                     .page(HELD_PREFIX.as_bytes(), &request)
                     .await?;
-                let held: Vec<Held> = common::records(&page.entries)?;
+                let held: Vec<Held> = page.records()?;
                 let shares: Vec<_> = held.iter().map(public_view).collect();
                 Response::json(
                     200,
@@ -348,7 +331,7 @@ impl Fiduciary {
         let _guard = self.locks.lock(&cid).await;
         let store = self.host.store();
         let reference_key = format!("{REFERENCE_PREFIX}{}/{}", order.principal, order.reference);
-        if let Some(existing) = common::get_json::<String>(&store, &reference_key).await?
+        if let Some(existing) = store.get_json::<String>(&reference_key).await?
             && existing != cid
         {
             return Ok(Err(format!(
@@ -360,14 +343,14 @@ impl Fiduciary {
         if order.is_threshold() {
             return self.deal(envelope, &order, &cid, &me).await;
         }
-        let mut held = match common::get_json::<Held>(&store, &held_key).await? {
+        let mut held = match store.get_json::<Held>(&held_key).await? {
             Some(held) => held,
             None => {
                 let held = self.draw_share(&order, &cid, &me).await?;
                 store
                     .write(vec![
-                        common::put_json(&reference_key, &cid)?,
-                        common::put_json(&held_key, &held)?,
+                        Write::put_json(&reference_key, &cid)?,
+                        Write::put_json(&held_key, &held)?,
                     ])
                     .await?;
                 held
@@ -399,7 +382,7 @@ impl Fiduciary {
         let key = format!("{HELD_PREFIX}{}", held.order_cid);
         self.host
             .store()
-            .write_volatile(vec![common::put_json(&key, held)?])
+            .write_volatile(vec![Write::put_json(&key, held)?])
             .await
     }
 
@@ -446,7 +429,7 @@ impl Fiduciary {
         let _guard = self.locks.lock(&cid).await;
         let store = self.host.store();
         let held_key = format!("{HELD_PREFIX}{cid}");
-        let Some(mut held) = common::get_json::<Held>(&store, &held_key).await? else {
+        let Some(mut held) = store.get_json::<Held>(&held_key).await? else {
             return Ok(Err(format!("no order {cid} is held here")));
         };
         if redeem.reference != held.reference {
@@ -494,9 +477,7 @@ impl Fiduciary {
             // Fixed before anything leaves: a crash after this point can only
             // lead to a release to the same beneficiary.
             held.released_to = Some(target.clone());
-            store
-                .write(vec![common::put_json(&held_key, &held)?])
-                .await?;
+            store.put_json(&held_key, &held).await?;
         }
         let label = match redeem.epoch.unwrap_or(0) {
             e if e == held.epoch && held.holds_current() => held.share_label(),
@@ -528,7 +509,7 @@ impl Fiduciary {
         // Volatile: whom the share goes to was fixed durably before it left;
         // this only logs the envelopes (a crash may lose that line).
         store
-            .write_volatile(vec![common::put_json(&held_key, &held)?])
+            .write_volatile(vec![Write::put_json(&held_key, &held)?])
             .await?;
         Ok(Ok(()))
     }

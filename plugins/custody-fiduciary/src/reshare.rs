@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{Reshare, ReshareCommitment, ReshareDeal, Reshared};
 use milagro_custody::shamir::Share;
-use milagro_plugin_api::{Envelope, Error};
+use milagro_plugin_api::{Envelope, Error, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::{Fiduciary, HELD_PREFIX, Held, Outcome, REFERENCE_PREFIX, common};
@@ -79,20 +79,18 @@ fn deal_label(reshare_cid: &str, dealer: &str) -> String {
 
 impl Fiduciary {
     async fn reshare_progress(&self, cid: &str) -> Result<Progress, Error> {
-        Ok(
-            common::get_json(&self.host.store(), &format!("{RESHARE_PREFIX}{cid}"))
-                .await?
-                .unwrap_or_default(),
-        )
+        Ok(self
+            .host
+            .store()
+            .get_json(format!("{RESHARE_PREFIX}{cid}"))
+            .await?
+            .unwrap_or_default())
     }
 
     async fn save_reshare_progress(&self, cid: &str, progress: &Progress) -> Result<(), Error> {
         self.host
             .store()
-            .write(vec![common::put_json(
-                &format!("{RESHARE_PREFIX}{cid}"),
-                progress,
-            )?])
+            .put_json(format!("{RESHARE_PREFIX}{cid}"), progress)
             .await
     }
 
@@ -130,8 +128,11 @@ impl Fiduciary {
         let (cid, order_cid) = cids(&reshare)?;
         let _all = self.locks.lock(RESHARE_LOCK).await;
         let _order = self.locks.lock(&order_cid).await;
-        let held: Option<Held> =
-            common::get_json(&self.host.store(), &format!("{HELD_PREFIX}{order_cid}")).await?;
+        let held: Option<Held> = self
+            .host
+            .store()
+            .get_json(format!("{HELD_PREFIX}{order_cid}"))
+            .await?;
         if let Some(held) = &held
             && held.epoch >= reshare.epoch
         {
@@ -327,7 +328,7 @@ impl Fiduciary {
         let _order = self.locks.lock(&order_cid).await;
         let store = self.host.store();
         let held_key = format!("{HELD_PREFIX}{order_cid}");
-        let held: Option<Held> = common::get_json(&store, &held_key).await?;
+        let held: Option<Held> = store.get_json(&held_key).await?;
         let last = progress.envelope_cids.last().cloned().unwrap_or_default();
         if let Some(held) = &held
             && let Some(report) = held.reshare_report(cid)
@@ -390,8 +391,8 @@ impl Fiduciary {
         );
         store
             .write(vec![
-                common::put_json(&reference_key, &order_cid)?,
-                common::put_json(&held_key, &held)?,
+                Write::put_json(&reference_key, &order_cid)?,
+                Write::put_json(&held_key, &held)?,
             ])
             .await?;
         self.send_report(&reshare, &common::encode_hex(&report)?, &last)
@@ -448,7 +449,7 @@ impl Fiduciary {
         let _order = self.locks.lock(&order_cid).await;
         let store = self.host.store();
         let held_key = format!("{HELD_PREFIX}{order_cid}");
-        let Some(mut held) = common::get_json::<Held>(&store, &held_key).await? else {
+        let Some(mut held) = store.get_json::<Held>(&held_key).await? else {
             return Ok(Err(format!("no order {order_cid} is held here")));
         };
         if held.principal != reshare.order.principal || held.epoch >= reshare.epoch {
@@ -487,9 +488,7 @@ impl Fiduciary {
         held.threshold = sharing.threshold;
         // The new state first, then the erasures: a crash between them
         // leaves only secrets nothing uses, erased again next time.
-        store
-            .write(vec![common::put_json(&held_key, &held)?])
-            .await?;
+        store.put_json(&held_key, &held).await?;
         let keystore = self.host.keystore();
         if let Some(label) = old_label {
             keystore.delete_secret(&label).await?;

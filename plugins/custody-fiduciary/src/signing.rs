@@ -38,7 +38,7 @@ use milagro_custody::messages::{
 use milagro_custody::signing::{self, Nonces, Signer};
 use milagro_custody::{keys, taproot};
 use milagro_custody_common as common;
-use milagro_plugin_api::{Envelope, Error, Request, Response};
+use milagro_plugin_api::{Envelope, Error, Request, Response, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -147,9 +147,11 @@ impl Fiduciary {
         epoch: u32,
         sender: &str,
     ) -> Result<Result<Held, String>, Error> {
-        let Some(held) =
-            common::get_json::<Held>(&self.host.store(), &format!("{HELD_PREFIX}{order_cid}"))
-                .await?
+        let Some(held) = self
+            .host
+            .store()
+            .get_json::<Held>(format!("{HELD_PREFIX}{order_cid}"))
+            .await?
         else {
             return Ok(Err(format!("no order {order_cid} is held here")));
         };
@@ -246,7 +248,7 @@ impl Fiduciary {
             return Ok(Err(why));
         }
         // The commitments are logged durably before they leave.
-        store.write(vec![common::put_json(&key, &logged)?]).await?;
+        store.put_json(&key, &logged).await?;
         let answer = SignCommitment {
             order_cid: request.order_cid,
             session: ByteArray::new(session),
@@ -280,7 +282,7 @@ impl Fiduciary {
         let session = *package.session;
         let key = log_key(&order_cid, &session);
         let store = self.host.store();
-        let Some(mut logged) = common::get_json::<Logged>(&store, &key).await? else {
+        let Some(mut logged) = store.get_json::<Logged>(&key).await? else {
             return Ok(Err("no such signing session here".into()));
         };
         // Out of memory first: whatever happens next, these nonces are spent.
@@ -298,7 +300,7 @@ impl Fiduciary {
             Ok(x) => x,
             Err(why) => {
                 logged.status = Status::Refused;
-                store.write(vec![common::put_json(&key, &logged)?]).await?;
+                store.put_json(&key, &logged).await?;
                 return Ok(Err(why));
             }
         };
@@ -323,7 +325,7 @@ impl Fiduciary {
         logged.package_cid = Some(envelope.cid.clone());
         logged.signed_at_unix_ms = Some(self.host.now_unix_ms());
         // Logged durably before the share leaves.
-        store.write(vec![common::put_json(&key, &logged)?]).await?;
+        store.put_json(&key, &logged).await?;
         self.fault.before_share(&self.host).await?;
         let answer = SignShare {
             order_cid: package.order_cid,
@@ -339,7 +341,7 @@ impl Fiduciary {
         .await?;
         logged.share_cid = Some(cid);
         store
-            .write_volatile(vec![common::put_json(&key, &logged)?])
+            .write_volatile(vec![Write::put_json(&key, &logged)?])
             .await?;
         self.host.info(format!(
             "signed for wallet {} (order {order_cid}), session {}",
@@ -396,7 +398,7 @@ impl Fiduciary {
             .store()
             .page(SIGNATURE_PREFIX.as_bytes(), request)
             .await?;
-        let logged: Vec<Logged> = common::records(&page.entries)?;
+        let logged: Vec<Logged> = page.records()?;
         Response::json(
             200,
             &json!({"signatures": logged, "next_cursor": page.next_cursor}),

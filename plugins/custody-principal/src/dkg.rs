@@ -27,11 +27,10 @@ impl Principal {
         &self,
         record: &OrderRecord,
     ) -> Result<Option<ComplaintRecord>, Error> {
-        common::get_json(
-            &self.host.store(),
-            &format!("{COMPLAINT_PREFIX}{}", record.order_cid),
-        )
-        .await
+        self.host
+            .store()
+            .get_json(format!("{COMPLAINT_PREFIX}{}", record.order_cid))
+            .await
     }
 
     /// A t-of-n dealer whose commitments sent to the principal differ from
@@ -47,7 +46,7 @@ impl Principal {
         let store = self.host.store();
         for (i, dealer) in record.order.fiduciaries.iter().enumerate() {
             let key = format!("{DEALT_PREFIX}{}/{:03}", record.order_cid, i + 1);
-            if let Some(points) = common::get_json::<Vec<String>>(&store, &key).await?
+            if let Some(points) = store.get_json::<Vec<String>>(&key).await?
                 && common::points_from_hex(&points)? != reported[i]
             {
                 return Ok(Some(dealer.clone()));
@@ -106,10 +105,7 @@ impl Principal {
         if store.get(key.as_bytes()).await?.is_none() {
             let commitments = dealt.commitments().map_err(common::custody_error)?;
             store
-                .write(vec![common::put_json(
-                    &key,
-                    &common::hex_points(&commitments)?,
-                )?])
+                .put_json(&key, &common::hex_points(&commitments)?)
                 .await?;
         }
         Ok(Ok(()))
@@ -145,7 +141,7 @@ impl Principal {
                 dealer: complaint.dealer,
                 complaint_cid: envelope.cid.clone(),
             };
-            store.write(vec![common::put_json(&key, &c)?]).await?;
+            store.put_json(&key, &c).await?;
         }
         Ok(Ok(()))
     }
@@ -168,7 +164,7 @@ impl Principal {
         if let Some(CommitmentState {
             share_public_key: Some(_),
             ..
-        }) = common::get_json::<CommitmentState>(&store, &key).await?
+        }) = store.get_json::<CommitmentState>(&key).await?
         {
             return Ok(Ok(()));
         }
@@ -204,7 +200,7 @@ impl Principal {
         // envelope is processed again. The order's durable `ready` save
         // comes after this and keeps it.
         store
-            .write_volatile(vec![common::put_json(&key, &state)?])
+            .write_volatile(vec![Write::put_json(&key, &state)?])
             .await?;
         Ok(match state.error {
             None => Ok(()),

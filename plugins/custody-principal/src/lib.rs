@@ -53,7 +53,9 @@ use milagro_custody::messages::{
 use milagro_custody::verify::VerifiedCommitment;
 use milagro_custody::{Coin, PublicKey, SecretScalar, keys, messages::Body};
 use milagro_custody_common::{self as common, Locks};
-use milagro_plugin_api::{Envelope, Error, ErrorCode, Host, Plugin, Request, Response, Route};
+use milagro_plugin_api::{
+    Envelope, Error, ErrorCode, Host, Plugin, Request, Response, Route, Write,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -133,18 +135,16 @@ impl Plugin for Principal {
                 .response(504, "Fiduciaries (named) did not answer in time; POST again to retry", None),
             Route::get("/orders", "list_orders")
                 .summary("Orders, by reference")
-                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
-                .query("cursor", "next_cursor of the previous page", text.clone())
+                .paged()
                 .response(200, "A page of orders", Some(json!({"type": "object", "properties": {
                     "orders": {"type": "array", "items": order.clone()},
                     "next_cursor": {"type": "string", "nullable": true}}})))
-                .response(400, "Bad paging parameters", None),
+                ,
             Route::get("/refusals", "refusals")
                 .summary("Commitments and reshare reports refused, and why")
-                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
-                .query("cursor", "next_cursor of the previous page", text.clone())
+                .paged()
                 .response(200, "A page of refusals", Some(json!({"type": "object"})))
-                .response(400, "Bad paging parameters", None),
+                ,
             Route::get("/orders/{reference}", "get_order")
                 .summary("One order: status and every envelope CID")
                 .response(200, "The order", Some(order.clone()))
@@ -200,7 +200,7 @@ impl Plugin for Principal {
                     .store()
                     .page(ORDER_PREFIX.as_bytes(), &request)
                     .await?;
-                let records: Vec<OrderRecord> = common::records(&page.entries)?;
+                let records: Vec<OrderRecord> = page.records()?;
                 let mut orders = Vec::with_capacity(records.len());
                 for record in &records {
                     orders.push(self.view(record).await?);

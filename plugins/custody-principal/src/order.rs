@@ -66,8 +66,11 @@ impl Principal {
             fiduciaries: body.fiduciaries.clone(),
             threshold,
         };
-        let existing: Option<OrderRecord> =
-            common::get_json(&self.host.store(), &format!("{ORDER_PREFIX}{reference}")).await?;
+        let existing: Option<OrderRecord> = self
+            .host
+            .store()
+            .get_json(format!("{ORDER_PREFIX}{reference}"))
+            .await?;
         let (mut record, created) = match existing {
             Some(record) if record.order != order => {
                 return Err(Error::conflict(format!(
@@ -150,8 +153,8 @@ impl Principal {
             .store()
             .write(vec![
                 record_write(&record)?,
-                common::put_json(
-                    &format!("{BY_CID_PREFIX}{order_cid}"),
+                Write::put_json(
+                    format!("{BY_CID_PREFIX}{order_cid}"),
                     &record.order.reference,
                 )?,
             ])
@@ -327,7 +330,11 @@ impl Principal {
         let store = self.host.store();
         let mut states = Vec::with_capacity(record.order.fiduciaries.len());
         for index in 1..=record.order.fiduciaries.len() as u32 {
-            states.push(common::get_json(&store, &commitment_key(&record.order_cid, index)).await?);
+            states.push(
+                store
+                    .get_json(&commitment_key(&record.order_cid, index))
+                    .await?,
+            );
         }
         Ok(states)
     }

@@ -135,8 +135,11 @@ pub(crate) fn commitment_key(order_cid: &str, index: u32) -> String {
 }
 
 /// The write that stores `record`.
-pub(crate) fn record_write(record: &OrderRecord) -> Result<milagro_plugin_api::Write, Error> {
-    common::put_json(&format!("{ORDER_PREFIX}{}", record.order.reference), record)
+pub(crate) fn record_write(record: &OrderRecord) -> Result<Write, Error> {
+    Ok(Write::put_json(
+        format!("{ORDER_PREFIX}{}", record.order.reference),
+        record,
+    )?)
 }
 
 pub(crate) fn decode_dealers(dealers: &[Vec<String>]) -> Result<Vec<Commitments>, Error> {
@@ -155,7 +158,9 @@ pub(crate) fn parse_cid(text: &str) -> Result<milagro_custody::messages::Cid, Er
 
 impl Principal {
     pub(crate) async fn record(&self, reference: &str) -> Result<OrderRecord, Error> {
-        common::get_json(&self.host.store(), &format!("{ORDER_PREFIX}{reference}"))
+        self.host
+            .store()
+            .get_json(format!("{ORDER_PREFIX}{reference}"))
             .await?
             .ok_or_else(|| Error::not_found(format!("no order with reference {reference:?}")))
     }
@@ -172,8 +177,9 @@ impl Principal {
         sender: &str,
     ) -> Result<Option<(OrderRecord, u32)>, Error> {
         let store = self.host.store();
-        let Some(reference) =
-            common::get_json::<String>(&store, &format!("{BY_CID_PREFIX}{order_cid}")).await?
+        let Some(reference) = store
+            .get_json::<String>(format!("{BY_CID_PREFIX}{order_cid}"))
+            .await?
         else {
             return Ok(None);
         };

@@ -212,8 +212,8 @@ impl Principal {
                     .store()
                     .write(vec![
                         record_write(&record)?,
-                        common::put_json(
-                            &format!("{RESHARE_BY_CID_PREFIX}{reshare_cid}"),
+                        Write::put_json(
+                            format!("{RESHARE_BY_CID_PREFIX}{reshare_cid}"),
                             &record.order.reference,
                         )?,
                     ])
@@ -290,7 +290,8 @@ impl Principal {
         let mut reports = Vec::with_capacity(reshare.fiduciaries.len());
         let mut silent = Vec::new();
         for (position, id) in reshare.fiduciaries.iter().enumerate() {
-            match common::get_json::<ReportState>(&store, &report_key(&cid, position as u32 + 1))
+            match store
+                .get_json::<ReportState>(&report_key(&cid, position as u32 + 1))
                 .await?
             {
                 None => silent.push(id.clone()),
@@ -442,9 +443,9 @@ impl Principal {
             Err(why) => return Ok(Err(why)),
         };
         let store = self.host.store();
-        let Some(reference) =
-            common::get_json::<String>(&store, &format!("{BY_CID_PREFIX}{}", request.order_cid))
-                .await?
+        let Some(reference) = store
+            .get_json::<String>(format!("{BY_CID_PREFIX}{}", request.order_cid))
+            .await?
         else {
             return Ok(Err("no such order from this node".into()));
         };
@@ -482,8 +483,9 @@ impl Principal {
         };
         let cid = report.reshare_cid.to_string();
         let store = self.host.store();
-        let Some(reference) =
-            common::get_json::<String>(&store, &format!("{RESHARE_BY_CID_PREFIX}{cid}")).await?
+        let Some(reference) = store
+            .get_json::<String>(format!("{RESHARE_BY_CID_PREFIX}{cid}"))
+            .await?
         else {
             return Ok(Err("no such reshare from this node".into()));
         };
@@ -511,8 +513,7 @@ impl Principal {
             .new_index(&named)
             .ok_or_else(|| Error::internal("a named fiduciary has no index"))?;
         let key = report_key(&cid, index);
-        if let Some(ReportState { body: Some(_), .. }) =
-            common::get_json::<ReportState>(&store, &key).await?
+        if let Some(ReportState { body: Some(_), .. }) = store.get_json::<ReportState>(&key).await?
         {
             return Ok(Ok(()));
         }
@@ -531,7 +532,7 @@ impl Principal {
         // Volatile, as for commitments: the envelope is durable in the
         // inbox and is processed again should this record be lost.
         store
-            .write_volatile(vec![common::put_json(&key, &state)?])
+            .write_volatile(vec![Write::put_json(&key, &state)?])
             .await?;
         Ok(match state.error {
             None => Ok(()),

@@ -39,8 +39,8 @@ use milagro_mpin::{
         WireError,
     },
 };
+use milagro_plugin_api::zeroize::Zeroizing;
 use milagro_plugin_api::{Error, ErrorCode, Host, NewEnvelope};
-use zeroize::Zeroizing;
 
 /// Store prefix of the pinned D-TA public keys (G1, compressed; the old
 /// design's G2 pins under `pin/` are not read).

@@ -26,9 +26,9 @@ use milagro_mpin::{
 };
 #[cfg(feature = "test-faults")]
 use milagro_mpin::{G1Projective, G2Projective, PrimeCurveAffine, hash_id};
-use milagro_plugin_api::{Envelope, Error, NewEnvelope, Response, Write};
+use milagro_plugin_api::zeroize::Zeroizing;
+use milagro_plugin_api::{Envelope, Error, NewEnvelope, Response};
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use crate::{Dta, Fault, ISSUANCE_PREFIX, Issuance, SHARE_KIND};
 
@@ -158,8 +158,7 @@ impl Dta {
             format!("{now:016x}/{}", envelope.cid).as_bytes(),
         ]
         .concat();
-        let value = serde_json::to_vec(&record).map_err(|e| Error::internal(e.to_string()))?;
-        self.host.store().write(vec![Write::Put(key, value)]).await
+        self.host.store().put_json(key, &record).await
     }
 
     /// The sealed body for an allowed request: a proven client share per

@@ -219,8 +219,14 @@ impl Plugin for Dta {
                 .response(504, "A D-TA did not answer in time", None),
             Route::get("/issuances", "issuances")
                 .summary("This D-TA's decisions: who, kind, mpin_ids, when, outcome (never a secret)")
-                .query("limit", "Page size (1-1000, default 100)", json!({"type": "integer", "minimum": 1, "maximum": 1000}))
-                .query("cursor", "Key after which to continue", json!({"type": "string"})),
+                .paged()
+                .response(
+                    200,
+                    "A page of decisions",
+                    Some(json!({"type": "object", "required": ["issuances", "next_cursor"], "properties": {
+                        "issuances": {"type": "array", "items": {"type": "object"}},
+                        "next_cursor": {"type": "string", "nullable": true}}})),
+                ),
         ]
     }
 
@@ -283,12 +289,7 @@ impl Dta {
 
     async fn issuances(&self, request: &Request) -> Result<Response, Error> {
         let page = self.host.store().page(ISSUANCE_PREFIX, request).await?;
-        let records = page
-            .entries
-            .iter()
-            .map(|(_, v)| serde_json::from_slice::<Issuance>(v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let records: Vec<Issuance> = page.records()?;
         Response::json(
             200,
             &json!({ "issuances": records, "next_cursor": page.next_cursor }),

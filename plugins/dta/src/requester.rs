@@ -26,10 +26,10 @@ use milagro_mpin::{
     Curve, G1Affine, G1Projective, Group, PrimeCurveAffine, g1_to_hex, g2_to_hex, hash_id,
     wire::{self, SecretKind, ShareRequest, WireError},
 };
+use milagro_plugin_api::zeroize::Zeroizing;
 use milagro_plugin_api::{Error, ErrorCode, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use crate::{Dta, MAX_AUTHORITIES};
 

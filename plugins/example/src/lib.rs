@@ -25,7 +25,9 @@
 //! What it serves (under its mount point, `/v1/example` by default):
 //! - `GET /greeting?name=..`: a greeting built from its config;
 //! - `PUT /notes/{key}`, `GET /notes/{key}`, `GET /notes?limit=&cursor=`:
-//!   notes kept in the node's database, with cursor paging.
+//!   notes kept as JSON records in the node's database
+//!   (`Store::put_json`, `Store::get_json`), listed with cursor paging
+//!   (`Route::paged`, `Store::page`).
 
 #![forbid(unsafe_code)]
 
@@ -105,16 +107,7 @@ impl Plugin for Example {
                 .response(404, "No such note", None),
             Route::get("/notes", "list_notes")
                 .summary("List notes in key order")
-                .query(
-                    "limit",
-                    "Page size (1-100, default 20)",
-                    json!({"type": "integer"}),
-                )
-                .query(
-                    "cursor",
-                    "Key after which to continue",
-                    json!({"type": "string"}),
-                )
+                .paged()
                 .response(
                     200,
                     "A page of notes",
@@ -161,48 +154,30 @@ impl Example {
             text: body.text,
             updated_unix_ms: self.host.now_unix_ms(),
         };
-        let bytes = serde_json::to_vec(&note).map_err(|e| Error::internal(e.to_string()))?;
-        self.host.store().put(&store_key(key), &bytes).await?;
+        self.host.store().put_json(store_key(key), &note).await?;
         Response::json(200, &note)
     }
 
     async fn get_note(&self, request: &Request) -> Result<Response, Error> {
         let key = note_key(request)?;
-        let bytes = self
+        let note: Note = self
             .host
             .store()
-            .get(&store_key(key))
+            .get_json(store_key(key))
             .await?
             .ok_or_else(|| Error::not_found(format!("no note {key:?}")))?;
-        let note: Note =
-            serde_json::from_slice(&bytes).map_err(|e| Error::internal(e.to_string()))?;
         Response::json(200, &note)
     }
 
     async fn list_notes(&self, request: &Request) -> Result<Response, Error> {
-        let limit = match request.query_param("limit") {
-            None => 20,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| Error::bad_request("limit must be an integer from 1 to 100"))?,
-        };
-        let cursor = request.query_param("cursor").map(|c| store_key(&c));
-        let page = self
-            .host
-            .store()
-            .scan(NOTE_PREFIX, cursor.as_deref(), limit)
-            .await?;
-        let notes = page
-            .iter()
-            .map(|(_, v)| serde_json::from_slice::<Note>(v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let next_cursor = (notes.len() == limit as usize)
-            .then(|| notes.last().map(|n| n.key.clone()))
-            .flatten();
-        Response::json(200, &json!({ "notes": notes, "next_cursor": next_cursor }))
+        // `limit` and `cursor` as `Route::paged` documents them; the cursor
+        // is the last note's key.
+        let page = self.host.store().page(NOTE_PREFIX, request).await?;
+        let notes: Vec<Note> = page.records()?;
+        Response::json(
+            200,
+            &json!({ "notes": notes, "next_cursor": page.next_cursor }),
+        )
     }
 }
 

@@ -39,6 +39,8 @@
 //! Configured by the `[[plugins]]` entry that `[keystore] backend` names;
 //! see `docs/hsm.md`.
 
+#![forbid(unsafe_code)]
+
 mod token;
 
 use std::{
@@ -46,9 +48,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use milagro_plugin_api::zeroize::Zeroizing;
 use milagro_plugin_api::{Error, KeyType, KeystoreBackend};
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
 pub use token::{Token, TokenError};
 

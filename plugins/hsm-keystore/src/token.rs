@@ -39,8 +39,8 @@ use cryptoki::{
     types::{AuthPin, Ulong},
 };
 use k256::elliptic_curve::sec1::ToSec1Point;
+use milagro_plugin_api::zeroize::{Zeroize, Zeroizing};
 use milagro_plugin_api::{Error, KeyType as KeyKind};
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::Config;
 

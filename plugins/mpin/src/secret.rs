@@ -33,9 +33,9 @@ use milagro_mpin::{
     G2Affine, g2_from_bytes,
     wire::{SecretKind, ShareRequest},
 };
+use milagro_plugin_api::zeroize::Zeroizing;
 use milagro_plugin_api::{Error, ErrorCode, Host};
 use std::time::Duration;
-use zeroize::Zeroizing;
 
 /// Keystore label of the combined server secret.
 pub const SECRET_LABEL: &str = "server-secret";

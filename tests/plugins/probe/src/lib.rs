@@ -21,6 +21,8 @@
 //! identity, transport) from the outside. It is a second, separate library
 //! exporting the same root-module type as the example plugin.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use milagro_plugin_api::{
