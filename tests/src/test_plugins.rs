@@ -164,8 +164,8 @@ pub fn abi_mismatch_probe() -> PathBuf {
     write_if_changed(&work.join("Cargo.toml"), manifest.as_bytes());
     let swapped = replaced(
         &root.join("plugin-api/src/abi/http.rs"),
-        "    pub method: RString,\n    /// The request path as received, including the plugin's mount point.\n    pub path: RString,",
-        "    /// The request path as received, including the plugin's mount point.\n    pub path: RString,\n    pub method: RString,",
+        "    /// The upper-case HTTP method.\n    pub method: RString,\n    /// The request path as received, including the plugin's mount point.\n    pub path: RString,",
+        "    /// The request path as received, including the plugin's mount point.\n    pub path: RString,\n    /// The upper-case HTTP method.\n    pub method: RString,",
     );
     write_if_changed(
         &work.join("abi-plugin-api/src/abi/http.rs"),

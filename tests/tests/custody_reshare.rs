@@ -42,12 +42,10 @@ use milagro_custody::{
     shamir::{self, Polynomial, Share},
 };
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry, XorShift,
-    custody::{
-        self, Role, order_view, peers, probe, redeem, send_sealed, wait_complete, wait_refusal,
-    },
-    free_port, json,
-    test_plugins::test_faults_library,
+    Node, NodeConfig, XorShift,
+    custody::{self, order_view, peers, probe, redeem, send_sealed, wait_complete, wait_refusal},
+    json,
+    network::{Network, Options},
     wallet::check_wallets,
 };
 use serde_json::{Value, json as j};
@@ -55,62 +53,30 @@ use serde_json::{Value, json as j};
 const REPLY_TIMEOUT_MS: u64 = 8_000;
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A beneficiary, `n` fiduciaries (restartable: fixed IPFS ports) and a
-/// principal, all dialling each other.
-struct Network {
-    beneficiary: Node,
-    fiduciaries: Vec<Node>,
-    ids: Vec<String>,
-    principal: Node,
+/// A beneficiary, `n` fiduciaries (restartable: fixed IPFS ports; the
+/// `test-faults` build, for its export of shares) and a principal, all
+/// dialling each other.
+fn start(n: usize) -> Network {
+    Network::start(&Options {
+        fiduciaries: n,
+        test_builds: true,
+        restartable: true,
+        reply_timeout_ms: REPLY_TIMEOUT_MS,
+        ..Options::default()
+    })
 }
 
-impl Network {
-    fn start(n: usize) -> Network {
-        let beneficiary = Node::start(custody::restartable_node_config(
-            "beneficiary",
-            &[Role::Beneficiary],
-            &[],
-            REPLY_TIMEOUT_MS,
-        ));
-        let mut fiduciaries: Vec<Node> = Vec::new();
-        for i in 0..n {
-            let mut known: Vec<&Node> = vec![&beneficiary];
-            known.extend(fiduciaries.iter());
-            let config = NodeConfig::new(&format!("fiduciary-{}", i + 1))
-                .section(&format!(
-                    "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\nbootstrap = {:?}\n",
-                    free_port(),
-                    peers(&known)
-                ))
-                .plugin(
-                    PluginEntry::new(
-                        "fiduciary",
-                        &test_faults_library("milagro-plugin-custody-fiduciary"),
-                        "{}",
-                    )
-                    .mount("/v1/fiduciary"),
-                );
-            fiduciaries.push(Node::start(config));
-        }
-        let mut known: Vec<&Node> = vec![&beneficiary];
-        known.extend(fiduciaries.iter());
-        let principal = Node::start(
-            custody::restartable_node_config(
-                "principal",
-                &[Role::Principal],
-                &peers(&known),
-                REPLY_TIMEOUT_MS,
-            )
-            .http("handler_timeout_ms = 90000"),
-        );
-        Network {
-            ids: fiduciaries.iter().map(Node::id).collect(),
-            beneficiary,
-            fiduciaries,
-            principal,
-        }
-    }
+/// What these tests do with a network.
+trait Reshares {
+    fn order(&self, positions: &[usize], threshold: usize, reference: &str) -> Value;
+    fn pick(&self, positions: &[usize]) -> Vec<String>;
+    fn reshare(&self, reference: &str, target: Option<(&[usize], usize)>) -> (u16, Value);
+    fn exported(&self, position: usize, order_cid: &str) -> Value;
+    fn share(&self, position: usize, order_cid: &str, epoch: u32) -> SecretScalar;
+    fn redeem_and_check(&self, reference: &str, address: &Value) -> Value;
+}
 
+impl Reshares for Network {
     fn order(&self, positions: &[usize], threshold: usize, reference: &str) -> Value {
         let (status, v) = custody::order(
             &self.principal,
@@ -195,7 +161,7 @@ fn rebuilds_key(shares: &[(u32, &SecretScalar)], o: &Value, beneficiary: &Node) 
 
 #[test]
 fn a_refreshed_wallet_keeps_its_address_and_old_shares_are_useless() {
-    let mut net = Network::start(3);
+    let mut net = start(3);
     let o = net.order(&[0, 1, 2], 2, "refreshed");
     let order_cid = o["order_cid"].as_str().unwrap().to_string();
     let old_first = net.share(0, &order_cid, 0);
@@ -253,7 +219,7 @@ fn a_refreshed_wallet_keeps_its_address_and_old_shares_are_useless() {
 
 #[test]
 fn a_2_of_3_wallet_reshared_to_3_of_4_with_one_fiduciary_replaced() {
-    let net = Network::start(5);
+    let net = start(5);
     let o = net.order(&[0, 1, 2], 2, "reshared");
     let order_cid = o["order_cid"].as_str().unwrap().to_string();
     let departing = net.share(2, &order_cid, 0);
@@ -316,7 +282,7 @@ fn a_fiduciary_killed_during_a_refresh_or_reshare_leaves_the_wallet_redeemable()
         | 1;
     eprintln!("seed {seed}");
     let mut rng = XorShift(seed);
-    let mut net = Network::start(4);
+    let mut net = start(4);
     let mut orders = Vec::new();
     for w in 0..WALLETS {
         orders.push(net.order(&[0, 1, 2], 2, &format!("crash-{w}")));
@@ -368,7 +334,7 @@ fn a_fiduciary_killed_during_a_refresh_or_reshare_leaves_the_wallet_redeemable()
 
 #[test]
 fn strangers_cannot_start_finish_or_feed_a_reshare() {
-    let net = Network::start(3);
+    let net = start(3);
     let o = net.order(&[0, 1, 2], 2, "guarded");
     let outsider = Node::start(
         NodeConfig::new("outsider")
@@ -473,7 +439,7 @@ fn strangers_cannot_start_finish_or_feed_a_reshare() {
 
 #[test]
 fn the_beneficiary_asks_for_a_refresh_and_a_stranger_cannot() {
-    let net = Network::start(2);
+    let net = start(2);
     let o = net.order(&[0, 1], 2, "asked");
     // The order is ready at the principal before its notice reaches the
     // beneficiary, which knows no wallet until then.

@@ -41,7 +41,6 @@ use milagro_custody::signing::{self, Signer};
 use milagro_custody_common as common;
 use milagro_plugin_api::{Error, Request, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::{Beneficiary, Wallet};
 
@@ -347,16 +346,7 @@ impl Beneficiary {
 
     /// `GET /signatures`: the signatures made here, a page at a time.
     pub(crate) async fn signatures(&self, request: &Request) -> Result<Response, Error> {
-        let page = self
-            .host
-            .store()
-            .page(SIGNATURE_PREFIX.as_bytes(), request)
-            .await?;
-        let made: Vec<Made> = page.records()?;
-        Response::json(
-            200,
-            &json!({"signatures": made, "next_cursor": page.next_cursor}),
-        )
+        common::listing::<Made>(&self.host, SIGNATURE_PREFIX, "signatures", request).await
     }
 }
 

@@ -35,7 +35,7 @@ use milagro_custody::feldman::Commitments;
 use milagro_custody::messages::{self, Body, Limits};
 use milagro_plugin_api::zeroize::Zeroizing;
 use milagro_plugin_api::{Envelope, Error, Host, NewEnvelope};
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 
 /// One async lock per key (an order), so that work on one order never
 /// waits for another: a send to a peer that is down may take the whole
@@ -121,15 +121,29 @@ pub async fn refusals(
     host: &Host,
     request: &milagro_plugin_api::Request,
 ) -> Result<milagro_plugin_api::Response, Error> {
-    let page = host
-        .store()
-        .page(REFUSAL_PREFIX.as_bytes(), request)
-        .await?;
-    let refusals: Vec<Refusal> = page.records()?;
-    milagro_plugin_api::Response::json(
-        200,
-        &serde_json::json!({"refusals": refusals, "next_cursor": page.next_cursor}),
-    )
+    listing::<Refusal>(host, REFUSAL_PREFIX, "refusals", request).await
+}
+
+/// A page of the JSON records of type `T` under `prefix`, answered as
+/// `{<field>: [...], "next_cursor": ...}` (a paged route's handler).
+pub async fn listing<T: DeserializeOwned + Serialize>(
+    host: &Host,
+    prefix: &str,
+    field: &str,
+    request: &milagro_plugin_api::Request,
+) -> Result<milagro_plugin_api::Response, Error> {
+    let page = host.store().page(prefix.as_bytes(), request).await?;
+    let records: Vec<T> = page.records()?;
+    let mut answer = serde_json::Map::new();
+    answer.insert(
+        field.to_string(),
+        serde_json::to_value(records).map_err(|e| Error::internal(e.to_string()))?,
+    );
+    answer.insert(
+        "next_cursor".into(),
+        serde_json::to_value(&page.next_cursor).map_err(|e| Error::internal(e.to_string()))?,
+    );
+    milagro_plugin_api::Response::json(200, &answer)
 }
 
 /// Feldman commitments as hex points, for JSON records.

@@ -40,7 +40,6 @@ use milagro_custody::{keys, taproot};
 use milagro_custody_common as common;
 use milagro_plugin_api::{Envelope, Error, Request, Response, Write};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::{Fiduciary, HELD_PREFIX, Held, Outcome};
 
@@ -393,16 +392,7 @@ impl Fiduciary {
 
     /// `GET /signatures`: the signing log, a page at a time.
     pub(crate) async fn signatures(&self, request: &Request) -> Result<Response, Error> {
-        let page = self
-            .host
-            .store()
-            .page(SIGNATURE_PREFIX.as_bytes(), request)
-            .await?;
-        let logged: Vec<Logged> = page.records()?;
-        Response::json(
-            200,
-            &json!({"signatures": logged, "next_cursor": page.next_cursor}),
-        )
+        common::listing::<Logged>(&self.host, SIGNATURE_PREFIX, "signatures", request).await
     }
 }
 
