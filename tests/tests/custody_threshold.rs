@@ -28,9 +28,8 @@ use std::{
 };
 
 use milagro_tests::{
-    Node, NodeConfig, PluginEntry,
-    custody::{self, Role, message, node_config, order, peers, redeem, wait_complete, wallet},
-    test_plugins::test_faults_library,
+    custody::{self, message, order, redeem, wait_complete, wallet},
+    network::{Network, Options},
     wallet::check_wallets,
 };
 use serde_json::{Value, json as j};
@@ -40,70 +39,24 @@ const WAIT: Duration = Duration::from_secs(40);
 
 /// A beneficiary, `n` fiduciaries (those named in `faults` with that test
 /// fault) and a principal, all dialling each other.
-struct Network {
-    beneficiary: Node,
-    fiduciaries: Vec<Node>,
-    /// The fiduciaries' node IDs (known even while a fiduciary is down).
-    fiduciary_ids: Vec<String>,
-    principal: Node,
+fn start(n: usize, faults: &[(usize, &str)]) -> Network {
+    Network::start(&Options {
+        fiduciaries: n,
+        faults,
+        reply_timeout_ms: REPLY_TIMEOUT_MS,
+        ..Options::default()
+    })
 }
 
-impl Network {
-    fn start(n: usize, faults: &[(usize, &str)]) -> Network {
-        let beneficiary = Node::start(node_config(
-            "beneficiary",
-            &[Role::Beneficiary],
-            &[],
-            REPLY_TIMEOUT_MS,
-        ));
-        let mut fiduciaries: Vec<Node> = Vec::new();
-        for i in 0..n {
-            let mut known: Vec<&Node> = vec![&beneficiary];
-            known.extend(fiduciaries.iter());
-            let name = format!("fiduciary-{}", i + 1);
-            let config = match faults.iter().find(|(f, _)| *f == i) {
-                None => node_config(&name, &[Role::Fiduciary], &peers(&known), REPLY_TIMEOUT_MS),
-                Some((_, fault)) => NodeConfig::new(&name)
-                    .section(&format!(
-                        "[ipfs]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nbootstrap = {:?}\n",
-                        peers(&known)
-                    ))
-                    .plugin(
-                        PluginEntry::new(
-                            "fiduciary",
-                            &test_faults_library("milagro-plugin-custody-fiduciary"),
-                            &format!("{{ test_fault = \"{fault}\" }}"),
-                        )
-                        .mount("/v1/fiduciary"),
-                    ),
-            };
-            fiduciaries.push(Node::start(config));
-        }
-        let mut known: Vec<&Node> = vec![&beneficiary];
-        known.extend(fiduciaries.iter());
-        // An order to a dead fiduciary fails after the delivery attempt
-        // (about 10 s) plus the reply timeout (20 s): the host's default
-        // 30 s handler timeout would race the plugin's own 504 and its
-        // message naming who did not answer.
-        let principal = Node::start(
-            node_config(
-                "principal",
-                &[Role::Principal],
-                &peers(&known),
-                REPLY_TIMEOUT_MS,
-            )
-            .http("handler_timeout_ms = 90000"),
-        );
-        Network {
-            fiduciary_ids: fiduciaries.iter().map(Node::id).collect(),
-            beneficiary,
-            fiduciaries,
-            principal,
-        }
-    }
+/// Orders from the network's first fiduciaries.
+trait Orders {
+    fn ids(&self, count: usize) -> Vec<String>;
+    fn order(&self, n: usize, t: Option<usize>, coin: &str, reference: &str) -> (u16, Value);
+}
 
+impl Orders for Network {
     fn ids(&self, count: usize) -> Vec<String> {
-        self.fiduciary_ids[..count].to_vec()
+        self.ids[..count].to_vec()
     }
 
     /// A t-of-n order from the first `n` fiduciaries (threshold omitted when `t` is None).
@@ -126,7 +79,7 @@ fn checked(w: Value, o: &Value) -> Value {
 
 /// n processes, threshold t: all up, n - t killed, fewer than t up.
 fn any_t_of_n_release_the_wallet(n: usize, t: usize) {
-    let mut net = Network::start(n, &[]);
+    let mut net = start(n, &[]);
     let mut wallets = Vec::new();
     let mut orders = Vec::new();
     for (k, coin) in ["btc", "eth", "btc-testnet"].iter().enumerate() {
@@ -197,8 +150,8 @@ fn any_t_of_n_release_the_wallet(n: usize, t: usize) {
     // 504 and the order's status tell the dead from those that dealt.
     let (status, body) = net.order(n, Some(t), "btc", "while-down");
     assert_eq!(status, 504, "{body}");
-    let dead = net.fiduciary_ids[0].clone();
-    let alive = net.fiduciary_ids[n - 1].clone();
+    let dead = net.ids[0].clone();
+    let alive = net.ids[n - 1].clone();
     let text = message(&body);
     assert!(
         text.contains(&dead) && text.contains("did not answer"),
@@ -227,7 +180,7 @@ fn three_of_five_any_three_release_the_wallet() {
 
 #[test]
 fn a_fiduciary_dealing_a_wrong_share_is_named_and_the_order_fails() {
-    let net = Network::start(3, &[(2, "wrong-deal")]);
+    let net = start(3, &[(2, "wrong-deal")]);
     let bad = net.fiduciaries[2].id();
     let started = Instant::now();
     let (status, body) = net.order(3, Some(2), "btc", "bad-deal");
@@ -250,7 +203,7 @@ fn a_fiduciary_dealing_a_wrong_share_is_named_and_the_order_fails() {
 
 #[test]
 fn a_wrong_released_share_is_reported_ignored_and_the_key_still_rebuilt() {
-    let net = Network::start(3, &[(0, "wrong-release")]);
+    let net = start(3, &[(0, "wrong-release")]);
     let liar = net.fiduciaries[0].id();
     let (status, o) = net.order(3, Some(2), "btc", "bad-release");
     assert_eq!(status, 201, "{o}");
@@ -272,7 +225,7 @@ fn a_wrong_released_share_is_reported_ignored_and_the_key_still_rebuilt() {
 
 #[test]
 fn order_latency_and_messages_for_3_5_and_10_fiduciaries() {
-    let net = Network::start(10, &[]);
+    let net = start(10, &[]);
     let mut report = Vec::new();
     for n in [3usize, 5, 10] {
         for (mode, t) in [("n-of-n", None), ("t-of-n", Some(n / 2 + 1))] {
