@@ -34,10 +34,9 @@ use milagro_proto::{
     encode_delivery, inbox_topic, receipt_topic,
 };
 
-use crate::Node;
+use milagro_proto::DAG_CBOR;
 
-/// DAG-CBOR, the codec of identity documents.
-const DAG_CBOR: u64 = 0x71;
+use crate::Node;
 
 /// The attacker's IPFS peer, dialled to one victim.
 pub struct Peer {

@@ -21,13 +21,8 @@
 
 use super::*;
 
-/// CIDv1 (dag-cbor, sha2-256) of `bytes`.
-pub fn cid_of(bytes: &[u8]) -> Cid {
-    let digest = Sha256::digest(bytes);
-    let mh = Multihash::<64>::wrap(SHA2_256, digest.as_slice())
-        .expect("a 32-byte digest fits a 64-byte multihash");
-    Cid::new_v1(DAG_CBOR, mh)
-}
+/// CIDv1 (dag-cbor, sha2-256) of `bytes`: the wire format's own.
+pub use milagro_proto::cid_of;
 
 /// The order CID: the CID of the order body's canonical DAG-CBOR bytes.
 pub fn order_cid(order: &Order) -> Result<Cid> {

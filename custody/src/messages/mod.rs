@@ -39,14 +39,12 @@
 //! [`crate::verify`].
 
 pub use ipld_core::cid::Cid;
-use ipld_core::cid::multihash::Multihash;
 use k256::PublicKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 /// Fixed-size byte fields of the bodies.
 pub use serde_bytes::ByteArray;
 use serde_ipld_dagcbor::DecodeError;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::feldman::{self, Commitments};
@@ -80,11 +78,8 @@ pub use release::*;
 pub use reshare::*;
 pub use signing::*;
 
-/// Multicodec code of DAG-CBOR.
-pub const DAG_CBOR: u64 = 0x71;
-
-/// Multihash code of sha2-256.
-pub const SHA2_256: u64 = 0x12;
+/// Multicodec code of DAG-CBOR, and multihash code of sha2-256.
+pub use milagro_proto::{DAG_CBOR, SHA2_256};
 
 /// Receiver-side limits applied while decoding a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
