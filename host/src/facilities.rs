@@ -47,8 +47,13 @@ use crate::{
     transport::{Outgoing, consumer::Delivered, inbox::InboxError},
 };
 
-/// What a plugin receives of a delivered envelope, in the ABI's types.
-pub fn to_abi(envelope: Delivered) -> ReceivedEnvelope {
+/// What a plugin receives of a delivered envelope, in the ABI's types. The
+/// opened body is moved, not copied (it is secret).
+pub fn to_abi(mut envelope: Delivered) -> ReceivedEnvelope {
+    let sealed = envelope
+        .sealed
+        .as_mut()
+        .map(|s| RVec::from(std::mem::take(&mut **s)));
     ReceivedEnvelope {
         cid: envelope.cid.to_string().into(),
         kind: envelope.kind.into(),
@@ -60,11 +65,7 @@ pub fn to_abi(envelope: Delivered) -> ReceivedEnvelope {
             .map(|l| RString::from(l.to_string()))
             .collect(),
         body: envelope.body.into(),
-        sealed: envelope
-            .sealed
-            .as_deref()
-            .map(|s| RVec::from(s.as_slice()))
-            .into(),
+        sealed: sealed.into(),
     }
 }
 

@@ -97,15 +97,6 @@ impl Consumers {
         })
     }
 
-    /// None: a node whose envelopes nobody consumes (tools, tests).
-    pub fn none() -> Self {
-        Consumers {
-            consumers: Vec::new(),
-            by_kind: HashMap::new(),
-            awaited: HashSet::new(),
-        }
-    }
-
     /// The consumer of `kind`, if any.
     pub fn of(&self, kind: &str) -> Option<&Arc<dyn Consumer>> {
         self.by_kind.get(kind).map(|&i| &self.consumers[i])
