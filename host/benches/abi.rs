@@ -92,11 +92,18 @@ fn abi_overhead(c: &mut Criterion) {
     );
     let config: Config = serde_json::from_str("{}").unwrap();
     let in_process = Example::new(config, Host::new(host)).unwrap();
+    let greeting = in_process
+        .routes()
+        .into_iter()
+        .find(|route| route.operation() == "greeting")
+        .expect("the example plugin serves a greeting")
+        .handler();
 
     let mut group = c.benchmark_group("plugin_request");
     group.bench_function("in_process", |b| {
         b.iter(|| {
-            let response = runtime.block_on(in_process.handle(black_box(greeting_request())));
+            let request = black_box(greeting_request());
+            let response = runtime.block_on(greeting(&in_process, &request));
             black_box(response.unwrap().body.len())
         })
     });

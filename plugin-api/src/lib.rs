@@ -32,10 +32,13 @@
 //!     fn new(_config: Self::Config, host: Host) -> Result<Self, Error> {
 //!         Ok(Hello { host })
 //!     }
-//!     fn routes(&self) -> Vec<Route> {
-//!         vec![Route::get("/hello", "hello").summary("Says hello")]
+//!     fn routes(&self) -> Vec<Route<Self>> {
+//!         vec![Route::get("/hello", "hello", |p: &Self, r| Box::pin(p.hello(r))).summary("Says hello")]
 //!     }
-//!     async fn handle(&self, _request: Request) -> Result<Response, Error> {
+//! }
+//!
+//! impl Hello {
+//!     async fn hello(&self, _request: &Request) -> Result<Response, Error> {
 //!         Response::json(200, &serde_json::json!({"hello": "world"}))
 //!     }
 //! }

@@ -42,4 +42,4 @@ pub use plugin::Plugin;
 #[doc(hidden)]
 pub use plugin::root_module;
 pub use record::RecordError;
-pub use route::Route;
+pub use route::{Handler, HandlerFuture, Route};

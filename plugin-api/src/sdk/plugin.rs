@@ -34,7 +34,7 @@ use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 use serde::de::DeserializeOwned;
 
-use super::{Envelope, Error, Host, Request, Response, Route};
+use super::{Envelope, Error, Host, Request, Response, Route, route::RouteTable};
 use crate::abi::{
     AbiError, AbiRequest, AbiResponse, HostBox, PluginBox, PluginDescriptor, PluginMod,
     PluginModRef, PluginObj, PluginObj_TO, ReceivedEnvelope,
@@ -60,8 +60,10 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// to fix.
     fn new(config: Self::Config, host: Host) -> Result<Self, Error>;
 
-    /// The routes served under the mount point.
-    fn routes(&self) -> Vec<Route>;
+    /// The routes served under the mount point, each with its handler.
+    /// Read once, when the plugin is built: an operation id or a method and
+    /// path declared twice refuses the start-up.
+    fn routes(&self) -> Vec<Route<Self>>;
 
     /// Envelope kinds this plugin consumes.
     fn consumes(&self) -> Vec<String> {
@@ -74,10 +76,6 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     fn awaits(&self) -> Vec<String> {
         Vec::new()
     }
-
-    /// Handles a request for one of [`Plugin::routes`]; `request.operation`
-    /// says which.
-    fn handle(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send;
 
     /// Handles a received envelope of a kind in [`Plugin::consumes`].
     fn on_envelope(&self, envelope: Envelope) -> impl Future<Output = Result<(), Error>> + Send {
@@ -117,7 +115,10 @@ fn panicked(what: &str, payload: &(dyn Any + Send)) -> Error {
 }
 
 /// Exposes a [`Plugin`] as a [`PluginObj`].
-struct Adapter<P>(Arc<P>);
+struct Adapter<P> {
+    plugin: Arc<P>,
+    routes: Arc<RouteTable<P>>,
+}
 
 impl<P: Plugin> PluginObj for Adapter<P> {
     fn describe(&self) -> RResult<PluginDescriptor, AbiError> {
@@ -125,9 +126,19 @@ impl<P: Plugin> PluginObj for Adapter<P> {
             Ok(PluginDescriptor {
                 name: P::NAME.into(),
                 version: P::VERSION.into(),
-                routes: self.0.routes().into_iter().map(Route::into_spec).collect(),
-                consumes: self.0.consumes().into_iter().map(RString::from).collect(),
-                awaits: self.0.awaits().into_iter().map(RString::from).collect(),
+                routes: self.routes.specs.clone().into(),
+                consumes: self
+                    .plugin
+                    .consumes()
+                    .into_iter()
+                    .map(RString::from)
+                    .collect(),
+                awaits: self
+                    .plugin
+                    .awaits()
+                    .into_iter()
+                    .map(RString::from)
+                    .collect(),
             })
         })
         .map_err(AbiError::from)
@@ -135,16 +146,25 @@ impl<P: Plugin> PluginObj for Adapter<P> {
     }
 
     fn handle(&self, request: AbiRequest) -> FfiFuture<AbiResponse> {
-        let plugin = Arc::clone(&self.0);
+        let plugin = Arc::clone(&self.plugin);
+        let routes = Arc::clone(&self.routes);
         async move {
-            let handled = guard_async("handle", plugin.handle(Request::from(request))).await;
+            let request = Request::from(request);
+            let handled = match routes.handler(&request.operation) {
+                Some(handler) => guard_async("handle", handler(&plugin, &request)).await,
+                None => Err(Error::not_found(format!(
+                    "plugin {} has no operation {}",
+                    P::NAME,
+                    request.operation
+                ))),
+            };
             handled.unwrap_or_else(Response::from).into()
         }
         .into_ffi()
     }
 
     fn on_envelope(&self, envelope: ReceivedEnvelope) -> FfiFuture<RResult<(), AbiError>> {
-        let plugin = Arc::clone(&self.0);
+        let plugin = Arc::clone(&self.plugin);
         async move {
             guard_async("on_envelope", plugin.on_envelope(Envelope::from(envelope)))
                 .await
@@ -165,8 +185,12 @@ extern "C" fn construct<P: Plugin>(
             Error::bad_request(format!("invalid config for plugin {}: {e}", P::NAME))
         })?;
         let plugin = P::new(config, Host::new(host))?;
+        let routes = RouteTable::new(P::NAME, plugin.routes())?;
         Ok(PluginObj_TO::from_value(
-            Adapter(Arc::new(plugin)),
+            Adapter {
+                plugin: Arc::new(plugin),
+                routes: Arc::new(routes),
+            },
             TD_Opaque,
         ))
     })

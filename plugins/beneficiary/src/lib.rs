@@ -180,7 +180,7 @@ impl Plugin for Beneficiary {
         })
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Self>> {
         let text = json!({"type": "string"});
         let wallet = json!({"type": "object", "properties": {
             "reference": text, "coin": text, "address": text, "public_key": text,
@@ -188,7 +188,7 @@ impl Plugin for Beneficiary {
             "shares_received": {"type": "integer"}, "shares_needed": {"type": "integer"},
             "order_cid": text, "principal": text, "secret_key": text, "wif": text}});
         vec![
-            Route::get("/wallets", "list_wallets")
+            Route::get("/wallets", "list_wallets", |p: &Self, r| Box::pin(p.list_wallets(r)))
                     .summary("Wallets announced to this beneficiary")
 .paged()
             .response(
@@ -198,7 +198,7 @@ impl Plugin for Beneficiary {
                     "wallets": {"type": "array", "items": wallet.clone()},
                     "next_cursor": {"type": "string", "nullable": true}}})),
             ),
-            Route::get("/wallets/{reference}", "get_wallet")
+            Route::get("/wallets/{reference}", "get_wallet", |p: &Self, r| Box::pin(p.get_wallet(r)))
                 .summary("One wallet (by reference or order CID); its key once complete")
                 .response(200, "The wallet", Some(wallet))
                 .response(400, "Bad reference", None)
@@ -208,7 +208,7 @@ impl Plugin for Beneficiary {
                     "Several principals used this reference: ask by order CID",
                     None,
                 ),
-            Route::post("/wallets/{reference}/redeem", "redeem")
+            Route::post("/wallets/{reference}/redeem", "redeem", |p: &Self, r| Box::pin(p.redeem(r)))
                 .summary("Ask the wallet's fiduciaries to release their shares to this beneficiary")
                 .response(202, "Redemption sent", Some(json!({"type": "object"})))
                 .response(404, "No such wallet", None)
@@ -217,7 +217,7 @@ impl Plugin for Beneficiary {
                     "Several principals used this reference: ask by order CID",
                     None,
                 ),
-            Route::post("/wallets/{reference}/refresh", "refresh")
+            Route::post("/wallets/{reference}/refresh", "refresh", |p: &Self, r| Box::pin(p.refresh(r)))
                 .summary("Ask the wallet's principal to refresh the fiduciaries' shares (same key and address; old shares become useless)")
                 .response(202, "Request sent to the principal", Some(json!({"type": "object"})))
                 .response(404, "No such wallet", None)
@@ -226,7 +226,7 @@ impl Plugin for Beneficiary {
                     "Several principals used this reference: ask by order CID",
                     None,
                 ),
-            Route::post("/wallets/{reference}/signatures", "sign")
+            Route::post("/wallets/{reference}/signatures", "sign", |p: &Self, r| Box::pin(p.sign(r)))
                 .summary("Sign a 32-byte message (a BIP341 sighash) with a Taproot wallet: this beneficiary and any t fiduciaries, the key never assembled")
                 .json_body(json!({"type": "object", "required": ["message"],
                     "properties": {"message": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}},
@@ -240,11 +240,11 @@ impl Plugin for Beneficiary {
                 .response(409, "Not a Taproot wallet, or its beneficiary key is the principal's", None)
                 .response(422, "A fiduciary sent a wrong signature share (named)", None)
                 .response(504, "Fewer than t fiduciaries took part", None),
-            Route::get("/signatures", "signatures")
+            Route::get("/signatures", "signatures", |p: &Self, r| Box::pin(p.signatures(r)))
                     .summary("Signatures this beneficiary made with its Taproot wallets")
 .paged()
             .response(200, "A page of signatures", Some(json!({"type": "object"}))),
-            Route::get("/refusals", "refusals")
+            Route::get("/refusals", "refusals", |p: &Self, r| Box::pin(common::refusals(&p.host, r)))
                     .summary("Notices and releases refused, and why")
 .paged()
             .response(200, "A page of refusals", Some(json!({"type": "object"}))),
@@ -266,54 +266,6 @@ impl Plugin for Beneficiary {
         ]
     }
 
-    async fn handle(&self, request: Request) -> Result<Response, Error> {
-        match request.operation.as_str() {
-            "list_wallets" => {
-                let page = self
-                    .host
-                    .store()
-                    .page(WALLET_PREFIX.as_bytes(), &request)
-                    .await?;
-                let wallets: Vec<Wallet> = page.records()?;
-                let mut views = Vec::with_capacity(wallets.len());
-                for w in &wallets {
-                    views.push(self.view(w, false).await?);
-                }
-                Response::json(
-                    200,
-                    &json!({"wallets": views, "next_cursor": page.next_cursor}),
-                )
-            }
-            "get_wallet" => {
-                let wallet = self.find(&request).await?;
-                Response::json(200, &self.view(&wallet, true).await?)
-            }
-            "redeem" => self.redeem(&request).await,
-            "refresh" => {
-                let wallet = self.find(&request).await?;
-                let notice = wallet.notice()?;
-                let request = RefreshRequest {
-                    order_cid: notice.order_cid,
-                };
-                let cid = common::send(
-                    &self.host,
-                    &request,
-                    vec![notice.order.principal.clone()],
-                    vec![wallet.notice_cid.clone()],
-                )
-                .await?;
-                Response::json(
-                    202,
-                    &json!({"order_cid": wallet.order_cid, "epoch": wallet.epoch, "request_cid": cid}),
-                )
-            }
-            "sign" => self.sign(&request).await,
-            "signatures" => self.signatures(&request).await,
-            "refusals" => common::refusals(&self.host, &request).await,
-            other => Err(Error::not_found(format!("no operation {other}"))),
-        }
-    }
-
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {
         let outcome = match envelope.kind.as_str() {
             Notice::KIND => self.on_notice(&envelope).await?,
@@ -329,6 +281,51 @@ impl Plugin for Beneficiary {
 }
 
 impl Beneficiary {
+    /// `GET /wallets`: a page of wallets.
+    async fn list_wallets(&self, request: &Request) -> Result<Response, Error> {
+        let page = self
+            .host
+            .store()
+            .page(WALLET_PREFIX.as_bytes(), request)
+            .await?;
+        let wallets: Vec<Wallet> = page.records()?;
+        let mut views = Vec::with_capacity(wallets.len());
+        for w in &wallets {
+            views.push(self.view(w, false).await?);
+        }
+        Response::json(
+            200,
+            &json!({"wallets": views, "next_cursor": page.next_cursor}),
+        )
+    }
+
+    /// `GET /wallets/{reference}`: one wallet.
+    async fn get_wallet(&self, request: &Request) -> Result<Response, Error> {
+        let wallet = self.find(request).await?;
+        Response::json(200, &self.view(&wallet, true).await?)
+    }
+
+    /// `POST /wallets/{reference}/refresh`: asks the wallet's principal for
+    /// a refresh of the fiduciaries' shares.
+    async fn refresh(&self, request: &Request) -> Result<Response, Error> {
+        let wallet = self.find(request).await?;
+        let notice = wallet.notice()?;
+        let refresh = RefreshRequest {
+            order_cid: notice.order_cid,
+        };
+        let cid = common::send(
+            &self.host,
+            &refresh,
+            vec![notice.order.principal.clone()],
+            vec![wallet.notice_cid.clone()],
+        )
+        .await?;
+        Response::json(
+            202,
+            &json!({"order_cid": wallet.order_cid, "epoch": wallet.epoch, "request_cid": cid}),
+        )
+    }
+
     /// This node's beneficiary key b, if it publishes one.
     async fn node_key(&self) -> Result<Option<SecretScalar>, Error> {
         match self.host.keystore().beneficiary_secret().await? {

@@ -127,19 +127,19 @@ impl Fault {
     }
 }
 
-/// The test-only export of this fiduciary's shares of an order.
-#[cfg(feature = "test-faults")]
-pub const EXPORT: &str = "test_export_shares";
-
 /// `GET /test/shares/{order_cid}`: the shares of an order this fiduciary
 /// still holds, by epoch (hex). Exists only in `test-faults` builds: the
 /// reshare tests keep a share from before a refresh to show it is useless
 /// after.
 #[cfg(feature = "test-faults")]
-pub fn export_route() -> Route {
-    Route::get("/test/shares/{order_cid}", EXPORT)
-        .summary("TEST BUILDS ONLY: the shares of an order held here, by epoch")
-        .response(200, "Shares by epoch", None)
+pub fn export_route() -> Route<Fiduciary> {
+    Route::get(
+        "/test/shares/{order_cid}",
+        "test_export_shares",
+        |p: &Fiduciary, r| Box::pin(p.export_shares(r)),
+    )
+    .summary("TEST BUILDS ONLY: the shares of an order held here, by epoch")
+    .response(200, "Shares by epoch", None)
 }
 
 #[cfg(feature = "test-faults")]

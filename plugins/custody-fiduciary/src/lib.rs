@@ -220,18 +220,20 @@ impl Plugin for Fiduciary {
         })
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Self>> {
         #[cfg_attr(not(feature = "test-faults"), allow(unused_mut))]
         let mut routes = vec![
-            Route::get("/shares", "shares")
+            Route::get("/shares", "shares", |p: &Self, r| Box::pin(p.shares(r)))
                     .summary("Orders this fiduciary holds a share of (never the share)")
 .paged()
             .response(200, "A page of orders", Some(json!({"type": "object"}))),
-            Route::get("/refusals", "refusals")
+            Route::get("/refusals", "refusals", |p: &Self, r| {
+                Box::pin(common::refusals(&p.host, r))
+            })
                     .summary("Orders and redemptions this fiduciary refused, and why")
 .paged()
             .response(200, "A page of refusals", Some(json!({"type": "object"}))),
-            Route::get("/signatures", "signatures")
+            Route::get("/signatures", "signatures", |p: &Self, r| Box::pin(p.signatures(r)))
                     .summary("Every signing session this fiduciary took part in (Taproot wallets): requester, message, commitments, signing set, outcome; never a secret")
 .paged()
             .response(200, "A page of signing sessions", Some(json!({"type": "object"}))),
@@ -252,29 +254,6 @@ impl Plugin for Fiduciary {
             SignRequest::KIND.into(),
             SignPackage::KIND.into(),
         ]
-    }
-
-    async fn handle(&self, request: Request) -> Result<Response, Error> {
-        match request.operation.as_str() {
-            "shares" => {
-                let page = self
-                    .host
-                    .store()
-                    .page(HELD_PREFIX.as_bytes(), &request)
-                    .await?;
-                let held: Vec<Held> = page.records()?;
-                let shares: Vec<_> = held.iter().map(public_view).collect();
-                Response::json(
-                    200,
-                    &json!({"shares": shares, "next_cursor": page.next_cursor}),
-                )
-            }
-            "refusals" => common::refusals(&self.host, &request).await,
-            "signatures" => self.signatures(&request).await,
-            #[cfg(feature = "test-faults")]
-            fault::EXPORT => self.export_shares(&request).await,
-            other => Err(Error::not_found(format!("no operation {other}"))),
-        }
     }
 
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {
@@ -301,6 +280,21 @@ impl Plugin for Fiduciary {
 pub(crate) type Outcome = Result<Result<(), String>, Error>;
 
 impl Fiduciary {
+    /// `GET /shares`: the orders held here, never a share.
+    async fn shares(&self, request: &Request) -> Result<Response, Error> {
+        let page = self
+            .host
+            .store()
+            .page(HELD_PREFIX.as_bytes(), request)
+            .await?;
+        let held: Vec<Held> = page.records()?;
+        let shares: Vec<_> = held.iter().map(public_view).collect();
+        Response::json(
+            200,
+            &json!({"shares": shares, "next_cursor": page.next_cursor}),
+        )
+    }
+
     async fn on_order(&self, envelope: &Envelope) -> Outcome {
         let order: Order = match common::open(envelope) {
             Ok(o) => o,

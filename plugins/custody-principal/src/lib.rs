@@ -107,7 +107,7 @@ impl Plugin for Principal {
         })
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Self>> {
         let text = json!({"type": "string"});
         let order = json!({"type": "object", "properties": {
             "reference": text, "coin": text, "status": text, "address": {"type": "string", "nullable": true},
@@ -117,7 +117,7 @@ impl Plugin for Principal {
             "fiduciaries": {"type": "array", "items": {"type": "object"}},
             "envelopes": {"type": "object"}, "error": {"type": "string", "nullable": true}}});
         vec![
-            Route::post("/orders", "create_order")
+            Route::post("/orders", "create_order", |p: &Self, r| Box::pin(p.create_order(r)))
                 .summary("Order a wallet from fiduciaries for a beneficiary")
                 .json_body(json!({"type": "object", "required": ["fiduciaries", "coin"],
                     "properties": {
@@ -133,23 +133,23 @@ impl Plugin for Principal {
                 .response(409, "The reference is used by a different order", None)
                 .response(422, "Unusable input, or a fiduciary's commitment does not verify (named)", None)
                 .response(504, "Fiduciaries (named) did not answer in time; POST again to retry", None),
-            Route::get("/orders", "list_orders")
+            Route::get("/orders", "list_orders", |p: &Self, r| Box::pin(p.list_orders(r)))
                 .summary("Orders, by reference")
                 .paged()
                 .response(200, "A page of orders", Some(json!({"type": "object", "properties": {
                     "orders": {"type": "array", "items": order.clone()},
                     "next_cursor": {"type": "string", "nullable": true}}})))
                 ,
-            Route::get("/refusals", "refusals")
+            Route::get("/refusals", "refusals", |p: &Self, r| Box::pin(common::refusals(&p.host, r)))
                 .summary("Commitments and reshare reports refused, and why")
                 .paged()
                 .response(200, "A page of refusals", Some(json!({"type": "object"})))
                 ,
-            Route::get("/orders/{reference}", "get_order")
+            Route::get("/orders/{reference}", "get_order", |p: &Self, r| Box::pin(p.get_order(r)))
                 .summary("One order: status and every envelope CID")
                 .response(200, "The order", Some(order.clone()))
                 .response(404, "No such order", None),
-            Route::post("/orders/{reference}/refresh", "refresh")
+            Route::post("/orders/{reference}/refresh", "refresh", |p: &Self, r| Box::pin(p.refresh(r)))
                 .summary("Refresh the fiduciaries' shares: same fiduciaries, threshold, key and address; the old shares become useless")
                 .json_body(json!({"type": "object", "properties": {
                     "dealers": {"type": "array", "items": text, "description": "The fiduciaries that deal (default: all; at least t)"}}}))
@@ -159,7 +159,7 @@ impl Plugin for Principal {
                 .response(409, "The order is not ready, or another reshare is in progress", None)
                 .response(422, "A fiduciary's report does not verify (named): the reshare is abandoned, the old sharing stays", None)
                 .response(504, "Fiduciaries (named) did not report in time; POST again to finish", None),
-            Route::post("/orders/{reference}/reshare", "reshare")
+            Route::post("/orders/{reference}/reshare", "reshare", |p: &Self, r| Box::pin(p.reshare(r)))
                 .summary("Move the wallet to another set of fiduciaries and threshold, same key and address; departing fiduciaries' shares become useless")
                 .json_body(json!({"type": "object", "required": ["fiduciaries"], "properties": {
                     "fiduciaries": {"type": "array", "items": text, "minItems": 1, "maxItems": MAX_FIDUCIARIES},
@@ -171,7 +171,7 @@ impl Plugin for Principal {
                 .response(409, "The order is not ready, or another reshare is in progress", None)
                 .response(422, "A fiduciary's report does not verify (named): the reshare is abandoned, the old sharing stays", None)
                 .response(504, "Fiduciaries (named) did not report in time; POST again to finish", None),
-            Route::post("/orders/{reference}/redeem", "redeem")
+            Route::post("/orders/{reference}/redeem", "redeem", |p: &Self, r| Box::pin(p.redeem(r)))
                 .summary("Ask the fiduciaries to release the wallet to the beneficiary")
                 .json_body(json!({"type": "object", "properties": {"beneficiary": text}}))
                 .response(202, "Redemption sent", Some(order))
@@ -189,37 +189,6 @@ impl Plugin for Principal {
             ReshareCommitment::KIND.into(),
             RefreshRequest::KIND.into(),
         ]
-    }
-
-    async fn handle(&self, request: Request) -> Result<Response, Error> {
-        match request.operation.as_str() {
-            "create_order" => self.create_order(&request).await,
-            "list_orders" => {
-                let page = self
-                    .host
-                    .store()
-                    .page(ORDER_PREFIX.as_bytes(), &request)
-                    .await?;
-                let records: Vec<OrderRecord> = page.records()?;
-                let mut orders = Vec::with_capacity(records.len());
-                for record in &records {
-                    orders.push(self.view(record).await?);
-                }
-                Response::json(
-                    200,
-                    &json!({"orders": orders, "next_cursor": page.next_cursor}),
-                )
-            }
-            "get_order" => {
-                let record = self.record(reference_param(&request)?).await?;
-                Response::json(200, &self.view(&record).await?)
-            }
-            "redeem" => self.redeem(&request).await,
-            "refresh" => self.refresh(&request).await,
-            "refusals" => common::refusals(&self.host, &request).await,
-            "reshare" => self.reshare(&request).await,
-            other => Err(Error::not_found(format!("no operation {other}"))),
-        }
     }
 
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {

@@ -21,6 +21,30 @@
 use super::*;
 
 impl Principal {
+    /// `GET /orders`: a page of orders.
+    pub(crate) async fn list_orders(&self, request: &Request) -> Result<Response, Error> {
+        let page = self
+            .host
+            .store()
+            .page(ORDER_PREFIX.as_bytes(), request)
+            .await?;
+        let records: Vec<OrderRecord> = page.records()?;
+        let mut orders = Vec::with_capacity(records.len());
+        for record in &records {
+            orders.push(self.view(record).await?);
+        }
+        Response::json(
+            200,
+            &json!({"orders": orders, "next_cursor": page.next_cursor}),
+        )
+    }
+
+    /// `GET /orders/{reference}`: one order.
+    pub(crate) async fn get_order(&self, request: &Request) -> Result<Response, Error> {
+        let record = self.record(reference_param(request)?).await?;
+        Response::json(200, &self.view(&record).await?)
+    }
+
     /// The REST view of an order.
     pub(crate) async fn view(&self, record: &OrderRecord) -> Result<Value, Error> {
         let states = self.commitment_states(record).await?;

@@ -178,12 +178,12 @@ impl Plugin for Dta {
         })
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Self>> {
         let hex = json!({"type": "string"});
         let ids = json!({"type": "array", "minItems": 1, "maxItems": wire::MAX_MPIN_IDS,
                          "items": {"type": "string", "minLength": 1}});
         vec![
-            Route::get("/public-share", "public_share")
+            Route::get("/public-share", "public_share", |p: &Self, _| Box::pin(p.public_share()))
                 .summary("This D-TA's public key P_i = s_i*g1 (compressed G1, hex) and its signed dta/public-key envelope")
                 .response(
                     200,
@@ -193,7 +193,7 @@ impl Plugin for Dta {
                         "curve": {"type": "string"}, "hash_to_g1_dst": {"type": "string"},
                         "dleq_dst": {"type": "string"}, "envelope_cid": {"type": "string"}}})),
                 ),
-            Route::post("/secrets", "secrets")
+            Route::post("/secrets", "secrets", |p: &Self, r| Box::pin(p.secrets(r)))
                 .summary("Obtain client secrets (for 1 to 256 M-Pin IDs) or the server secret from several D-TAs, check every share and combine them")
                 .json_body(json!({"type": "object", "required": ["kind", "authorities"],
                     "properties": {"kind": {"type": "string", "enum": ["client", "server"]},
@@ -217,7 +217,7 @@ impl Plugin for Dta {
                 .response(409, "A D-TA's public key differs from the one pinned at first contact", None)
                 .response(422, "A D-TA's share failed its proof or pairing check; the message names it", None)
                 .response(504, "A D-TA did not answer in time", None),
-            Route::get("/issuances", "issuances")
+            Route::get("/issuances", "issuances", |p: &Self, r| Box::pin(p.issuances(r)))
                 .summary("This D-TA's decisions: who, kind, mpin_ids, when, outcome (never a secret)")
                 .paged()
                 .response(
@@ -232,15 +232,6 @@ impl Plugin for Dta {
 
     fn consumes(&self) -> Vec<String> {
         vec![REQUEST_KIND.into(), SHARE_KIND.into()]
-    }
-
-    async fn handle(&self, request: Request) -> Result<Response, Error> {
-        match request.operation.as_str() {
-            "public_share" => self.public_share().await,
-            "secrets" => self.secrets(&request).await,
-            "issuances" => self.issuances(&request).await,
-            other => Err(Error::not_found(format!("no operation {other}"))),
-        }
     }
 
     async fn on_envelope(&self, envelope: Envelope) -> Result<(), Error> {

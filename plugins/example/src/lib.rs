@@ -19,8 +19,8 @@
 //!
 //! It is written against the safe layer of `milagro-plugin-api` alone: no
 //! `unsafe`, no `R*` types, no async runtime of its own. Copy this crate to
-//! start a plugin: a config struct, a list of routes, one `handle` that
-//! matches on the operation id, and `export_plugin!`.
+//! start a plugin: a config struct, a list of routes each bound to the
+//! method that answers it, and `export_plugin!`.
 //!
 //! What it serves (under its mount point, `/v1/example` by default):
 //! - `GET /greeting?name=..`: a greeting built from its config;
@@ -81,51 +81,49 @@ impl Plugin for Example {
         Ok(Example { config, host })
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Self>> {
         let note = json!({"type": "object", "required": ["key", "text", "updated_unix_ms"],
             "properties": {"key": {"type": "string"}, "text": {"type": "string"},
                            "updated_unix_ms": {"type": "integer"}}});
         vec![
-            Route::get("/greeting", "greeting")
-                .summary("A greeting from this plugin's config")
-                .query("name", "Who to greet", json!({"type": "string"}))
-                .response(
-                    200,
-                    "The greeting",
-                    Some(json!({"type": "object",
+            Route::get("/greeting", "greeting", |p: &Self, r| {
+                Box::pin(async { p.greeting(r) })
+            })
+            .summary("A greeting from this plugin's config")
+            .query("name", "Who to greet", json!({"type": "string"}))
+            .response(
+                200,
+                "The greeting",
+                Some(json!({"type": "object",
                     "properties": {"message": {"type": "string"}}})),
-                ),
-            Route::put("/notes/{key}", "put_note")
-                .summary("Store a note")
-                .json_body(json!({"type": "object", "required": ["text"],
+            ),
+            Route::put("/notes/{key}", "put_note", |p: &Self, r| {
+                Box::pin(p.put_note(r))
+            })
+            .summary("Store a note")
+            .json_body(json!({"type": "object", "required": ["text"],
                     "properties": {"text": {"type": "string"}}}))
-                .response(200, "The stored note", Some(note.clone()))
-                .response(400, "Bad key or body", None),
-            Route::get("/notes/{key}", "get_note")
-                .summary("Read a note")
-                .response(200, "The note", Some(note.clone()))
-                .response(404, "No such note", None),
-            Route::get("/notes", "list_notes")
-                .summary("List notes in key order")
-                .paged()
-                .response(
-                    200,
-                    "A page of notes",
-                    Some(json!({"type": "object",
+            .response(200, "The stored note", Some(note.clone()))
+            .response(400, "Bad key or body", None),
+            Route::get("/notes/{key}", "get_note", |p: &Self, r| {
+                Box::pin(p.get_note(r))
+            })
+            .summary("Read a note")
+            .response(200, "The note", Some(note.clone()))
+            .response(404, "No such note", None),
+            Route::get("/notes", "list_notes", |p: &Self, r| {
+                Box::pin(p.list_notes(r))
+            })
+            .summary("List notes in key order")
+            .paged()
+            .response(
+                200,
+                "A page of notes",
+                Some(json!({"type": "object",
                     "properties": {"notes": {"type": "array", "items": note},
                                    "next_cursor": {"type": "string", "nullable": true}}})),
-                ),
+            ),
         ]
-    }
-
-    async fn handle(&self, request: Request) -> Result<Response, Error> {
-        match request.operation.as_str() {
-            "greeting" => self.greeting(&request),
-            "put_note" => self.put_note(&request).await,
-            "get_note" => self.get_note(&request).await,
-            "list_notes" => self.list_notes(&request).await,
-            other => Err(Error::not_found(format!("no operation {other}"))),
-        }
     }
 }
 

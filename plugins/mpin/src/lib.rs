@@ -234,10 +234,10 @@ impl Plugin for Mpin {
         })
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Self>> {
         let hex = json!({"type": "string", "pattern": "^[0-9a-fA-F]*$"});
         vec![
-            Route::post("/pass1", "pass1")
+            Route::post("/pass1", "pass1", |p: &Self, r| Box::pin(p.pass1(r)))
                 .public()
                 .summary("M-Pin login, pass 1: the ID and U = x*H(id); answers a session and the challenge y")
                 .json_body(json!({"type": "object", "required": ["mpin_id", "u"],
@@ -249,7 +249,7 @@ impl Plugin for Mpin {
                 .response(400, "Bad encoding (ID length, U not a compressed G1 point)", None)
                 .response(423, "The ID is blocked after too many wrong PINs", None)
                 .response(503, "The server secret is not obtained yet, or too many logins in progress", None),
-            Route::post("/pass2", "pass2")
+            Route::post("/pass2", "pass2", |p: &Self, r| Box::pin(p.pass2(r)))
                 .public()
                 .summary("M-Pin login, pass 2: V = -(x+y)*C; 200 when e(V, Q) * e(U + y*H(id), S) == 1")
                 .json_body(json!({"type": "object", "required": ["session", "v"],
@@ -262,7 +262,7 @@ impl Plugin for Mpin {
                 .response(401, "Wrong PIN, or an unknown, used or expired session", None)
                 .response(423, "The ID is blocked after too many wrong PINs", None)
                 .response(503, "The server secret is not obtained yet", None),
-            Route::post("/unblock", "unblock")
+            Route::post("/unblock", "unblock", |p: &Self, r| Box::pin(p.unblock(r)))
                 .summary("Clear an ID's failed-login count (unblocks it)")
                 .json_body(json!({"type": "object", "required": ["mpin_id"],
                     "properties": {"mpin_id": {"type": "string"}}}))
@@ -270,7 +270,7 @@ impl Plugin for Mpin {
                     "mpin_id": {"type": "string"}, "was_blocked": {"type": "boolean"},
                     "failures": {"type": "integer"}}})))
                 .response(400, "Bad input", None),
-            Route::post("/server-secret", "obtain_secret")
+            Route::post("/server-secret", "obtain_secret", |p: &Self, _| Box::pin(p.obtain_secret()))
                 .summary("Obtain the server secret from the authorities now (done on first login otherwise)")
                 .response(200, "Held; the envelope CIDs of the exchange",
                     Some(json!({"type": "object", "properties": {"ready": {"type": "boolean"},
@@ -279,7 +279,7 @@ impl Plugin for Mpin {
                 .response(409, "A D-TA's public key differs from the one pinned", None)
                 .response(422, "A D-TA's share failed its pairing check; the message names it", None)
                 .response(503, "A D-TA did not answer, or another attempt is under way", None),
-            Route::get("/status", "status")
+            Route::get("/status", "status", |p: &Self, _| Box::pin(p.status()))
                 .summary("Whether the server secret is held; authorities, limits, open sessions")
                 .response(200, "Status", Some(json!({"type": "object"}))),
         ]
@@ -290,26 +290,18 @@ impl Plugin for Mpin {
     fn awaits(&self) -> Vec<String> {
         vec![milagro_mpin::wire::SHARE_KIND.into()]
     }
-
-    async fn handle(&self, request: Request) -> Result<Response, Error> {
-        match request.operation.as_str() {
-            "pass1" => self.pass1(&request).await,
-            "pass2" => self.pass2(&request).await,
-            "unblock" => self.unblock(&request).await,
-            "obtain_secret" => {
-                self.server_secret().await?;
-                Response::json(
-                    200,
-                    &json!({"ready": true, "envelope_cids": secret::envelopes(&self.host).await?}),
-                )
-            }
-            "status" => self.status().await,
-            other => Err(Error::not_found(format!("no operation {other}"))),
-        }
-    }
 }
 
 impl Mpin {
+    /// `POST /server-secret`: obtains `S` now rather than at the first login.
+    async fn obtain_secret(&self) -> Result<Response, Error> {
+        self.server_secret().await?;
+        Response::json(
+            200,
+            &json!({"ready": true, "envelope_cids": secret::envelopes(&self.host).await?}),
+        )
+    }
+
     /// `S`: cached, else from the keystore, else from the authorities (one
     /// attempt at a time, and not again within [`SECRET_RETRY_MS`] of a
     /// failure, which is answered again meanwhile).

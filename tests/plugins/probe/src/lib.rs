@@ -96,22 +96,44 @@ impl Plugin for Probe {
         })
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Self>> {
         vec![
-            Route::get("/whoami", "whoami").summary("This instance's label"),
-            Route::get("/panic", "panic").summary("Panics inside the handler"),
-            Route::get("/sleep/{ms}", "sleep").summary("Answers after a delay on the host's timer"),
-            Route::get("/ipfs", "ipfs").summary("Calls the IPFS facility"),
-            Route::post("/echo", "echo").summary("Returns the request body"),
-            Route::post("/ipfs/put", "ipfs_put").summary("Stores the body as a DAG-CBOR block"),
-            Route::get("/ipfs/get/{cid}", "ipfs_get").summary("A block's bytes"),
-            Route::get("/identity", "identity").summary("This node's identity"),
-            Route::get("/resolve/{id}", "resolve").summary("Another node's identity"),
-            Route::post("/send", "send").summary("Sends an envelope"),
-            Route::get("/received", "received")
-                .summary("Envelopes received, with processing counts"),
-            Route::get("/await/{cid}/{kind}", "await")
-                .summary("Waits for a reply (kind with '/' as '.')"),
+            Route::get("/whoami", "whoami", |p: &Self, _| Box::pin(p.whoami()))
+                .summary("This instance's label"),
+            Route::get("/panic", "panic", |p: &Self, _| Box::pin(p.panic()))
+                .summary("Panics inside the handler"),
+            Route::get("/sleep/{ms}", "sleep", |p: &Self, r| Box::pin(p.sleep(r)))
+                .summary("Answers after a delay on the host's timer"),
+            Route::get("/ipfs", "ipfs", |p: &Self, _| Box::pin(p.ipfs()))
+                .summary("Calls the IPFS facility"),
+            Route::post("/echo", "echo", |p: &Self, r| Box::pin(p.echo(r)))
+                .summary("Returns the request body"),
+            Route::post("/ipfs/put", "ipfs_put", |p: &Self, r| {
+                Box::pin(p.ipfs_put(r))
+            })
+            .summary("Stores the body as a DAG-CBOR block"),
+            Route::get("/ipfs/get/{cid}", "ipfs_get", |p: &Self, r| {
+                Box::pin(p.ipfs_get(r))
+            })
+            .summary("A block's bytes"),
+            Route::get("/identity", "identity", |p: &Self, _| {
+                Box::pin(p.identity())
+            })
+            .summary("This node's identity"),
+            Route::get("/resolve/{id}", "resolve", |p: &Self, r| {
+                Box::pin(p.resolve(r))
+            })
+            .summary("Another node's identity"),
+            Route::post("/send", "send", |p: &Self, r| Box::pin(p.send(r)))
+                .summary("Sends an envelope"),
+            Route::get("/received", "received", |p: &Self, _| {
+                Box::pin(p.received())
+            })
+            .summary("Envelopes received, with processing counts"),
+            Route::get("/await/{cid}/{kind}", "await", |p: &Self, r| {
+                Box::pin(p.await_reply(r))
+            })
+            .summary("Waits for a reply (kind with '/' as '.')"),
         ]
     }
 
@@ -150,109 +172,122 @@ impl Plugin for Probe {
             ])
             .await
     }
+}
 
-    async fn handle(&self, request: Request) -> Result<Response, Error> {
-        match request.operation.as_str() {
-            "whoami" => Response::json(200, &json!({ "label": self.label, "build": BUILD_MARK })),
-            "panic" => panic!("probe handler panicked on purpose"),
-            "sleep" => {
-                let ms: u64 = request
-                    .param("ms")
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| Error::bad_request("ms must be an integer"))?;
-                self.host.sleep(Duration::from_millis(ms)).await;
-                Response::json(200, &json!({ "slept_ms": ms }))
-            }
-            "ipfs" => {
-                let cid = self.host.ipfs().put(0x55, b"probe".to_vec()).await?;
-                Response::json(200, &json!({ "cid": cid }))
-            }
-            "ipfs_put" => {
-                let cid = self.host.ipfs().put(0x71, request.body).await?;
-                Response::json(200, &json!({ "cid": cid }))
-            }
-            "ipfs_get" => {
-                let data = self
-                    .host
-                    .ipfs()
-                    .get(request.param("cid").unwrap_or_default())
-                    .await?;
-                Ok(Response {
-                    status: 200,
-                    headers: vec![("content-type".into(), "application/octet-stream".into())],
-                    body: data,
-                })
-            }
-            "identity" => {
-                let me = self.host.identity().this_node().await?;
-                Response::json(200, &json!({ "id": me.id, "name": me.name }))
-            }
-            "resolve" => {
-                let id = request.param("id").unwrap_or_default();
-                let other = self.host.identity().resolve(id).await?;
-                Response::json(
-                    200,
-                    &json!({ "id": other.id, "name": other.name,
-                    "signing_key": hex::encode(&other.signing_key) }),
-                )
-            }
-            "send" => {
-                let body: SendBody = request.json()?;
-                let sealed = match &body.secret_hex {
-                    Some(h) => {
-                        hex::decode(h).map_err(|_| Error::bad_request("secret_hex is not hex"))?
-                    }
-                    None => body.secret.into_bytes(),
-                };
-                let cid = self
-                    .host
-                    .transport()
-                    .send(NewEnvelope {
-                        kind: body.kind,
-                        recipients: body.recipients,
-                        links: body.links,
-                        body: body.body.into_bytes(),
-                        sealed: sealed.into(),
-                    })
-                    .await?;
-                Response::json(200, &json!({ "cid": cid }))
-            }
-            "received" => {
-                let records = self.host.store().scan(b"recv/", None, 1000).await?;
-                let list: Vec<serde_json::Value> = records
-                    .iter()
-                    .filter_map(|(_, v)| serde_json::from_slice(v).ok())
-                    .collect();
-                Response::json(200, &list)
-            }
-            "await" => {
-                let cid = request.param("cid").unwrap_or_default();
-                let kind = request.param("kind").unwrap_or_default().replace('.', "/");
-                let ms: u64 = request
-                    .query_param("ms")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(5000);
-                // `from`: the node IDs the reply may come from, by commas.
-                let from = request.query_param("from").unwrap_or_default();
-                let from: Vec<&str> = from.split(',').filter(|s| !s.is_empty()).collect();
-                let reply = self
-                    .host
-                    .transport()
-                    .await_reply(cid, &kind, &from, Duration::from_millis(ms))
-                    .await?;
-                Response::json(
-                    200,
-                    &json!({ "cid": reply.cid, "kind": reply.kind,
-                    "body": String::from_utf8_lossy(&reply.body) }),
-                )
-            }
-            "echo" => Ok(Response {
-                status: 200,
-                headers: vec![("content-type".into(), "application/octet-stream".into())],
-                body: request.body,
-            }),
-            other => Err(Error::not_found(format!("no operation {other}"))),
-        }
+/// The handlers, one per route.
+impl Probe {
+    async fn whoami(&self) -> Result<Response, Error> {
+        Response::json(200, &json!({ "label": self.label, "build": BUILD_MARK }))
+    }
+
+    async fn panic(&self) -> Result<Response, Error> {
+        panic!("probe handler panicked on purpose")
+    }
+
+    async fn sleep(&self, request: &Request) -> Result<Response, Error> {
+        let ms: u64 = request
+            .param("ms")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::bad_request("ms must be an integer"))?;
+        self.host.sleep(Duration::from_millis(ms)).await;
+        Response::json(200, &json!({ "slept_ms": ms }))
+    }
+
+    async fn ipfs(&self) -> Result<Response, Error> {
+        let cid = self.host.ipfs().put(0x55, b"probe".to_vec()).await?;
+        Response::json(200, &json!({ "cid": cid }))
+    }
+
+    async fn ipfs_put(&self, request: &Request) -> Result<Response, Error> {
+        let cid = self.host.ipfs().put(0x71, request.body.clone()).await?;
+        Response::json(200, &json!({ "cid": cid }))
+    }
+
+    async fn ipfs_get(&self, request: &Request) -> Result<Response, Error> {
+        let data = self
+            .host
+            .ipfs()
+            .get(request.param("cid").unwrap_or_default())
+            .await?;
+        Ok(Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body: data,
+        })
+    }
+
+    async fn identity(&self) -> Result<Response, Error> {
+        let me = self.host.identity().this_node().await?;
+        Response::json(200, &json!({ "id": me.id, "name": me.name }))
+    }
+
+    async fn resolve(&self, request: &Request) -> Result<Response, Error> {
+        let id = request.param("id").unwrap_or_default();
+        let other = self.host.identity().resolve(id).await?;
+        Response::json(
+            200,
+            &json!({ "id": other.id, "name": other.name,
+            "signing_key": hex::encode(&other.signing_key) }),
+        )
+    }
+
+    async fn send(&self, request: &Request) -> Result<Response, Error> {
+        let body: SendBody = request.json()?;
+        let sealed = match &body.secret_hex {
+            Some(h) => hex::decode(h).map_err(|_| Error::bad_request("secret_hex is not hex"))?,
+            None => body.secret.into_bytes(),
+        };
+        let cid = self
+            .host
+            .transport()
+            .send(NewEnvelope {
+                kind: body.kind,
+                recipients: body.recipients,
+                links: body.links,
+                body: body.body.into_bytes(),
+                sealed: sealed.into(),
+            })
+            .await?;
+        Response::json(200, &json!({ "cid": cid }))
+    }
+
+    async fn received(&self) -> Result<Response, Error> {
+        let records = self.host.store().scan(b"recv/", None, 1000).await?;
+        let list: Vec<serde_json::Value> = records
+            .iter()
+            .filter_map(|(_, v)| serde_json::from_slice(v).ok())
+            .collect();
+        Response::json(200, &list)
+    }
+
+    async fn await_reply(&self, request: &Request) -> Result<Response, Error> {
+        let cid = request.param("cid").unwrap_or_default();
+        let kind = request.param("kind").unwrap_or_default().replace('.', "/");
+        let ms: u64 = request
+            .query_param("ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5000);
+        // `from`: the node IDs the reply may come from, by commas.
+        let from = request.query_param("from").unwrap_or_default();
+        let from: Vec<&str> = from.split(',').filter(|s| !s.is_empty()).collect();
+        let reply = self
+            .host
+            .transport()
+            .await_reply(cid, &kind, &from, Duration::from_millis(ms))
+            .await?;
+        Response::json(
+            200,
+            &json!({ "cid": reply.cid, "kind": reply.kind,
+            "body": String::from_utf8_lossy(&reply.body) }),
+        )
+    }
+
+    async fn echo(&self, request: &Request) -> Result<Response, Error> {
+        Ok(Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body: request.body.clone(),
+        })
     }
 }
 
