@@ -465,3 +465,129 @@ fn cli_failures_are_one_line_with_documented_exit_codes() {
         );
     }
 }
+
+/// A node stand-in on 127.0.0.1 that serves `GET /v1/plugins` (a principal
+/// at `/v1/custody`) and answers the first `timeouts` refreshes of order
+/// `r1` with the principal's 504, the next with the order; returns its URL
+/// and the thread, which ends with the number of refreshes asked.
+fn refresh_node(timeouts: usize) -> (String, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let port = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the stand-in");
+    let server = std::thread::spawn(move || {
+        let mut refreshes = 0;
+        // Bounded: a few requests, none waited for past 30 s.
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for _ in 0..8 {
+            let stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break Some(stream),
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(5))
+                    }
+                    Err(_) => break None,
+                }
+            };
+            let Some(stream) = stream else {
+                break;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            reader.read_exact(&mut vec![0; length]).unwrap();
+            let (status, body) = if line.starts_with("GET /v1/plugins ") {
+                (
+                    200,
+                    r#"[{"plugin":"custody-principal","mount":"/v1/custody"}]"#.to_string(),
+                )
+            } else if line.starts_with("POST /v1/custody/orders/r1/refresh ") {
+                refreshes += 1;
+                if refreshes <= timeouts {
+                    (
+                        504,
+                        format!(
+                            r#"{{"error":{{"code":"timeout","message":"fiduciaries f{refreshes} did not report a new share within 20000 ms"}}}}"#
+                        ),
+                    )
+                } else {
+                    (
+                        200,
+                        r#"{"reference":"r1","status":"ready","epoch":1,"fiduciaries":[]}"#
+                            .to_string(),
+                    )
+                }
+            } else {
+                (
+                    404,
+                    r#"{"error":{"code":"not_found","message":"no such route"}}"#.to_string(),
+                )
+            };
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            // Done: the order was answered, or the CLI's last attempt.
+            if refreshes > timeouts || refreshes == 3 {
+                break;
+            }
+        }
+        refreshes
+    });
+    (format!("http://127.0.0.1:{port}"), server)
+}
+
+/// A refresh the principal leaves unfinished (504: a new fiduciary has not
+/// reported) is asked again by the CLI, up to three times in all, each
+/// retry noted on standard error; the third 504 is the command's error.
+#[test]
+fn custody_refresh_asks_again_while_the_principal_answers_504() {
+    let (url, node) = refresh_node(2);
+    let (code, stdout, stderr) =
+        milagro(&["--json", "custody", "refresh", "r1", "--url", &url], "");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json(&stdout)["epoch"], 1, "{stdout}");
+    assert_eq!(node.join().unwrap(), 3);
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.starts_with("note:")).collect();
+    assert_eq!(notes.len(), 2, "{stderr}");
+    assert!(
+        notes[0].contains("f1 did not report") && notes[0].ends_with("asking again (2 of 3)"),
+        "{stderr}"
+    );
+    assert!(
+        notes[1].contains("f2 did not report") && notes[1].ends_with("asking again (3 of 3)"),
+        "{stderr}"
+    );
+
+    let (url, node) = refresh_node(3);
+    let line = fails(
+        "custody refresh r1",
+        &["--url", &url],
+        7,
+        "f3 did not report",
+    );
+    assert!(line.contains("504"), "{line}");
+    assert_eq!(node.join().unwrap(), 3);
+}

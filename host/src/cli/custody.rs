@@ -190,8 +190,16 @@ pub async fn run(node: &NodeApi, format: Format, command: CustodyCommand) -> Res
     Ok(())
 }
 
+/// How many times `custody refresh` and `custody reshare` ask before giving
+/// up. The node answers 504 while some new fiduciary has not reported (a
+/// deal lost or late under load) and finishes the same reshare when asked
+/// again, its dealers dealing once more; so the command asks again itself
+/// rather than leave that to the operator.
+const RESHARE_ATTEMPTS: u32 = 3;
+
 /// `POST {custody}/orders/{ref}/{action}` (refresh or reshare) with the
-/// dealers named, if any; shows the order with its new sharing.
+/// dealers named, if any, asked again on a 504 (up to [`RESHARE_ATTEMPTS`]
+/// in all); shows the order with its new sharing.
 async fn reshare(
     node: &NodeApi,
     format: Format,
@@ -206,7 +214,18 @@ async fn reshare(
     }
     let bar = spinner(format!("waiting for the new shares of {reference}"));
     let path = format!("{mount}/orders/{}/{action}", segment(reference));
-    let order = node.json("POST", &path, Some(&body)).await;
+    let mut attempt = 1;
+    let order = loop {
+        match node.json("POST", &path, Some(&body)).await {
+            Err(CliError::TimedOut(why)) if attempt < RESHARE_ATTEMPTS => {
+                attempt += 1;
+                bar.suspend(|| {
+                    eprintln!("note: {why}; asking again ({attempt} of {RESHARE_ATTEMPTS})")
+                });
+            }
+            answer => break answer,
+        }
+    };
     bar.finish_and_clear();
     show_order(format, &order?);
     Ok(())
