@@ -134,14 +134,18 @@ impl Block {
 }
 
 /// Canonical DAG-CBOR encoding of `value`.
-pub(crate) fn to_dag_cbor<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+pub fn to_dag_cbor<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     serde_ipld_dagcbor::to_vec(value).map_err(|e| Error::Encode(e.to_string()))
 }
 
-/// Decode DAG-CBOR and insist that the bytes are the canonical encoding.
-pub(crate) fn from_dag_cbor_canonical<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+/// Decode DAG-CBOR and insist that the bytes are the canonical encoding:
+/// the one strict decoder of every wire format here (this crate's and the
+/// custody messages'). The re-encoding it compares with is wiped, as it
+/// holds whatever secret the value does.
+pub fn from_dag_cbor_canonical<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let value: T = serde_ipld_dagcbor::from_slice(bytes).map_err(map_decode_error)?;
-    if to_dag_cbor(&value)? != bytes {
+    let again = zeroize::Zeroizing::new(to_dag_cbor(&value)?);
+    if *again != bytes {
         return Err(Error::NonCanonical);
     }
     Ok(value)

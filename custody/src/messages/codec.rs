@@ -26,9 +26,12 @@ pub use milagro_proto::cid_of;
 
 /// The order CID: the CID of the order body's canonical DAG-CBOR bytes.
 pub fn order_cid(order: &Order) -> Result<Cid> {
-    Ok(cid_of(
-        &serde_ipld_dagcbor::to_vec(order).map_err(|e| Error::Encode(e.to_string()))?,
-    ))
+    Ok(cid_of(&to_dag_cbor(order)?))
+}
+
+/// Canonical DAG-CBOR, proto's encoder.
+fn to_dag_cbor<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    milagro_proto::to_dag_cbor(value).map_err(codec_error)
 }
 
 /// Validate (with default limits) and encode a body as canonical DAG-CBOR.
@@ -39,7 +42,7 @@ pub fn encode<T: Body>(body: &T) -> Result<Vec<u8>> {
 /// Validate with `limits` and encode a body as canonical DAG-CBOR.
 pub fn encode_with<T: Body>(body: &T, limits: &Limits) -> Result<Vec<u8>> {
     body.validate(limits)?;
-    let bytes = serde_ipld_dagcbor::to_vec(body).map_err(|e| Error::Encode(e.to_string()))?;
+    let bytes = to_dag_cbor(body)?;
     if bytes.len() > limits.max_message_bytes {
         return Err(Error::Oversize {
             what: T::KIND,
@@ -60,39 +63,19 @@ pub fn decode<T: Body>(bytes: &[u8], limits: &Limits) -> Result<T> {
             actual: bytes.len(),
         });
     }
-    let value: T = serde_ipld_dagcbor::from_slice(bytes).map_err(map_decode_error)?;
-    let mut again = serde_ipld_dagcbor::to_vec(&value).map_err(|e| Error::Encode(e.to_string()))?;
-    let canonical = again == bytes;
-    // The re-encoding of a release holds the share.
-    again.zeroize();
-    if !canonical {
-        return Err(Error::NonCanonical);
-    }
+    let value: T = milagro_proto::from_dag_cbor_canonical(bytes).map_err(codec_error)?;
     value.validate(limits)?;
     Ok(value)
 }
 
-pub(crate) fn map_decode_error<E: std::fmt::Debug>(err: DecodeError<E>) -> Error {
-    match err {
-        DecodeError::NonMinimal { .. }
-        | DecodeError::UnorderedKey
-        | DecodeError::IndefiniteSize => Error::NonCanonical,
-        DecodeError::Eof { .. } => Error::Malformed("truncated".into()),
-        DecodeError::TrailingData => Error::Malformed("trailing data".into()),
-        DecodeError::Msg(m) => Error::Malformed(truncate(m)),
-        other => Error::Malformed(truncate(format!("{other:?}"))),
+/// proto's codec errors in this crate's terms.
+fn codec_error(e: milagro_proto::Error) -> Error {
+    match e {
+        milagro_proto::Error::NonCanonical => Error::NonCanonical,
+        milagro_proto::Error::Encode(e) => Error::Encode(e),
+        milagro_proto::Error::Truncated(_) => Error::Malformed("truncated".into()),
+        milagro_proto::Error::TrailingData => Error::Malformed("trailing data".into()),
+        milagro_proto::Error::MalformedCbor(m) => Error::Malformed(m),
+        other => Error::Malformed(other.to_string()),
     }
-}
-
-pub(crate) fn truncate(mut s: String) -> String {
-    // Decoder messages name CBOR types and field names, never values of
-    // secret fields; cap their length against hostile input.
-    if s.len() > 200 {
-        let mut end = 200;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
 }

@@ -44,8 +44,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 /// Fixed-size byte fields of the bodies.
 pub use serde_bytes::ByteArray;
-use serde_ipld_dagcbor::DecodeError;
-use zeroize::Zeroize;
 
 use crate::feldman::{self, Commitments};
 use crate::keys::{self, PUBLIC_KEY_LEN, SecretScalar};
