@@ -41,7 +41,7 @@ use crate::{
     api_error,
     clock::now_ms,
     identity,
-    keystore::KeystoreError,
+    keystore::{self, KeystoreError},
     node::Node,
     store::{Namespace, StoreError, Write},
     transport::{Outgoing, consumer::Delivered, inbox::InboxError},
@@ -395,6 +395,10 @@ impl HostObj for PluginHost {
 
     fn key_generate(&self, label: RString, kind: KeyKind) -> AbiFuture<RVec<u8>> {
         let label = self.key_label(label.as_str());
+        let kind = match kind {
+            KeyKind::Secp256k1Signing => keystore::KeyKind::Secp256k1Signing,
+            KeyKind::Secp256k1Ecdh => keystore::KeyKind::Secp256k1Ecdh,
+        };
         self.with_node("keystore", move |node| async move {
             let public = keystore_call(move || node.keystore.generate(&label, kind)).await?;
             Ok(public.to_bytes().to_vec().into())

@@ -23,8 +23,6 @@
 
 use serde_json::{Map, Value, json};
 
-use milagro_plugin_api::abi::RouteAccess;
-
 use milagro_plugin_api::mount::{self, HOST_ROUTES};
 
 use crate::{
@@ -207,11 +205,10 @@ pub fn document(version: &str, plugins: &[LoadedPlugin]) -> Result<Value, OpenAp
     let mut paths = core_paths();
     mark_core_access(&mut paths);
     for plugin in plugins {
-        for route in plugin.descriptor.routes.iter() {
-            let path = full_path(&plugin.mount, route.path.as_str());
-            let method = route.method.as_str().to_ascii_lowercase();
-            let Ok(Value::Object(mut op)) = serde_json::from_str::<Value>(route.openapi.as_str())
-            else {
+        for route in &plugin.routes {
+            let path = full_path(&plugin.mount, &route.path);
+            let method = route.method.to_ascii_lowercase();
+            let Ok(Value::Object(mut op)) = serde_json::from_str::<Value>(&route.openapi) else {
                 return Err(OpenApiError {
                     plugin: plugin.name.clone(),
                     method: route.method.to_string(),
@@ -224,10 +221,10 @@ pub fn document(version: &str, plugins: &[LoadedPlugin]) -> Result<Value, OpenAp
                 format!("{}.{}", plugin.name, route.operation).into(),
             );
             op.insert("tags".into(), json!([plugin.name]));
-            let access = plugin_access(route.access);
+            let access = plugin_access(route);
             op.insert(ACCESS_EXTENSION.into(), access.as_str().into());
             if let Some(Value::Object(responses)) = op.get_mut("responses") {
-                if route.access == RouteAccess::Public {
+                if route.public {
                     responses.entry("429").or_insert_with(|| {
                         error_response(
                             "Too many requests from this client address (see Retry-After)",

@@ -47,7 +47,7 @@ use abi_stable::{
 use futures::future::BoxFuture;
 use milagro_plugin_api::{
     Error, Request, Response,
-    abi::{AbiRequest, HostObj_TO, PluginBox, PluginDescriptor, PluginModRef},
+    abi::{AbiRequest, HostObj_TO, PluginBox, PluginModRef, RouteAccess, RouteSpec},
     library::{LibraryError, open_library},
 };
 use sha2::{Digest, Sha256};
@@ -95,15 +95,45 @@ pub enum LoadError {
     Keystore { name: String, reason: String },
 }
 
-/// A constructed plugin instance and what it declared.
+/// A constructed plugin instance and what it declared, in the host's own
+/// types (only this file reads the ABI's descriptor).
 pub struct LoadedPlugin {
     /// Instance name from the config.
     pub name: String,
     pub mount: String,
     pub path: PathBuf,
     pub sha256: String,
-    pub descriptor: PluginDescriptor,
+    /// The library's plugin name and version.
+    pub plugin: String,
+    pub version: String,
+    pub routes: Vec<PluginRoute>,
+    consumes: Vec<String>,
+    awaits: Vec<String>,
     pub object: PluginBox,
+}
+
+/// One route a plugin declared, relative to its mount.
+pub struct PluginRoute {
+    /// Upper-case HTTP method (checked by the router).
+    pub method: String,
+    pub path: String,
+    pub operation: String,
+    /// The route's OpenAPI operation object, as JSON text.
+    pub openapi: String,
+    /// Open to end users without the operator's token (`Route::public`).
+    pub public: bool,
+}
+
+impl From<&RouteSpec> for PluginRoute {
+    fn from(spec: &RouteSpec) -> Self {
+        PluginRoute {
+            method: spec.method.to_string(),
+            path: spec.path.to_string(),
+            operation: spec.operation.to_string(),
+            openapi: spec.openapi.to_string(),
+            public: spec.access == RouteAccess::Public,
+        }
+    }
 }
 
 impl Handler for LoadedPlugin {
@@ -138,14 +168,14 @@ impl LoadedPlugin {
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "name": self.name,
-            "plugin": self.descriptor.name.as_str(),
-            "version": self.descriptor.version.as_str(),
+            "plugin": self.plugin,
+            "version": self.version,
             "mount": self.mount,
             "sha256": self.sha256,
-            "consumes": self.descriptor.consumes.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-            "routes": self.descriptor.routes.iter().map(|r| serde_json::json!({
-                "method": r.method.as_str(),
-                "path": format!("{}{}", self.mount, r.path.as_str()),
+            "consumes": self.consumes,
+            "routes": self.routes.iter().map(|r| serde_json::json!({
+                "method": r.method,
+                "path": format!("{}{}", self.mount, r.path),
             })).collect::<Vec<_>>(),
         })
     }
@@ -163,23 +193,11 @@ impl Consumer for PluginConsumer {
     }
 
     fn consumes(&self) -> Vec<String> {
-        let plugin = &self.plugins[self.index];
-        plugin
-            .descriptor
-            .consumes
-            .iter()
-            .map(|k| k.to_string())
-            .collect()
+        self.plugins[self.index].consumes.clone()
     }
 
     fn awaits(&self) -> Vec<String> {
-        let plugin = &self.plugins[self.index];
-        plugin
-            .descriptor
-            .awaits
-            .iter()
-            .map(|k| k.to_string())
-            .collect()
+        self.plugins[self.index].awaits.clone()
     }
 
     fn consume(
@@ -377,7 +395,11 @@ fn construct(
         mount: config.mount(),
         path: config.path,
         sha256,
-        descriptor,
+        plugin: descriptor.name.to_string(),
+        version: descriptor.version.to_string(),
+        routes: descriptor.routes.iter().map(PluginRoute::from).collect(),
+        consumes: descriptor.consumes.iter().map(|k| k.to_string()).collect(),
+        awaits: descriptor.awaits.iter().map(|k| k.to_string()).collect(),
         object,
     })
 }

@@ -21,11 +21,10 @@
 use std::collections::BTreeMap;
 
 use hyper::Method;
-use milagro_plugin_api::abi::RouteAccess;
 
 use milagro_plugin_api::mount::{self, HOST_ROUTES};
 
-use crate::plugins::LoadedPlugin;
+use crate::plugins::{LoadedPlugin, PluginRoute};
 
 /// What a matched route dispatches to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,9 +126,9 @@ impl Router {
                 .expect("core routes are valid and distinct");
         }
         for (index, plugin) in plugins.iter().enumerate() {
-            for route in plugin.descriptor.routes.iter() {
+            for route in &plugin.routes {
                 let method = route.method.as_str();
-                let path = full_path(&plugin.mount, route.path.as_str());
+                let path = full_path(&plugin.mount, &route.path);
                 let invalid = |reason: String| RouteError::Invalid {
                     plugin: plugin.name.clone(),
                     method: method.into(),
@@ -149,9 +148,9 @@ impl Router {
                 let endpoint = Endpoint {
                     target: Target::Plugin {
                         index,
-                        operation: route.operation.to_string(),
+                        operation: route.operation.clone(),
                     },
-                    access: plugin_access(route.access),
+                    access: plugin_access(route),
                 };
                 router.add(method, &path, endpoint).map_err(invalid)?;
             }
@@ -206,10 +205,11 @@ impl Router {
 
 /// A plugin route's path as served: mount point plus the route's path.
 /// The host's access mode of a plugin route.
-pub fn plugin_access(access: RouteAccess) -> Access {
-    match access {
-        RouteAccess::Operator => Access::Operator,
-        RouteAccess::Public => Access::Public,
+pub fn plugin_access(route: &PluginRoute) -> Access {
+    if route.public {
+        Access::Public
+    } else {
+        Access::Operator
     }
 }
 

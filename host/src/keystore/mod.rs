@@ -34,7 +34,16 @@ use milagro_proto::{EcPublicKey, EcdhKey, KeyError, Signature, Signer};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-pub use milagro_plugin_api::abi::KeyKind;
+/// Kinds of key pairs a keystore generates (the host's own type: the
+/// plugin ABI's twin converts at the adapters, `facilities.rs` and
+/// `keystore/plugin.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// secp256k1 ECDSA (SHA-256 prehash, low-S).
+    Secp256k1Signing,
+    /// secp256k1 ECDH.
+    Secp256k1Ecdh,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {

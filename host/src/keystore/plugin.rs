@@ -26,7 +26,7 @@
 use abi_stable::std_types::{ROption, RResult, RString, RVec};
 use milagro_plugin_api::{
     Error, ErrorCode,
-    abi::{AbiError, KeystoreBox},
+    abi::{AbiError, KeyKind as AbiKeyKind, KeystoreBox},
 };
 use milagro_proto::{EcPublicKey, Signature};
 use zeroize::{Zeroize, Zeroizing};
@@ -87,6 +87,10 @@ fn take_secret(mut v: RVec<u8>) -> Zeroizing<Vec<u8>> {
 
 impl Keystore for PluginKeystore {
     fn generate(&self, label: &str, kind: KeyKind) -> Result<EcPublicKey, KeystoreError> {
+        let kind = match kind {
+            KeyKind::Secp256k1Signing => AbiKeyKind::Secp256k1Signing,
+            KeyKind::Secp256k1Ecdh => AbiKeyKind::Secp256k1Ecdh,
+        };
         let bytes = result(label, self.object.generate(RString::from(label), kind))?;
         public_key(label, &bytes)
     }
