@@ -90,7 +90,7 @@ pub mod receipt;
 mod rng;
 pub mod sign;
 
-pub use block::{Block, Cid, DAG_CBOR, SHA2_256, cid_of};
+pub use block::{Block, Cid, DAG_CBOR, SHA2_256, cid_of, cid_v1};
 pub use chain::{REVOKED_KIND, ROTATED_KIND, Revocation, Rotated};
 pub use delivery::{CID_HEADER, decode_delivery, encode_delivery, inbox_topic};
 pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, check_kind, open, seal};
