@@ -27,7 +27,7 @@ use hyper::{Method, Uri};
 use milagro_mpin::{MasterShare, wire};
 use serde_json::json;
 
-use crate::orders::Client;
+use crate::client::Client;
 
 /// What to run.
 pub struct Options {

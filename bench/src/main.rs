@@ -36,9 +36,8 @@ use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Uri, client::conn::http1};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+mod client;
 mod dta;
 mod floor;
 mod node_cpu;
@@ -178,16 +177,7 @@ struct Tally {
 
 async fn connect(uri: &Uri) -> Result<http1::SendRequest<Empty<Bytes>>, String> {
     let host = uri.host().ok_or("url has no host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    Ok(sender)
+    client::connect(host, uri.port_u16().unwrap_or(80)).await
 }
 
 async fn worker(uri: Uri, auth: Option<String>, until: Instant) -> Tally {

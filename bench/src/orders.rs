@@ -29,16 +29,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, Uri, client::conn::http1};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Uri};
 use milagro_custody::Coin;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 use crate::{
+    client::Client,
     floor::{self, Floor, Measured},
     node_cpu::{self, Watched},
 };
@@ -63,102 +60,6 @@ pub struct Options {
     pub rate: Option<f64>,
     /// Node processes whose CPU time per order is reported.
     pub nodes: Vec<Watched>,
-}
-
-/// How long one HTTP call may take before it counts as an error.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One keep-alive HTTP/1.1 connection to a node, reconnecting after errors.
-pub(crate) struct Client {
-    host: String,
-    port: u16,
-    authority: String,
-    auth: String,
-    sender: Option<http1::SendRequest<Full<Bytes>>>,
-}
-
-impl Client {
-    pub(crate) fn new(base: &Uri, token: &str) -> Client {
-        Client {
-            host: base.host().unwrap_or("127.0.0.1").to_string(),
-            port: base.port_u16().unwrap_or(80),
-            authority: base
-                .authority()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "localhost".into()),
-            auth: format!("Bearer {token}"),
-            sender: None,
-        }
-    }
-
-    async fn connect(&mut self) -> Result<(), String> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
-        self.sender = Some(sender);
-        Ok(())
-    }
-
-    /// (status, body); status 0 means the call failed below HTTP.
-    pub(crate) async fn call(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> (u16, Bytes) {
-        match tokio::time::timeout(CALL_TIMEOUT, self.try_call(method, path, body)).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => {
-                self.sender = None;
-                (0, Bytes::from(e))
-            }
-            Err(_) => {
-                self.sender = None;
-                (0, Bytes::from_static(b"timed out"))
-            }
-        }
-    }
-
-    async fn try_call(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<(u16, Bytes), String> {
-        if self.sender.is_none() {
-            self.connect().await?;
-        }
-        let sender = self.sender.as_mut().expect("connected above");
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &self.authority)
-            .header("authorization", &self.auth);
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
-    }
 }
 
 /// Latencies of the successful calls, and the failures by status (0: no

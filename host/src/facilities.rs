@@ -510,4 +510,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.code.as_str(), "unavailable");
     }
+
+    /// The SDK writes the codes plugins pass to `ipfs_put` itself (it
+    /// depends on no crate of ours): they must be the facility's.
+    #[test]
+    fn the_sdk_codecs_are_the_facility_codecs() {
+        use milagro_plugin_api::Ipfs;
+        assert_eq!(Ipfs::DAG_CBOR, milagro_ipfs::DAG_CBOR);
+        assert_eq!(Ipfs::RAW, milagro_ipfs::RAW);
+    }
 }

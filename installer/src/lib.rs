@@ -35,6 +35,7 @@
 
 pub mod artifacts;
 pub mod catalog;
+pub mod entry;
 pub mod layout;
 pub mod manifest;
 pub mod plugins;

@@ -35,6 +35,7 @@ use milagro_plugin_api::mount;
 
 use crate::{
     catalog::{self, KnownPlugin},
+    entry::Plugin,
     source::PluginSource,
 };
 
@@ -243,49 +244,6 @@ pub struct InstallOptions {
     pub systemd: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Plugin {
-    /// Instance name: unique in the node, `[a-z0-9-]`.
-    pub name: Spanned<String>,
-    /// Which plugin; default the instance name.
-    pub plugin: Option<Spanned<String>>,
-    /// `false`: installed and listed in host.toml, but not loaded.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Mount point; default the plugin's usual one, else `/v1/<name>`.
-    pub mount: Option<Spanned<String>>,
-    /// A prebuilt library instead of building it from this workspace
-    /// (relative to the manifest).
-    pub path: Option<Spanned<PathBuf>>,
-    /// With `path` or `url`: the library's expected SHA-256 (hex).
-    pub sha256: Option<Spanned<String>>,
-    /// A prebuilt library to download (https, or http to loopback).
-    pub url: Option<Spanned<String>>,
-    /// With `url`: where its detached minisign signature is.
-    pub signature: Option<Spanned<String>>,
-    /// With `signature`: the minisign public key it must be made with.
-    pub signer_key: Option<Spanned<String>>,
-    /// A git repository whose root is the plugin crate.
-    pub git: Option<Spanned<String>>,
-    /// With `git`: the full commit ID to build.
-    pub rev: Option<Spanned<String>>,
-    /// A registry crate to build.
-    #[serde(rename = "crate")]
-    pub crate_name: Option<Spanned<String>>,
-    /// With `crate`: its exact version.
-    pub version: Option<Spanned<String>>,
-    /// With `crate`: a registry named in cargo's config (default crates.io).
-    pub registry: Option<Spanned<String>>,
-    /// Handed to the plugin's constructor.
-    #[serde(default)]
-    pub config: toml::Table,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// A plugin entry after validation.
 #[derive(Debug, Clone)]
 pub struct PluginPlan {
@@ -413,6 +371,7 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
         }
     }
 
+    let manifest_dir = loaded.path.parent().unwrap_or(Path::new("."));
     let mut names = HashSet::new();
     let mut mounts: Vec<(String, String)> = Vec::new();
     let mut plans = Vec::new();
@@ -431,7 +390,9 @@ fn validate(loaded: &Loaded) -> Result<Vec<PluginPlan>, ManifestError> {
             None => (name.as_str(), p.name.span()),
         };
         let known = catalog::find(kind);
-        let source = match (PluginSource::from_entry(loaded, p)?, known) {
+        let source = PluginSource::from_entry(p, manifest_dir)
+            .map_err(|e| loaded.error_at(e.span, e.message))?;
+        let source = match (source, known) {
             (Some(source), _) => source,
             (None, Some(known)) => PluginSource::Workspace(known),
             (None, None) => {

@@ -60,7 +60,7 @@ use rust_ipfs::{
 use tokio::sync::Mutex;
 
 use crate::{
-    Backend, Cid, IpfsConfig, IpfsError, NodeInfo, PubsubMessage, Routing, cid_of,
+    Backend, Cid, IpfsConfig, IpfsError, NodeInfo, PubsubMessage, Routing, cid_v1,
     dht::{self, Dht, DhtBehaviour},
 };
 
@@ -198,7 +198,7 @@ impl Drop for EmbeddedNode {
 #[async_trait::async_trait]
 impl Backend for EmbeddedNode {
     async fn put_block(&self, codec: u64, data: Vec<u8>) -> Result<Cid, IpfsError> {
-        let cid = cid_of(codec, &data);
+        let cid = cid_v1(codec, &data);
         let block =
             Block::new(cid, data).map_err(|e| backend("put_block", format!("{cid}: {e}")))?;
         let stored = self

@@ -52,16 +52,13 @@ use std::{
 
 use futures::stream::BoxStream;
 pub use ipld_core::cid::Cid;
-use ipld_core::cid::multihash::Multihash;
+// The CID form of every block (CIDv1, sha2-256, the only hash this facility
+// writes or accepts) and the DAG-CBOR codec, as the wire format defines them.
+pub use milagro_proto::{DAG_CBOR, SHA2_256, cid_v1};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-/// Multihash code of sha2-256, the only hash this facility writes or accepts.
-pub const SHA2_256: u64 = 0x12;
 /// Multicodec of raw blocks.
 pub const RAW: u64 = 0x55;
-/// Multicodec of DAG-CBOR blocks.
-pub const DAG_CBOR: u64 = 0x71;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpfsError {
@@ -207,13 +204,6 @@ impl Default for IpfsConfig {
     }
 }
 
-/// The CIDv1 sha2-256 of `data` as a block of `codec`.
-pub fn cid_of(codec: u64, data: &[u8]) -> Cid {
-    let digest = Sha256::digest(data);
-    let hash = Multihash::wrap(SHA2_256, &digest).expect("a 32-byte digest fits a multihash");
-    Cid::new_v1(codec, hash)
-}
-
 /// The shortest time between two [`Ipfs::reconnect`]s of the same peer: a
 /// burst of failing deliveries to one peer resets its connection once.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
@@ -316,7 +306,7 @@ impl Ipfs {
 
     /// Stores and pins a block; the CID is computed here and must match the node's.
     pub async fn put(&self, codec: u64, data: Vec<u8>) -> Result<Cid, IpfsError> {
-        let expected = cid_of(codec, &data);
+        let expected = cid_v1(codec, &data);
         let stored = self.backend.put_block(codec, data).await?;
         if stored != expected {
             return Err(IpfsError::HashMismatch {
@@ -336,7 +326,7 @@ impl Ipfs {
             });
         }
         let data = self.backend.get_block(cid, self.timeout).await?;
-        let actual = cid_of(cid.codec(), &data);
+        let actual = cid_v1(cid.codec(), &data);
         if actual.hash() != cid.hash() {
             return Err(IpfsError::HashMismatch {
                 expected: Box::new(*cid),

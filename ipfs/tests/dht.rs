@@ -29,7 +29,7 @@ use std::{
 
 use connexa::prelude::swarm::behaviour::toggle::Toggle;
 use milagro_ipfs::dht::{self, DhtBehaviour};
-use milagro_ipfs::{Backend, DAG_CBOR, Ipfs, IpfsConfig, IpfsError, Routing, cid_of};
+use milagro_ipfs::{Backend, DAG_CBOR, Ipfs, IpfsConfig, IpfsError, Routing, cid_v1};
 use milagro_tests::kubo::{Kubo, KuboRouting};
 use rust_ipfs::{Block, builder::IpfsBuilder};
 
@@ -169,7 +169,7 @@ async fn the_embedded_node_fetches_a_block_only_kubo_holds() {
         block.windows(content.len()).any(|w| w == content),
         "the block holds the file"
     );
-    assert_eq!(cid_of(cid.codec(), &block).hash(), cid.hash());
+    assert_eq!(cid_v1(cid.codec(), &block).hash(), cid.hash());
 }
 
 /// Acceptance 1 and 2 at the IPFS layer: nodes whose only bootstrap peers
@@ -208,7 +208,7 @@ async fn a_forged_provider_record_never_yields_a_wrong_block() {
     let bootstrap = chain[0].address().to_string();
 
     let genuine = b"the genuine identity document".to_vec();
-    let cid = cid_of(DAG_CBOR, &genuine);
+    let cid = cid_v1(DAG_CBOR, &genuine);
     let forger = forger(&bootstrap, cid, b"a forged identity document".to_vec()).await;
 
     // Only the forger provides the CID: a clear error, not its bytes.

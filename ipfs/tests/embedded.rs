@@ -28,7 +28,7 @@ use std::{
 };
 
 use futures::{StreamExt, stream::BoxStream};
-use milagro_ipfs::{Cid, DAG_CBOR, Ipfs, IpfsConfig, IpfsError, PubsubMessage, RAW, cid_of};
+use milagro_ipfs::{Cid, DAG_CBOR, Ipfs, IpfsConfig, IpfsError, PubsubMessage, RAW, cid_v1};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Per-operation bound of these tests; far above what a healthy node needs.
@@ -91,7 +91,7 @@ async fn two_nodes_exchange_raw_and_dag_cbor_blocks() {
 
     let raw: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let raw_cid = bounded("put raw", a.put(RAW, raw.clone())).await.unwrap();
-    assert_eq!(raw_cid, cid_of(RAW, &raw));
+    assert_eq!(raw_cid, cid_v1(RAW, &raw));
     let started = Instant::now();
     let got = bounded("get raw", b.get(&raw_cid)).await.unwrap();
     println!("raw block A->B (10 kB) in {:?}", started.elapsed());
@@ -101,7 +101,7 @@ async fn two_nodes_exchange_raw_and_dag_cbor_blocks() {
     let doc_cid = bounded("put dag-cbor", b.put(DAG_CBOR, doc.clone()))
         .await
         .unwrap();
-    assert_eq!(doc_cid, cid_of(DAG_CBOR, &doc));
+    assert_eq!(doc_cid, cid_v1(DAG_CBOR, &doc));
     assert_eq!(doc_cid.codec(), DAG_CBOR);
     let started = Instant::now();
     let got = bounded("get dag-cbor", a.get(&doc_cid)).await.unwrap();
@@ -394,7 +394,7 @@ async fn unknown_cid_is_not_found_within_the_timeout() {
     let a = start("A", &dir.path().join("a"), 1_000).await;
     let b = start("B", &dir.path().join("b"), 1_000).await;
     connect(&a, &b).await;
-    let unknown: Cid = cid_of(RAW, b"nobody has stored this");
+    let unknown: Cid = cid_v1(RAW, b"nobody has stored this");
     let started = Instant::now();
     let result = bounded("get unknown", a.get(&unknown)).await;
     let elapsed = started.elapsed();

@@ -29,7 +29,7 @@ use std::{
 
 use futures::{StreamExt, stream::BoxStream};
 use milagro_ipfs::{
-    Backend, Cid, DAG_CBOR, Ipfs, IpfsError, KuboClient, NodeInfo, PubsubMessage, RAW, cid_of,
+    Backend, Cid, DAG_CBOR, Ipfs, IpfsError, KuboClient, NodeInfo, PubsubMessage, RAW, cid_v1,
 };
 use milagro_tests::jsipfs::JsIpfs;
 
@@ -74,8 +74,8 @@ async fn blocks_put_on_one_daemon_are_fetched_verified_from_another() {
     let raw_cid = ia.put(RAW, raw.clone()).await.expect("put raw");
     let put_latency = t.elapsed();
     let cbor_cid = ia.put(DAG_CBOR, cbor.clone()).await.expect("put dag-cbor");
-    assert_eq!(raw_cid, cid_of(RAW, &raw));
-    assert_eq!(cbor_cid, cid_of(DAG_CBOR, &cbor));
+    assert_eq!(raw_cid, cid_v1(RAW, &raw));
+    assert_eq!(cbor_cid, cid_v1(DAG_CBOR, &cbor));
     assert_eq!(cbor_cid.codec(), DAG_CBOR);
 
     // Fetched from the other daemon (bitswap), checked against the CID.

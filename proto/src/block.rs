@@ -54,10 +54,16 @@ impl std::fmt::Debug for Block {
 
 /// CIDv1, dag-cbor, sha2-256 of `bytes`.
 pub fn cid_of(bytes: &[u8]) -> Cid {
+    cid_v1(DAG_CBOR, bytes)
+}
+
+/// CIDv1, sha2-256 of `bytes` as a block of multicodec `codec` (the IPFS
+/// facility stores raw blocks too).
+pub fn cid_v1(codec: u64, bytes: &[u8]) -> Cid {
     let digest = Sha256::digest(bytes);
     let mh = Multihash::<64>::wrap(SHA2_256, digest.as_slice())
         .expect("a 32-byte digest fits a 64-byte multihash");
-    Cid::new_v1(DAG_CBOR, mh)
+    Cid::new_v1(codec, mh)
 }
 
 /// Check that a CID has the only form Milagro documents use.

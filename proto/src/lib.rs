@@ -90,7 +90,9 @@ pub mod receipt;
 mod rng;
 pub mod sign;
 
-pub use block::{Block, Cid, DAG_CBOR, SHA2_256, cid_of, from_dag_cbor_canonical, to_dag_cbor};
+pub use block::{
+    Block, Cid, DAG_CBOR, SHA2_256, cid_of, cid_v1, from_dag_cbor_canonical, to_dag_cbor,
+};
 pub use chain::{REVOKED_KIND, ROTATED_KIND, Revocation, Rotated};
 pub use delivery::{CID_HEADER, decode_delivery, encode_delivery, inbox_topic};
 pub use envelope::{Envelope, EnvelopeDraft, MessageId, VerifiedEnvelope, check_kind, open, seal};

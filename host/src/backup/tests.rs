@@ -17,7 +17,16 @@
 
 //! Unit tests of `backup`.
 
-use super::*;
+use std::io::{self, Read, Write};
+
+use super::{
+    archive::{Records, read_archive, sha256_hex, write_member_header},
+    encryption::{SecretString, decrypt, encrypt},
+    error::{BackupError, read_error},
+    format::{DATABASE, FORMAT, MANIFEST, VERSION},
+    manifest::{KeystoreManifest, Manifest, Member},
+};
+use crate::store::Entry;
 
 fn member(name: &str, data: &[u8]) -> Member {
     Member {

@@ -25,7 +25,7 @@
 use std::process::{Command, Stdio};
 
 use super::{FetchContext, Fetched, SourceError, build, copy_tree, required_pin};
-use crate::manifest::{Loaded, ManifestError, Plugin};
+use crate::entry::{EntryError, Plugin};
 
 /// A registry crate at an exact version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,16 +58,15 @@ fn is_crate_name(name: &str) -> bool {
 }
 
 impl CrateSource {
-    pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Self, ManifestError> {
+    pub fn from_entry(entry: &Plugin) -> Result<Self, EntryError> {
         let crate_name = entry.crate_name.as_ref().expect("a crate entry has crate");
         if !is_crate_name(crate_name.get_ref()) {
-            return Err(loaded.error_at(
+            return Err(EntryError::at(
                 crate_name.span(),
                 format!("crate {:?}: not a crate name", crate_name.get_ref()),
             ));
         }
         let version = required_pin(
-            loaded,
             crate_name.span(),
             entry.version.as_ref(),
             "a crate source needs version = \"x.y.z\" (one exact version)",
@@ -77,7 +76,7 @@ impl CrateSource {
         if let Some(registry) = &entry.registry
             && !is_crate_name(registry.get_ref())
         {
-            return Err(loaded.error_at(
+            return Err(EntryError::at(
                 registry.span(),
                 format!(
                     "registry {:?}: expected the name of a registry in cargo's config",

@@ -26,7 +26,7 @@ use std::{
 };
 
 use super::{FetchContext, Fetched, SourceError, build, check_url, required_pin};
-use crate::manifest::{Loaded, ManifestError, Plugin};
+use crate::entry::{EntryError, Plugin};
 
 /// A repository at a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +42,10 @@ fn is_full_commit(rev: &str) -> bool {
 }
 
 impl GitSource {
-    pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Self, ManifestError> {
+    pub fn from_entry(entry: &Plugin) -> Result<Self, EntryError> {
         let url = entry.git.as_ref().expect("a git entry has git");
-        check_url(url.get_ref(), &["ssh", "file"]).map_err(|m| loaded.error_at(url.span(), m))?;
+        check_url(url.get_ref(), &["ssh", "file"]).map_err(|m| EntryError::at(url.span(), m))?;
         let rev = required_pin(
-            loaded,
             url.span(),
             entry.rev.as_ref(),
             "a git source needs rev = \"<full commit ID>\" (40 hex digits)",

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     catalog::KnownPlugin,
-    manifest::{Loaded, ManifestError, Plugin},
+    entry::{EntryError, Plugin},
     progress::Progress,
 };
 
@@ -103,8 +103,9 @@ const SOURCE_KEYS: [&str; 4] = ["path", "url", "git", "crate"];
 impl PluginSource {
     /// Reads the entry's source keys: at most one of `path`, `url`, `git`,
     /// `crate`, and only the keys that kind takes. `None` when the entry
-    /// names no source.
-    pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Option<Self>, ManifestError> {
+    /// names no source. `manifest_dir` is the directory of the manifest the
+    /// entry is in (a `path` is relative to it).
+    pub fn from_entry(entry: &Plugin, manifest_dir: &Path) -> Result<Option<Self>, EntryError> {
         let given: Vec<&str> = SOURCE_KEYS
             .into_iter()
             .zip([
@@ -116,7 +117,7 @@ impl PluginSource {
             .filter_map(|(key, span)| span.map(|_| key))
             .collect();
         if given.len() > 1 {
-            return Err(loaded.error_at(
+            return Err(EntryError::at(
                 entry.name.span(),
                 format!(
                     "plugin {:?}: give one source, not {}",
@@ -138,7 +139,7 @@ impl PluginSource {
             if let Some(value) = value
                 && !given.iter().any(|g| kinds.contains(g))
             {
-                return Err(loaded.error_at(
+                return Err(EntryError::at(
                     value.span(),
                     format!("{key} goes with {}", kinds.join(" or ")),
                 ));
@@ -147,16 +148,13 @@ impl PluginSource {
         Ok(match given.first() {
             None => None,
             Some(&"path") => Some(PluginSource::Path(path::PathSource::from_entry(
-                loaded, entry,
+                entry,
+                manifest_dir,
             )?)),
-            Some(&"url") => Some(PluginSource::Url(url::UrlSource::from_entry(
-                loaded, entry,
-            )?)),
-            Some(&"git") => Some(PluginSource::Git(git::GitSource::from_entry(
-                loaded, entry,
-            )?)),
+            Some(&"url") => Some(PluginSource::Url(url::UrlSource::from_entry(entry)?)),
+            Some(&"git") => Some(PluginSource::Git(git::GitSource::from_entry(entry)?)),
             Some(_) => Some(PluginSource::Crate(crate_source::CrateSource::from_entry(
-                loaded, entry,
+                entry,
             )?)),
         })
     }
@@ -213,16 +211,15 @@ impl FetchContext<'_> {
 /// `missing` when absent (at the source key's `anchor`), `invalid` when it
 /// is not `valid`.
 pub fn required_pin(
-    loaded: &Loaded,
     anchor: std::ops::Range<usize>,
     value: Option<&toml::Spanned<String>>,
     missing: &str,
     valid: fn(&str) -> bool,
     invalid: impl FnOnce(&str) -> String,
-) -> Result<String, ManifestError> {
-    let value = value.ok_or_else(|| loaded.error_at(anchor, missing))?;
+) -> Result<String, EntryError> {
+    let value = value.ok_or_else(|| EntryError::at(anchor, missing))?;
     if !valid(value.get_ref()) {
-        return Err(loaded.error_at(value.span(), invalid(value.get_ref())));
+        return Err(EntryError::at(value.span(), invalid(value.get_ref())));
     }
     Ok(value.get_ref().clone())
 }
@@ -258,15 +255,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The entry's `sha256`, checked; required when `required`.
-pub fn pinned_sha256(
-    loaded: &Loaded,
-    entry: &Plugin,
-    required: bool,
-) -> Result<Option<String>, ManifestError> {
+pub fn pinned_sha256(entry: &Plugin, required: bool) -> Result<Option<String>, EntryError> {
     match &entry.sha256 {
         Some(sha) if is_sha256(sha.get_ref()) => Ok(Some(sha.get_ref().to_ascii_lowercase())),
-        Some(sha) => Err(loaded.error_at(sha.span(), "sha256: expected 64 hex digits")),
-        None if required => Err(loaded.error_at(
+        Some(sha) => Err(EntryError::at(sha.span(), "sha256: expected 64 hex digits")),
+        None if required => Err(EntryError::at(
             entry.name.span(),
             format!(
                 "plugin {:?}: a url source needs sha256 (the library's SHA-256, 64 hex digits)",

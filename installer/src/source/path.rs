@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{Loaded, ManifestError, Plugin};
+use crate::entry::{EntryError, Plugin};
 
 /// A local library file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,19 +33,19 @@ pub struct PathSource {
 }
 
 impl PathSource {
-    pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Self, ManifestError> {
+    /// `manifest_dir` is the directory of the manifest the entry is in.
+    pub fn from_entry(entry: &Plugin, manifest_dir: &Path) -> Result<Self, EntryError> {
         let path = entry.path.as_ref().expect("a path entry has a path");
-        let manifest_dir = loaded.path.parent().unwrap_or(Path::new("."));
         let file = manifest_dir.join(path.get_ref());
         if !file.is_file() {
-            return Err(loaded.error_at(
+            return Err(EntryError::at(
                 path.span(),
                 format!("plugin library {} does not exist", file.display()),
             ));
         }
         Ok(PathSource {
             file,
-            sha256: super::pinned_sha256(loaded, entry, false)?,
+            sha256: super::pinned_sha256(entry, false)?,
         })
     }
 

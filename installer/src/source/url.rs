@@ -26,7 +26,7 @@ use std::{io::Read, path::PathBuf, time::Duration};
 use minisign_verify::{PublicKey, Signature};
 
 use super::{FetchContext, SourceError, check_url, pinned_sha256, sha256_hex};
-use crate::manifest::{Loaded, ManifestError, Plugin};
+use crate::entry::{EntryError, Plugin};
 
 /// A prebuilt library at a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,16 +52,16 @@ const MAX_SIGNATURE: u64 = 64 * 1024;
 const MAX_LIBRARY: u64 = 512 << 20;
 
 impl UrlSource {
-    pub fn from_entry(loaded: &Loaded, entry: &Plugin) -> Result<Self, ManifestError> {
+    pub fn from_entry(entry: &Plugin) -> Result<Self, EntryError> {
         let url = entry.url.as_ref().expect("a url entry has a url");
-        check_url(url.get_ref(), &[]).map_err(|m| loaded.error_at(url.span(), m))?;
-        let sha256 = pinned_sha256(loaded, entry, true)?.unwrap_or_default();
+        check_url(url.get_ref(), &[]).map_err(|m| EntryError::at(url.span(), m))?;
+        let sha256 = pinned_sha256(entry, true)?.unwrap_or_default();
         let signature = match (&entry.signature, &entry.signer_key) {
             (None, None) => None,
             (Some(sig), Some(key)) => {
-                check_url(sig.get_ref(), &[]).map_err(|m| loaded.error_at(sig.span(), m))?;
+                check_url(sig.get_ref(), &[]).map_err(|m| EntryError::at(sig.span(), m))?;
                 PublicKey::from_base64(key.get_ref()).map_err(|e| {
-                    loaded.error_at(
+                    EntryError::at(
                         key.span(),
                         format!("signer_key: not a minisign public key ({e})"),
                     )
@@ -72,10 +72,10 @@ impl UrlSource {
                 })
             }
             (Some(sig), None) => {
-                return Err(loaded.error_at(sig.span(), "signature needs signer_key"));
+                return Err(EntryError::at(sig.span(), "signature needs signer_key"));
             }
             (None, Some(key)) => {
-                return Err(loaded.error_at(key.span(), "signer_key needs signature"));
+                return Err(EntryError::at(key.span(), "signer_key needs signature"));
             }
         };
         Ok(UrlSource {

@@ -203,7 +203,7 @@ fn id_addresses_end_in_the_peer_id() {
 
 #[test]
 fn cids_from_the_node_are_parsed_in_any_base() {
-    let cid = crate::cid_of(RAW, b"x");
+    let cid = crate::cid_v1(RAW, b"x");
     let base58 = multibase::encode(multibase::Base::Base58Btc, cid.to_bytes());
     assert_eq!(parse_cid("block/put", &base58).unwrap(), cid);
     assert_eq!(parse_cid("block/put", &cid.to_string()).unwrap(), cid);

@@ -271,6 +271,9 @@ impl Store<'_> {
 pub struct Ipfs<'a>(&'a HostBox);
 
 impl Ipfs<'_> {
+    // The codes are written here, not taken from `milagro-proto` or
+    // `milagro-ipfs`: plugins build against this crate alone, and it
+    // depends on no crate of ours.
     /// Multicodec of raw blocks.
     pub const RAW: u64 = 0x55;
     /// Multicodec of DAG-CBOR blocks.
