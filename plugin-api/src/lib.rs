@@ -50,8 +50,11 @@
 #![allow(non_local_definitions)] // emitted by #[sabi_trait]
 
 pub mod abi;
+pub mod kv;
 pub mod library;
 pub mod mount;
+#[cfg(feature = "host")]
+pub mod routing;
 mod sdk;
 
 pub use sdk::*;
