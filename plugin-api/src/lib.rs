@@ -56,6 +56,8 @@ pub mod mount;
 #[cfg(feature = "host")]
 pub mod routing;
 mod sdk;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use sdk::*;
 
