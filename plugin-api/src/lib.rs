@@ -44,7 +44,8 @@
 //! ```
 //!
 //! [`abi`] is the stable ABI underneath, checked by `abi_stable` at load time;
-//! plugin authors never need it. See `plugins/example` for a complete template.
+//! plugin authors never need it. See `plugins/example` for a complete template,
+//! and `testing` (feature `testing`) for handler tests on an in-process host.
 
 #![deny(missing_docs)]
 #![allow(non_local_definitions)] // emitted by #[sabi_trait]
