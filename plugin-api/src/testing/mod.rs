@@ -141,23 +141,26 @@ impl TestNet {
     ///
     /// If the temporary directory or the runtime cannot be made.
     pub fn new() -> TestNet {
+        TestNet::with_bound(DEFAULT_BOUND)
+    }
+
+    /// An empty network whose handlers, envelope processing and settling
+    /// may each take up to `bound`.
+    ///
+    /// # Panics
+    ///
+    /// If the temporary directory or the runtime cannot be made.
+    pub fn with_bound(bound: Duration) -> TestNet {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .expect("the test network's runtime");
         TestNet {
-            net: Arc::new(Net::new(DEFAULT_BOUND)),
+            net: Arc::new(Net::new(bound)),
             runtime: Arc::new(runtime),
             dir: tempfile::tempdir().expect("the test network's temporary directory"),
             databases: AtomicUsize::new(0),
         }
-    }
-
-    /// The same network with another bound on handlers, envelope
-    /// processing and settling. Set it before adding nodes.
-    pub fn with_bound(mut self, bound: Duration) -> TestNet {
-        self.net = Arc::new(Net::new(bound));
-        self
     }
 
     /// A node named `name` (its identity's display name), to configure
@@ -200,9 +203,10 @@ impl TestNet {
         );
     }
 
-    fn database_path(&self, name: &str) -> PathBuf {
+    /// A new database file: numbered, as node names need not be file names.
+    fn database_path(&self) -> PathBuf {
         let n = self.databases.fetch_add(1, Ordering::SeqCst);
-        self.dir.path().join(format!("{n}-{name}.redb"))
+        self.dir.path().join(format!("node-{n}.redb"))
     }
 }
 
@@ -225,7 +229,7 @@ impl<'a> NodeBuilder<'a> {
     /// Makes the node (keys, identity, database) without a plugin yet: its
     /// ID can then go into other plugins' configs before its own starts.
     pub fn create(self) -> Result<TestNode<'a>, Error> {
-        let path = self.net.database_path(&self.name);
+        let path = self.net.database_path();
         let node = Arc::new(Node::create(&self.name, self.beneficiary_key, &path)?);
         // Known to the network at once: its identity resolves from now on.
         self.net.net.add_node(Arc::clone(&node));
