@@ -390,6 +390,17 @@ impl Net {
         from: &Node,
         mut outgoing: OutgoingEnvelope,
     ) -> Result<String, Error> {
+        let sent = self.seal_and_deliver(from, &outgoing);
+        // Wiped however the sending went: the sealed body is secret.
+        outgoing.sealed.as_mut_slice().zeroize();
+        sent
+    }
+
+    fn seal_and_deliver(
+        self: &Arc<Self>,
+        from: &Node,
+        outgoing: &OutgoingEnvelope,
+    ) -> Result<String, Error> {
         let mut recipients: Vec<Arc<Node>> = Vec::with_capacity(outgoing.recipients.len());
         for text in outgoing.recipients.iter() {
             let id = parse_cid(text, "recipient")?;
@@ -412,10 +423,8 @@ impl Net {
             secret_body: (!outgoing.sealed.is_empty()).then_some(outgoing.sealed.as_slice()),
             ..EnvelopeDraft::new(outgoing.kind.as_str(), now_ms())
         };
-        let sealed = seal(&from.signer, &from.identity, &identities, &draft);
-        outgoing.sealed.as_mut_slice().zeroize();
-        let sealed =
-            sealed.map_err(|e| Error::bad_request(format!("cannot seal the envelope: {e}")))?;
+        let sealed = seal(&from.signer, &from.identity, &identities, &draft)
+            .map_err(|e| Error::bad_request(format!("cannot seal the envelope: {e}")))?;
         let (cid, bytes) = (*sealed.cid(), sealed.block().bytes());
         for recipient in recipients {
             let new = recipient.accept(bytes, &cid, from).map_err(|e| {
