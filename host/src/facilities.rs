@@ -34,7 +34,7 @@ use milagro_plugin_api::{
         OutgoingEnvelope, ReceivedEnvelope,
     },
 };
-use milagro_proto::{Cid, EcPublicKey, VerifiedIdentity};
+use milagro_proto::{Cid, EcPublicKey};
 use zeroize::Zeroize;
 
 use crate::{
@@ -184,26 +184,6 @@ fn parse_cids(texts: &RVec<RString>, what: &str) -> Result<Vec<Cid>, Error> {
         .collect()
 }
 
-fn identity_info(document: &VerifiedIdentity) -> IdentityInfo {
-    IdentityInfo {
-        id: document.id().to_string().into(),
-        name: document.name().into(),
-        signing_key: document.signing_key().to_bytes().to_vec().into(),
-        ecdh_key: document.ecdh_key().to_bytes().to_vec().into(),
-        beneficiary_key: document
-            .beneficiary_key()
-            .map(|k| RVec::from(k.to_bytes().to_vec()))
-            .into(),
-        endpoints: document
-            .endpoints()
-            .http
-            .iter()
-            .chain(&document.endpoints().multiaddrs)
-            .map(|e| RString::from(e.as_str()))
-            .collect(),
-    }
-}
-
 impl HostObj for PluginHost {
     fn log(&self, level: LogLevel, message: RString) {
         let plugin = &*self.instance;
@@ -276,7 +256,7 @@ impl HostObj for PluginHost {
 
     fn identity_self(&self) -> AbiFuture<IdentityInfo> {
         self.with_node("identity", |node| async move {
-            Ok(identity_info(&node.identity.document))
+            Ok(IdentityInfo::from(&node.identity.document))
         })
     }
 
@@ -288,7 +268,7 @@ impl HostObj for PluginHost {
                 .resolve(&cid)
                 .await
                 .map_err(|e| api_error::identity(&id, e))?;
-            Ok(identity_info(&document))
+            Ok(IdentityInfo::from(&document))
         })
     }
 

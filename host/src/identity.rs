@@ -83,7 +83,7 @@ const GENERATION: &[u8] = b"identity/generation";
 /// Keystore label of the beneficiary key b.
 pub const BENEFICIARY: &str = "node/beneficiary";
 /// The one plugin instance that may read b (see `HostObj::beneficiary_secret`).
-pub const BENEFICIARY_PLUGIN: &str = "beneficiary";
+pub const BENEFICIARY_PLUGIN: &str = milagro_plugin_api::mount::BENEFICIARY_INSTANCE;
 
 /// The keystore label of generation `generation`'s key `what` (`signing`,
 /// `ecdh` or `kem`).

@@ -18,11 +18,9 @@
 //! The route table: the host's core routes and every plugin route under its
 //! mount point, matched by path then by method.
 
-use std::collections::BTreeMap;
-
 use hyper::Method;
-
 use milagro_plugin_api::mount::{self, HOST_ROUTES};
+use milagro_plugin_api::routing::RouteTable;
 
 use crate::plugins::{LoadedPlugin, PluginRoute};
 
@@ -69,13 +67,6 @@ pub struct Endpoint {
     pub access: Access,
 }
 
-/// All methods served at one path template.
-#[derive(Debug, Default)]
-struct PathEntry {
-    template: String,
-    methods: BTreeMap<String, Endpoint>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     #[error("plugin {plugin:?} refused: route {method} {path}: {reason}")]
@@ -88,29 +79,16 @@ pub enum RouteError {
 }
 
 pub struct Router {
-    paths: matchit::Router<usize>,
-    entries: Vec<PathEntry>,
+    table: RouteTable<Endpoint>,
 }
 
 /// The outcome of matching a request.
-pub enum Match<'a> {
-    Found {
-        template: &'a str,
-        endpoint: &'a Endpoint,
-        params: Vec<(String, String)>,
-    },
-    MethodNotAllowed {
-        template: &'a str,
-        allow: String,
-    },
-    NotFound,
-}
+pub type Match<'a> = milagro_plugin_api::routing::Match<'a, Endpoint>;
 
 impl Router {
     pub fn build(plugins: &[LoadedPlugin]) -> Result<Router, RouteError> {
         let mut router = Router {
-            paths: matchit::Router::new(),
-            entries: Vec::new(),
+            table: RouteTable::default(),
         };
         for core in HOST_ROUTES {
             let access = match core.access {
@@ -122,6 +100,7 @@ impl Router {
                 access,
             };
             router
+                .table
                 .add(core.method, core.path, endpoint)
                 .expect("core routes are valid and distinct");
         }
@@ -152,54 +131,14 @@ impl Router {
                     },
                     access: plugin_access(route),
                 };
-                router.add(method, &path, endpoint).map_err(invalid)?;
+                router.table.add(method, &path, endpoint).map_err(invalid)?;
             }
         }
         Ok(router)
     }
 
-    fn add(&mut self, method: &str, path: &str, endpoint: Endpoint) -> Result<(), String> {
-        let index = match self.paths.at(path) {
-            // the same template again: another method on it
-            Ok(m) if self.entries[*m.value].template == path => *m.value,
-            _ => {
-                let index = self.entries.len();
-                self.paths.insert(path, index).map_err(|e| e.to_string())?;
-                self.entries.push(PathEntry {
-                    template: path.into(),
-                    methods: BTreeMap::new(),
-                });
-                index
-            }
-        };
-        let entry = &mut self.entries[index];
-        if entry.methods.insert(method.into(), endpoint).is_some() {
-            return Err("declared twice".into());
-        }
-        Ok(())
-    }
-
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
-        let Ok(matched) = self.paths.at(path) else {
-            return Match::NotFound;
-        };
-        let entry = &self.entries[*matched.value];
-        let params = matched
-            .params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        match entry.methods.get(method.as_str()) {
-            Some(endpoint) => Match::Found {
-                template: &entry.template,
-                endpoint,
-                params,
-            },
-            None => Match::MethodNotAllowed {
-                template: &entry.template,
-                allow: entry.methods.keys().cloned().collect::<Vec<_>>().join(", "),
-            },
-        }
+        self.table.find(method.as_str(), path)
     }
 }
 
@@ -243,7 +182,7 @@ mod tests {
         assert!(matches!(
             router.find(&Method::GET, "/v1/status"),
             Match::Found {
-                endpoint: Endpoint {
+                target: Endpoint {
                     target: Target::Status,
                     access: Access::Open
                 },

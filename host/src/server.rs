@@ -153,7 +153,7 @@ impl App {
             }
             Match::Found {
                 template,
-                endpoint,
+                target: endpoint,
                 params,
             } => (
                 template,

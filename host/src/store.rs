@@ -43,6 +43,7 @@ use std::{
     sync::{Arc, Condvar, Mutex},
 };
 
+use milagro_plugin_api::kv;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -384,27 +385,24 @@ impl Namespace {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
         let full_prefix = self.full_key(prefix);
-        let lower = match start_after.map(|a| self.full_key(a)) {
-            Some(after) if after >= full_prefix => Bound::Excluded(after),
-            _ => Bound::Included(full_prefix.clone()),
-        };
+        let after = start_after.map(|a| self.full_key(a));
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(KV).map_err(db_err)?;
         let range = table
-            .range::<&[u8]>((lower.as_ref().map(Vec::as_slice), Bound::Unbounded))
-            .map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in range {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = entry.map_err(db_err)?;
-            let Some(key) = k.value().strip_prefix(full_prefix.as_slice()) else {
-                break;
-            };
-            out.push(([prefix, key].concat(), v.value().to_vec()));
+            .range::<&[u8]>((
+                kv::scan_start(&full_prefix, after.as_deref()),
+                Bound::Unbounded,
+            ))
+            .map_err(db_err)?
+            .map(|entry| {
+                let (k, v) = entry.map_err(db_err)?;
+                Ok((k.value().to_vec(), v.value().to_vec()))
+            });
+        let mut entries = kv::scan_take(range, &full_prefix, limit)?;
+        for (key, _) in &mut entries {
+            key.drain(..self.prefix.len());
         }
-        Ok(out)
+        Ok(entries)
     }
 }
 

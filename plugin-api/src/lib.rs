@@ -47,15 +47,21 @@
 //! ```
 //!
 //! [`abi`] is the stable ABI underneath, checked by `abi_stable` at load time;
-//! plugin authors never need it. See `plugins/example` for a complete template.
+//! plugin authors never need it. See `plugins/example` for a complete template,
+//! and `testing` (feature `testing`) for handler tests on an in-process host.
 
 #![deny(missing_docs)]
 #![allow(non_local_definitions)] // emitted by #[sabi_trait]
 
 pub mod abi;
+pub mod kv;
 pub mod library;
 pub mod mount;
+#[cfg(feature = "host")]
+pub mod routing;
 mod sdk;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use sdk::*;
 

@@ -21,6 +21,10 @@
 //! the host's own routes, which the host's router and OpenAPI document are
 //! built and checked from.
 
+/// The instance name whose plugin may read the node's beneficiary key
+/// ([`crate::abi::HostObj::beneficiary_secret`]).
+pub const BENEFICIARY_INSTANCE: &str = "beneficiary";
+
 /// Who may call a host route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

@@ -102,6 +102,29 @@ pub struct IdentityInfo {
     pub endpoints: RVec<RString>,
 }
 
+#[cfg(feature = "host")]
+impl From<&milagro_proto::VerifiedIdentity> for IdentityInfo {
+    fn from(document: &milagro_proto::VerifiedIdentity) -> Self {
+        IdentityInfo {
+            id: document.id().to_string().into(),
+            name: document.name().into(),
+            signing_key: document.signing_key().to_bytes().to_vec().into(),
+            ecdh_key: document.ecdh_key().to_bytes().to_vec().into(),
+            beneficiary_key: document
+                .beneficiary_key()
+                .map(|k| RVec::from(k.to_bytes().to_vec()))
+                .into(),
+            endpoints: document
+                .endpoints()
+                .http
+                .iter()
+                .chain(&document.endpoints().multiaddrs)
+                .map(|e| RString::from(e.as_str()))
+                .collect(),
+        }
+    }
+}
+
 /// An envelope a plugin asks the host to sign, seal and deliver.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
