@@ -121,6 +121,16 @@ fn blocking<T: Send + 'static>(
     .into_ffi()
 }
 
+/// A plugin's sealed body, wiped when dropped (it is the secret an
+/// envelope carries).
+struct WipedOnDrop(RVec<u8>);
+
+impl Drop for WipedOnDrop {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
 /// Runs a blocking keystore call (disk or HSM) off the async threads.
 async fn keystore_call<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, KeystoreError> + Send + 'static,
@@ -273,19 +283,20 @@ impl HostObj for PluginHost {
     }
 
     fn send(&self, envelope: OutgoingEnvelope) -> AbiFuture<RString> {
+        // Wiped however this ends: sent, refused (a bad recipient or link)
+        // or never run (no node).
+        let sealed = WipedOnDrop(envelope.sealed);
         self.with_node("transport", move |node| async move {
             let recipients = parse_cids(&envelope.recipients, "recipient")?;
             let links = parse_cids(&envelope.links, "link")?;
-            let mut sealed = envelope.sealed;
             let outgoing = Outgoing {
                 kind: envelope.kind.as_str(),
                 recipients: &recipients,
                 links: &links,
                 body: (!envelope.body.is_empty()).then_some(envelope.body.as_slice()),
-                secret_body: (!sealed.is_empty()).then_some(sealed.as_slice()),
+                secret_body: (!sealed.0.is_empty()).then_some(sealed.0.as_slice()),
             };
             let result = node.transport.send(outgoing, now_ms()).await;
-            sealed.as_mut_slice().zeroize();
             Ok(RString::from(
                 result.map_err(api_error::transport)?.to_string(),
             ))

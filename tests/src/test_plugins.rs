@@ -143,8 +143,11 @@ pub fn abi_mismatch_probe() -> PathBuf {
     lock.lock().expect("lock the abi-mismatch copy");
     copy_dir(&root.join("plugin-api"), &work.join("abi-plugin-api"));
     copy_dir(&root.join("tests/plugins/probe"), &work.join("abi-probe"));
-    // The workspace's [patch] section points into vendor/.
+    // The workspace's [patch] section points into vendor/; plugin-api's
+    // optional proto (features `host`, `testing`) must resolve, though this
+    // build never enables them.
     copy_dir(&root.join("vendor"), &work.join("vendor"));
+    copy_dir(&root.join("proto"), &work.join("proto"));
     write_if_changed(
         &work.join("Cargo.lock"),
         &std::fs::read(root.join("Cargo.lock")).expect("read Cargo.lock"),
