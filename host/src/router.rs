@@ -142,7 +142,6 @@ impl Router {
     }
 }
 
-/// A plugin route's path as served: mount point plus the route's path.
 /// The host's access mode of a plugin route.
 pub fn plugin_access(route: &PluginRoute) -> Access {
     if route.public {
@@ -168,6 +167,7 @@ fn core_target(path: &str) -> Target {
     }
 }
 
+/// A plugin route's path as served: mount point plus the route's path.
 pub fn full_path(mount: &str, path: &str) -> String {
     format!("{mount}{path}")
 }

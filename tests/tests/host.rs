@@ -420,9 +420,13 @@ fn example_plugin_needs_no_unsafe_no_abi_types_and_no_runtime() {
         );
     }
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    // What it links; its tests add plugin-api's harness (`[dev-dependencies]`).
     let deps: Vec<&str> = manifest
         .split("[dependencies]")
         .nth(1)
+        .unwrap()
+        .split("[dev-dependencies]")
+        .next()
         .unwrap()
         .lines()
         .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))

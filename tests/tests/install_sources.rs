@@ -146,11 +146,14 @@ impl Plugin for Hello {
         Ok(Hello)
     }
 
-    fn routes(&self) -> Vec<Route> {
-        vec![Route::get("/hello", "hello").summary("Which version this is")]
+    fn routes(&self) -> Vec<Route<Self>> {
+        vec![Route::get("/hello", "hello", |p: &Self, r| Box::pin(p.hello(r)))
+            .summary("Which version this is")]
     }
+}
 
-    async fn handle(&self, _request: Request) -> Result<Response, Error> {
+impl Hello {
+    async fn hello(&self, _request: &Request) -> Result<Response, Error> {
         Response::json(200, &serde_json::json!({"from": "third party", "version": Self::VERSION}))
     }
 }

@@ -64,10 +64,14 @@
 //!     fn new(_config: Self::Config, host: Host) -> Result<Self, Error> {
 //!         Ok(Counter { host })
 //!     }
-//!     fn routes(&self) -> Vec<Route> {
-//!         vec![Route::post("/counts/{name}", "count").summary("Counts one more")]
+//!     fn routes(&self) -> Vec<Route<Self>> {
+//!         vec![Route::post("/counts/{name}", "count", |p: &Self, r| Box::pin(p.count(r)))
+//!             .summary("Counts one more")]
 //!     }
-//!     async fn handle(&self, request: Request) -> Result<Response, Error> {
+//! }
+//!
+//! impl Counter {
+//!     async fn count(&self, request: &Request) -> Result<Response, Error> {
 //!         let key = request.param("name").unwrap_or_default().as_bytes().to_vec();
 //!         let count = self.host.store().get_json::<u64>(&key).await?.unwrap_or(0) + 1;
 //!         self.host.store().put_json(&key, &count).await?;
