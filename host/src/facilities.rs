@@ -33,6 +33,7 @@ use milagro_plugin_api::{
         AbiError, AbiFuture, HostObj, IdentityInfo, KeyKind, KvEntry, KvWrite, LogLevel,
         OutgoingEnvelope, ReceivedEnvelope,
     },
+    mount,
 };
 use milagro_proto::{Cid, EcPublicKey};
 use zeroize::Zeroize;
@@ -87,7 +88,7 @@ impl PluginHost {
     }
 
     fn key_label(&self, label: &str) -> String {
-        format!("plugin/{}/{label}", self.instance)
+        mount::key_label(&self.instance, label)
     }
 
     /// Runs `f` with the node, or answers `unavailable` without one.

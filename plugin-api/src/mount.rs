@@ -25,6 +25,12 @@
 /// ([`crate::abi::HostObj::beneficiary_secret`]).
 pub const BENEFICIARY_INSTANCE: &str = "beneficiary";
 
+/// The keystore label a plugin instance's `label` is kept under: each
+/// instance has a namespace of its own, so no plugin reaches another's keys.
+pub fn key_label(instance: &str, label: &str) -> String {
+    format!("plugin/{instance}/{label}")
+}
+
 /// Who may call a host route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

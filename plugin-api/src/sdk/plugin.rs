@@ -34,7 +34,7 @@ use async_ffi::{FfiFuture, FutureExt as _};
 use futures::FutureExt as _;
 use serde::de::DeserializeOwned;
 
-use super::{Envelope, Error, Host, Request, Response, Route, route::RouteTable};
+use super::{Envelope, Error, Host, Request, Response, Route, route::RouteHandlers};
 use crate::abi::{
     AbiError, AbiRequest, AbiResponse, HostBox, PluginBox, PluginDescriptor, PluginMod,
     PluginModRef, PluginObj, PluginObj_TO, ReceivedEnvelope,
@@ -117,7 +117,7 @@ fn panicked(what: &str, payload: &(dyn Any + Send)) -> Error {
 /// Exposes a [`Plugin`] as a [`PluginObj`].
 struct Adapter<P> {
     plugin: Arc<P>,
-    routes: Arc<RouteTable<P>>,
+    routes: Arc<RouteHandlers<P>>,
 }
 
 impl<P: Plugin> PluginObj for Adapter<P> {
@@ -185,7 +185,7 @@ extern "C" fn construct<P: Plugin>(
             Error::bad_request(format!("invalid config for plugin {}: {e}", P::NAME))
         })?;
         let plugin = P::new(config, Host::new(host))?;
-        let routes = RouteTable::new(P::NAME, plugin.routes())?;
+        let routes = RouteHandlers::new(P::NAME, plugin.routes())?;
         Ok(PluginObj_TO::from_value(
             Adapter {
                 plugin: Arc::new(plugin),

@@ -259,16 +259,16 @@ impl<P> Route<P> {
 
 /// A plugin's routes, checked: the specs the host routes by, and each
 /// operation's handler.
-pub(crate) struct RouteTable<P> {
+pub(crate) struct RouteHandlers<P> {
     pub(crate) specs: Vec<RouteSpec>,
     handlers: HashMap<String, Handler<P>>,
 }
 
-impl<P> RouteTable<P> {
+impl<P> RouteHandlers<P> {
     /// Checks `routes` as the host will route them: each operation id once
     /// (the host dispatches by it) and each method and path once (a second
     /// route would never be reached). A plugin failing this does not load.
-    pub(crate) fn new(plugin: &str, routes: Vec<Route<P>>) -> Result<RouteTable<P>, Error> {
+    pub(crate) fn new(plugin: &str, routes: Vec<Route<P>>) -> Result<RouteHandlers<P>, Error> {
         let mut seen = HashSet::new();
         let mut specs = Vec::with_capacity(routes.len());
         let mut handlers = HashMap::with_capacity(routes.len());
@@ -288,7 +288,7 @@ impl<P> RouteTable<P> {
             }
             specs.push(spec);
         }
-        Ok(RouteTable { specs, handlers })
+        Ok(RouteHandlers { specs, handlers })
     }
 
     /// The handler of `operation`.
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn a_table_refuses_an_operation_or_a_route_declared_twice() {
-        let table = RouteTable::new(
+        let table = RouteHandlers::new(
             "p",
             vec![Route::get("/a", "a", ok), Route::post("/a", "b", ok)],
         )
@@ -364,7 +364,7 @@ mod tests {
         assert!(table.handler("c").is_none());
         assert_eq!(table.specs.len(), 2);
 
-        let twice = RouteTable::new(
+        let twice = RouteHandlers::new(
             "p",
             vec![Route::get("/a", "a", ok), Route::get("/b", "a", ok)],
         );
@@ -372,7 +372,7 @@ mod tests {
             twice.err().unwrap().message,
             "plugin p declares operation a twice"
         );
-        let twice = RouteTable::new(
+        let twice = RouteHandlers::new(
             "p",
             vec![Route::get("/a", "a", ok), Route::get("/a", "b", ok)],
         );

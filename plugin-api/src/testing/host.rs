@@ -40,7 +40,7 @@ use crate::{
         AbiError, AbiFuture, HostObj, IdentityInfo, KeyKind, KvEntry, KvWrite, LogLevel,
         OutgoingEnvelope, ReceivedEnvelope,
     },
-    mount::BENEFICIARY_INSTANCE,
+    mount::{self, BENEFICIARY_INSTANCE},
 };
 
 /// The host handle of one plugin instance in a test network.
@@ -62,7 +62,7 @@ impl TestHost {
     }
 
     fn key_label(&self, label: &str) -> String {
-        format!("plugin/{}/{label}", self.instance)
+        mount::key_label(&self.instance, label)
     }
 
     /// Waits for a reply of `kind` to `linked` from one of `senders`;
